@@ -1,0 +1,72 @@
+//! What the use cases can answer besides success.
+
+use crate::model::InvalidationReason;
+use crate::model::user::InvalidInput;
+
+/// A boxed error from an adapter, kept as the source of a port error.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A storage port's failure that no caller can fix by changing its input.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached now (connection refused, pool timeout); worth a retry.
+    #[error("storage is unavailable")]
+    Unavailable(#[source] BoxError),
+    /// The store answered, but not as its contract says (corrupt row, driver bug).
+    #[error("storage failed")]
+    Internal(#[source] BoxError),
+}
+
+/// Why a use case did not succeed. Each variant is one stable problem `code` at the edge.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    #[error("invalid input: {0}")]
+    Validation(#[from] InvalidInput),
+    #[error("wrong e-mail or password")]
+    InvalidCredentials,
+    /// The current password given to confirm a change is wrong.
+    #[error("the current password is wrong")]
+    WrongPassword,
+    #[error("the account is disabled")]
+    AccountDisabled,
+    #[error("the e-mail address is already registered")]
+    EmailTaken,
+    #[error("the access token has expired")]
+    TokenExpired,
+    #[error("the access token is not valid")]
+    TokenInvalid,
+    #[error("the refresh token is not valid")]
+    RefreshTokenInvalid,
+    /// The refresh token was rotated moments ago (two tabs racing); nothing was revoked.
+    #[error("the refresh token was already used")]
+    RefreshTokenRotated,
+    #[error("the session has ended ({0})")]
+    SessionRevoked(InvalidationReason),
+    #[error("the session has expired")]
+    SessionExpired,
+    #[error("the maximum number of sessions is reached")]
+    MaxSessionsReached,
+    #[error("not found")]
+    NotFound,
+    #[error("not allowed")]
+    Forbidden,
+    #[error("a dependency is unavailable")]
+    Unavailable(#[source] BoxError),
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+impl From<crate::ports::HashError> for DomainError {
+    fn from(error: crate::ports::HashError) -> Self {
+        DomainError::Internal(error.into())
+    }
+}
+
+impl From<StoreError> for DomainError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(source) => DomainError::Unavailable(source),
+            StoreError::Internal(source) => DomainError::Internal(source),
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The nouns of the domain: users, sessions, tokens and the policy that governs them.
+
+pub mod device;
+pub mod ids;
+pub mod policy;
+pub mod role;
+pub mod session;
+pub mod token;
+pub mod user;
+
+pub use device::{DeviceClass, DeviceInfo, DeviceKind};
+pub use ids::{SessionId, UserId};
+pub use policy::{LimitAction, RolePolicies, RolePolicy, SessionPolicy, eviction_victims};
+pub use role::Role;
+pub use session::{
+    InvalidationReason, Liveness, NewSessionContext, RefreshState, Session, SessionStatus,
+};
+pub use token::{AccessClaims, RefreshToken, RefreshTokenHash};
+pub use user::{Email, Password, PasswordHash, User};

@@ -1,0 +1,195 @@
+//! The session policy: per-role timeouts and limits (SPEC §1) and the global token timings.
+
+use std::collections::BTreeMap;
+
+use time::{Duration, OffsetDateTime};
+
+use super::{Role, Session, SessionId};
+
+/// What sign-in does when the user already has the maximum of live sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitAction {
+    /// End the least recently active session (reason `max_sessions_exceeded`).
+    EvictOldest,
+    /// Refuse the new sign-in (409 `max_sessions_reached`).
+    Reject,
+}
+
+/// How long a role's sessions live and how many it may hold at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RolePolicy {
+    /// Sliding timeout: a refresh moves `expires_at` to now + this.
+    pub timeout: Duration,
+    /// Hard cap: `expires_at` never passes `created_at` + this, however often it slides.
+    pub absolute_lifetime: Duration,
+    /// Maximum of live sessions per user of this role.
+    pub max_sessions: u32,
+    /// What happens at the maximum.
+    pub on_limit: LimitAction,
+}
+
+impl RolePolicy {
+    /// SPEC §1's defaults. The absolute lifetimes are ours: long enough for a stay or a
+    /// working week, short enough that a stolen refresh token dies on its own.
+    pub const fn default_for(role: Role) -> Self {
+        let (timeout_s, absolute_days, max_sessions) = match role {
+            Role::Guest => (86_400, 30, 5),
+            Role::HotelEmployee => (28_800, 7, 2),
+            Role::VendorAdmin => (43_200, 7, 3),
+            Role::SystemAdmin => (14_400, 1, 2),
+        };
+        Self {
+            timeout: Duration::seconds(timeout_s),
+            absolute_lifetime: Duration::days(absolute_days),
+            max_sessions,
+            on_limit: LimitAction::EvictOldest,
+        }
+    }
+
+    /// When a session created at `created_at` expires if it is (re)started at `now`.
+    pub fn expiry(&self, created_at: OffsetDateTime, now: OffsetDateTime) -> OffsetDateTime {
+        (now + self.timeout).min(created_at + self.absolute_lifetime)
+    }
+}
+
+/// The policy of every role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolePolicies(BTreeMap<Role, RolePolicy>);
+
+impl RolePolicies {
+    /// Replaces one role's policy.
+    pub fn set(&mut self, role: Role, policy: RolePolicy) {
+        self.0.insert(role, policy);
+    }
+
+    /// The policy of `role`.
+    pub fn get(&self, role: Role) -> RolePolicy {
+        self.0
+            .get(&role)
+            .copied()
+            .unwrap_or_else(|| RolePolicy::default_for(role))
+    }
+}
+
+impl Default for RolePolicies {
+    fn default() -> Self {
+        Self(
+            Role::ALL
+                .into_iter()
+                .map(|role| (role, RolePolicy::default_for(role)))
+                .collect(),
+        )
+    }
+}
+
+/// Everything the use cases need to know about timing and limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionPolicy {
+    pub roles: RolePolicies,
+    /// Lifetime of an access token (JWT); never beyond its session's `expires_at`.
+    pub access_token_ttl: Duration,
+    /// Clients refresh when less than this is left on the access token.
+    pub refresh_threshold: Duration,
+    /// A session's stored `last_activity` may lag by at most this much.
+    pub activity_interval: Duration,
+    /// After a rotation, the previous refresh token is answered with a plain 401 (two tabs
+    /// racing) for this long; later it is treated as stolen.
+    pub refresh_grace: Duration,
+    /// How long ended sessions stay visible in the history.
+    pub history_retention: Duration,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        Self {
+            roles: RolePolicies::default(),
+            access_token_ttl: Duration::seconds(900),
+            refresh_threshold: Duration::seconds(300),
+            activity_interval: Duration::seconds(60),
+            refresh_grace: Duration::seconds(10),
+            history_retention: Duration::days(30),
+        }
+    }
+}
+
+impl SessionPolicy {
+    /// When an access token issued at `now` for a session expiring at `session_expires_at`
+    /// expires.
+    pub fn access_token_expiry(
+        &self,
+        now: OffsetDateTime,
+        session_expires_at: OffsetDateTime,
+    ) -> OffsetDateTime {
+        (now + self.access_token_ttl).min(session_expires_at)
+    }
+
+    /// Whether a session last touched at `last_activity` must have its activity stored now.
+    pub fn activity_is_due(&self, last_activity: OffsetDateTime, now: OffsetDateTime) -> bool {
+        now - last_activity >= self.activity_interval
+    }
+
+    /// Whether a refresh token rotated at `rotated_at` is still within its grace window.
+    pub fn within_refresh_grace(&self, rotated_at: OffsetDateTime, now: OffsetDateTime) -> bool {
+        now < rotated_at + self.refresh_grace
+    }
+}
+
+/// The sessions a new sign-in evicts under [`LimitAction::EvictOldest`]: with `live` the
+/// user's live sessions, the least recently active ones beyond room for one more.
+/// Adapters that cannot call this (SQL) implement the same order: `last_activity`
+/// ascending, then `created_at`, then id.
+pub fn eviction_victims(live: &[Session], max_sessions: u32) -> Vec<SessionId> {
+    let keep = (max_sessions as usize).saturating_sub(1);
+    let excess = live.len().saturating_sub(keep);
+    let mut by_age: Vec<&Session> = live.iter().collect();
+    by_age.sort_by_key(|s| (s.last_activity, s.created_at, s.id));
+    by_age.into_iter().take(excess).map(|s| s.id).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_spec_table() {
+        let roles = RolePolicies::default();
+        let expected = [
+            (Role::Guest, 86_400, 5),
+            (Role::HotelEmployee, 28_800, 2),
+            (Role::VendorAdmin, 43_200, 3),
+            (Role::SystemAdmin, 14_400, 2),
+        ];
+        for (role, timeout, max) in expected {
+            assert_eq!(roles.get(role).timeout, Duration::seconds(timeout));
+            assert_eq!(roles.get(role).max_sessions, max);
+        }
+    }
+
+    #[test]
+    fn expiry_slides_but_never_passes_the_absolute_lifetime() {
+        let policy = RolePolicy::default_for(Role::SystemAdmin);
+        let created = datetime!(2026-01-01 00:00 UTC);
+        assert_eq!(
+            policy.expiry(created, created),
+            created + Duration::hours(4)
+        );
+        let late = created + Duration::hours(22);
+        assert_eq!(policy.expiry(created, late), created + Duration::days(1));
+    }
+
+    #[test]
+    fn access_tokens_never_outlive_their_session() {
+        let policy = SessionPolicy::default();
+        let now = datetime!(2026-01-01 00:00 UTC);
+        assert_eq!(
+            policy.access_token_expiry(now, now + Duration::hours(1)),
+            now + Duration::minutes(15)
+        );
+        assert_eq!(
+            policy.access_token_expiry(now, now + Duration::minutes(5)),
+            now + Duration::minutes(5)
+        );
+    }
+}

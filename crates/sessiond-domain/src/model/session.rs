@@ -1,0 +1,173 @@
+//! A session: one sign-in on one device, and its lifecycle.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use time::OffsetDateTime;
+
+use super::{DeviceInfo, RefreshTokenHash, Role, SessionId, UserId};
+
+/// Why a session ended (SPEC §4). Stored as `invalidation_reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InvalidationReason {
+    UserLogout,
+    UserLogoutAll,
+    MaxSessionsExceeded,
+    PasswordChanged,
+    RoleChanged,
+    AccountDisabled,
+    AdminRevoked,
+    RefreshTokenReuse,
+    Expired,
+}
+
+impl InvalidationReason {
+    /// Every reason, in a stable order.
+    pub const ALL: [InvalidationReason; 9] = [
+        InvalidationReason::UserLogout,
+        InvalidationReason::UserLogoutAll,
+        InvalidationReason::MaxSessionsExceeded,
+        InvalidationReason::PasswordChanged,
+        InvalidationReason::RoleChanged,
+        InvalidationReason::AccountDisabled,
+        InvalidationReason::AdminRevoked,
+        InvalidationReason::RefreshTokenReuse,
+        InvalidationReason::Expired,
+    ];
+
+    /// The stored and JSON spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            InvalidationReason::UserLogout => "user_logout",
+            InvalidationReason::UserLogoutAll => "user_logout_all",
+            InvalidationReason::MaxSessionsExceeded => "max_sessions_exceeded",
+            InvalidationReason::PasswordChanged => "password_changed",
+            InvalidationReason::RoleChanged => "role_changed",
+            InvalidationReason::AccountDisabled => "account_disabled",
+            InvalidationReason::AdminRevoked => "admin_revoked",
+            InvalidationReason::RefreshTokenReuse => "refresh_token_reuse",
+            InvalidationReason::Expired => "expired",
+        }
+    }
+}
+
+impl fmt::Display for InvalidationReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that names no invalidation reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown invalidation reason {0:?}")]
+pub struct UnknownReason(pub String);
+
+impl FromStr for InvalidationReason {
+    type Err = UnknownReason;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|reason| reason.as_str() == s)
+            .ok_or_else(|| UnknownReason(s.to_owned()))
+    }
+}
+
+/// Where a session is in its life. Storage may spread this over `is_active`,
+/// `invalidated_at` and `invalidation_reason`; the domain sees one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStatus {
+    /// Live until `expires_at`.
+    Active,
+    /// Ended at an instant, for a reason.
+    Ended {
+        at: OffsetDateTime,
+        reason: InvalidationReason,
+    },
+}
+
+/// What a session is worth at a given instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    Live,
+    /// Active in storage but past `expires_at` (cleanup has not marked it yet).
+    Expired,
+    Ended(InvalidationReason),
+}
+
+/// The refresh-token state of a session: hashes only, never a raw token (SPEC §3.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshState {
+    /// Hash of the one refresh token that may be used next.
+    pub current: RefreshTokenHash,
+    /// Hash of the token that `current` replaced, kept to recognise reuse.
+    pub previous: Option<RefreshTokenHash>,
+    /// When `previous` was replaced.
+    pub rotated_at: Option<OffsetDateTime>,
+}
+
+/// One sign-in on one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: SessionId,
+    pub user_id: UserId,
+    /// The user's role at sign-in; a role change ends the session, so while the session is
+    /// live this is the user's role.
+    pub role: Role,
+    pub device: DeviceInfo,
+    /// A name the user gave this device at sign-in, if any.
+    pub device_name: Option<String>,
+    pub ip_address: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub last_activity: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub status: SessionStatus,
+    pub refresh: RefreshState,
+}
+
+impl Session {
+    /// Whether the session may be used at `now`. The one definition of "active".
+    pub fn liveness(&self, now: OffsetDateTime) -> Liveness {
+        match self.status {
+            SessionStatus::Ended { reason, .. } => Liveness::Ended(reason),
+            SessionStatus::Active if now >= self.expires_at => Liveness::Expired,
+            SessionStatus::Active => Liveness::Live,
+        }
+    }
+
+    /// Whether the session is live at `now`.
+    pub fn is_live(&self, now: OffsetDateTime) -> bool {
+        self.liveness(now) == Liveness::Live
+    }
+
+    /// When and why the session ended, if it did.
+    pub fn ended(&self) -> Option<(OffsetDateTime, InvalidationReason)> {
+        match self.status {
+            SessionStatus::Active => None,
+            SessionStatus::Ended { at, reason } => Some((at, reason)),
+        }
+    }
+}
+
+/// What the caller's connection tells about a new session's device.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewSessionContext {
+    pub ip_address: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    pub device_name: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_round_trips_through_its_name() {
+        for reason in InvalidationReason::ALL {
+            assert_eq!(reason.as_str().parse(), Ok(reason));
+        }
+        assert!("whatever".parse::<InvalidationReason>().is_err());
+    }
+}

@@ -1,0 +1,272 @@
+//! Signing in, validating requests and refreshing tokens (SPEC §1–§2).
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Ports, Principal};
+use crate::error::DomainError;
+use crate::model::{
+    AccessClaims, DeviceInfo, Email, InvalidationReason, Liveness, NewSessionContext, Password,
+    RefreshState, RefreshToken, RefreshTokenHash, Session, SessionId, SessionPolicy,
+    SessionStatus,
+};
+use crate::ports::{CreateSessionError, SessionLimit, TokenError};
+
+/// A sign-in attempt.
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    /// As typed: an address that cannot exist is just another wrong credential.
+    pub email: String,
+    pub password: Password,
+    pub context: NewSessionContext,
+}
+
+/// A session with a fresh token pair, the answer to sign-in and refresh.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub session: Session,
+    pub access_token: String,
+    pub access_expires_at: OffsetDateTime,
+    pub refresh_token: RefreshToken,
+    /// Sessions ended to make room for this one (`max_sessions_exceeded`).
+    pub evicted: Vec<SessionId>,
+}
+
+/// Sign-in, request validation and token refresh.
+#[derive(Debug, Clone)]
+pub struct AuthService {
+    ports: Ports,
+    policy: Arc<SessionPolicy>,
+}
+
+impl AuthService {
+    pub fn new(ports: Ports, policy: Arc<SessionPolicy>) -> Self {
+        Self { ports, policy }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &SessionPolicy {
+        &self.policy
+    }
+
+    /// Checks the credentials and opens a session on the caller's device, applying the
+    /// role's max-sessions rule.
+    ///
+    /// # Errors
+    /// `InvalidCredentials` for an unknown e-mail or a wrong password (the same answer, in
+    /// the same time), `AccountDisabled` for a correct password on a disabled account,
+    /// `MaxSessionsReached` when the role rejects sign-ins at its maximum.
+    pub async fn sign_in(&self, attempt: SignIn) -> Result<SignedIn, DomainError> {
+        let user = match Email::parse(&attempt.email) {
+            Ok(email) => self.ports.users.find_by_email(&email).await?,
+            Err(_) => None,
+        };
+        let Some(user) = user else {
+            self.ports.hasher.verify_nothing(&attempt.password).await;
+            return Err(DomainError::InvalidCredentials);
+        };
+        let matches = self
+            .ports
+            .hasher
+            .verify(&attempt.password, &user.password_hash)
+            .await
+            ?;
+        if !matches {
+            return Err(DomainError::InvalidCredentials);
+        }
+        if !user.is_active {
+            return Err(DomainError::AccountDisabled);
+        }
+
+        let now = self.ports.clock.now();
+        let role_policy = self.policy.roles.get(user.role);
+        let id = SessionId::from_random_bytes(self.ports.random_id_bytes());
+        let refresh_token = RefreshToken::new(id, self.ports.random.bytes32());
+        let context = attempt.context;
+        let device = context
+            .user_agent
+            .as_deref()
+            .map_or_else(DeviceInfo::unknown, |ua| self.ports.devices.classify(ua));
+        let session = Session {
+            id,
+            user_id: user.id,
+            role: user.role,
+            device,
+            device_name: context.device_name,
+            ip_address: context.ip_address,
+            user_agent: context.user_agent,
+            created_at: now,
+            last_activity: now,
+            expires_at: role_policy.expiry(now, now),
+            status: SessionStatus::Active,
+            refresh: RefreshState {
+                current: refresh_token.hash(),
+                previous: None,
+                rotated_at: None,
+            },
+        };
+        let limit = SessionLimit {
+            max_sessions: role_policy.max_sessions,
+            on_limit: role_policy.on_limit,
+        };
+        let evicted = self
+            .ports
+            .sessions
+            .create_within_limit(&session, limit, now)
+            .await
+            .map_err(|e| match e {
+                CreateSessionError::LimitReached => DomainError::MaxSessionsReached,
+                CreateSessionError::Store(e) => e.into(),
+            })?;
+        self.signed_in(session, refresh_token, evicted, now)
+    }
+
+    /// Validates the access token of a request: a valid JWT AND a live session (SPEC §2).
+    /// Records activity when the stored `last_activity` is older than the policy's interval.
+    ///
+    /// The user's own state needs no separate read: deactivating a user or changing their
+    /// role ends all their sessions, so a live session implies an active user with this role.
+    ///
+    /// # Errors
+    /// `TokenExpired`, `TokenInvalid`, `SessionRevoked(reason)` or `SessionExpired`.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Principal, DomainError> {
+        let claims = self.ports.tokens.decode(access_token).map_err(|e| match e {
+            TokenError::Expired => DomainError::TokenExpired,
+            TokenError::Invalid => DomainError::TokenInvalid,
+        })?;
+        let now = self.ports.clock.now();
+        let mut session = self
+            .ports
+            .sessions
+            .find(claims.session_id)
+            .await?
+            .filter(|session| session.user_id == claims.user_id)
+            .ok_or(DomainError::TokenInvalid)?;
+        ensure_live(&session, now)?;
+        if self.policy.activity_is_due(session.last_activity, now) {
+            self.ports.sessions.record_activity(session.id, now).await?;
+            session.last_activity = now;
+        }
+        Ok(Principal {
+            user_id: session.user_id,
+            role: session.role,
+            session,
+        })
+    }
+
+    /// Trades a refresh token for a new pair and slides the session's expiry. Each refresh
+    /// token works once; presenting a rotated one outside the grace window ends the session.
+    ///
+    /// # Errors
+    /// `RefreshTokenInvalid` for a token we never issued; `RefreshTokenRotated` for a rotated
+    /// token within the grace window (nothing is revoked); `SessionRevoked(reason)` for an
+    /// ended session or a reuse (which ends it with `refresh_token_reuse`);
+    /// `SessionExpired`.
+    pub async fn refresh(&self, presented: &str) -> Result<SignedIn, DomainError> {
+        let token = RefreshToken::parse(presented).map_err(|_| DomainError::RefreshTokenInvalid)?;
+        let presented = token.hash();
+        let now = self.ports.clock.now();
+        let session = self.find_for_refresh(token.session_id()).await?;
+
+        if session.refresh.current == presented {
+            ensure_live(&session, now)?;
+            let next = RefreshToken::new(session.id, self.ports.random.bytes32());
+            let expires_at = self
+                .policy
+                .roles
+                .get(session.role)
+                .expiry(session.created_at, now);
+            let rotated = self
+                .ports
+                .sessions
+                .rotate_refresh_token(session.id, presented, next.hash(), expires_at, now)
+                .await?;
+            if let Some(rotated) = rotated {
+                return self.signed_in(rotated, next, Vec::new(), now);
+            }
+            // A parallel refresh with the same token won the swap: judge the token again
+            // against what is stored now (it is the previous one, or the session ended).
+            let session = self.find_for_refresh(token.session_id()).await?;
+            return Err(self.refuse_stale_token(&session, presented, now).await);
+        }
+        Err(self.refuse_stale_token(&session, presented, now).await)
+    }
+
+    async fn find_for_refresh(&self, id: SessionId) -> Result<Session, DomainError> {
+        self.ports
+            .sessions
+            .find(id)
+            .await?
+            .ok_or(DomainError::RefreshTokenInvalid)
+    }
+
+    /// The answer to a refresh token that is not the session's current one.
+    async fn refuse_stale_token(
+        &self,
+        session: &Session,
+        presented: RefreshTokenHash,
+        now: OffsetDateTime,
+    ) -> DomainError {
+        if session.refresh.previous != Some(presented) {
+            // Never issued for this session (or rotated twice since): say nothing about it.
+            return DomainError::RefreshTokenInvalid;
+        }
+        if let Err(not_live) = ensure_live(session, now) {
+            return not_live;
+        }
+        let rotated_at = session.refresh.rotated_at.unwrap_or(session.created_at);
+        if self.policy.within_refresh_grace(rotated_at, now) {
+            return DomainError::RefreshTokenRotated;
+        }
+        // A rotated token presented again, well after its rotation: someone else holds it.
+        let reason = InvalidationReason::RefreshTokenReuse;
+        match self.ports.sessions.end(session.id, reason, now).await {
+            Ok(_) => DomainError::SessionRevoked(reason),
+            Err(e) => e.into(),
+        }
+    }
+
+    fn signed_in(
+        &self,
+        session: Session,
+        refresh_token: RefreshToken,
+        evicted: Vec<SessionId>,
+        now: OffsetDateTime,
+    ) -> Result<SignedIn, DomainError> {
+        let access_expires_at = self.policy.access_token_expiry(now, session.expires_at);
+        let claims = AccessClaims {
+            user_id: session.user_id,
+            session_id: session.id,
+            role: session.role,
+            issued_at: now,
+            expires_at: access_expires_at,
+            token_id: Uuid::from_bytes(self.ports.random_id_bytes()),
+        };
+        let access_token = self
+            .ports
+            .tokens
+            .encode(&claims)
+            .map_err(|e| DomainError::Internal(Box::new(e)))?;
+        Ok(SignedIn {
+            session,
+            access_token,
+            access_expires_at,
+            refresh_token,
+            evicted,
+        })
+    }
+}
+
+/// Refuses a session that is not live at `now`, with the code the client needs.
+fn ensure_live(session: &Session, now: OffsetDateTime) -> Result<(), DomainError> {
+    match session.liveness(now) {
+        Liveness::Live => Ok(()),
+        Liveness::Expired => Err(DomainError::SessionExpired),
+        Liveness::Ended(reason) => Err(DomainError::SessionRevoked(reason)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,416 @@
+use std::sync::Arc;
+
+use mockall::predicate::eq;
+use time::Duration;
+
+use super::*;
+use crate::model::{DeviceClass, LimitAction, Password, Role, RolePolicy, UserId};
+use crate::service::fixtures::{self, Mocks, NOW};
+
+fn service(mocks: Mocks) -> AuthService {
+    AuthService::new(mocks.into_ports(), Arc::new(SessionPolicy::default()))
+}
+
+fn service_with(mocks: Mocks, policy: SessionPolicy) -> AuthService {
+    AuthService::new(mocks.into_ports(), Arc::new(policy))
+}
+
+fn attempt(password: &str) -> SignIn {
+    SignIn {
+        email: "Alice@example.com".into(),
+        password: Password::presented(password.into()).unwrap(),
+        context: NewSessionContext {
+            ip_address: None,
+            user_agent: Some("Mozilla/5.0 (Macintosh)".into()),
+            device_name: Some("work laptop".into()),
+        },
+    }
+}
+
+fn claims_for(session: &Session, expires_at: OffsetDateTime) -> AccessClaims {
+    AccessClaims {
+        user_id: session.user_id,
+        session_id: session.id,
+        role: session.role,
+        issued_at: NOW - Duration::minutes(1),
+        expires_at,
+        token_id: Uuid::nil(),
+    }
+}
+
+/// Mocks in which alice exists with `role` and password "right".
+fn alice_exists(role: Role) -> Mocks {
+    let mut mocks = Mocks::new();
+    mocks
+        .users
+        .expect_find_by_email()
+        .withf(|email| email.as_str() == "alice@example.com")
+        .returning(move |_| Ok(Some(fixtures::user(role))));
+    mocks
+        .hasher
+        .expect_verify()
+        .returning(|password, _| Ok(password.expose() == "right"));
+    mocks
+        .devices
+        .expect_classify()
+        .returning(|_| DeviceInfo {
+            class: DeviceClass::Mac,
+            browser: Some("Safari".into()),
+        });
+    mocks
+        .tokens
+        .expect_encode()
+        .returning(|_| Ok("signed.jwt".into()));
+    mocks
+}
+
+#[tokio::test]
+async fn unknown_email_costs_a_hash_and_gets_the_same_answer_as_a_wrong_password() {
+    let mut mocks = Mocks::new();
+    mocks.users.expect_find_by_email().returning(|_| Ok(None));
+    mocks.hasher.expect_verify_nothing().times(1).return_const(());
+    let error = service(mocks).sign_in(attempt("right")).await.unwrap_err();
+    assert!(matches!(error, DomainError::InvalidCredentials));
+
+    let mut mocks = alice_exists(Role::Guest);
+    mocks.sessions.expect_create_within_limit().times(0);
+    let error = service(mocks).sign_in(attempt("wrong")).await.unwrap_err();
+    assert!(matches!(error, DomainError::InvalidCredentials));
+}
+
+#[tokio::test]
+async fn an_email_that_cannot_exist_is_a_wrong_credential_not_a_lookup() {
+    let mut mocks = Mocks::new();
+    mocks.users.expect_find_by_email().times(0);
+    mocks.hasher.expect_verify_nothing().times(1).return_const(());
+    let mut bad = attempt("right");
+    bad.email = "not an email".into();
+    let error = service(mocks).sign_in(bad).await.unwrap_err();
+    assert!(matches!(error, DomainError::InvalidCredentials));
+}
+
+#[tokio::test]
+async fn a_disabled_account_cannot_sign_in_even_with_the_right_password() {
+    let mut mocks = Mocks::new();
+    mocks.users.expect_find_by_email().returning(|_| {
+        let mut user = fixtures::user(Role::Guest);
+        user.is_active = false;
+        Ok(Some(user))
+    });
+    mocks.hasher.expect_verify().returning(|_, _| Ok(true));
+    mocks.sessions.expect_create_within_limit().times(0);
+    let error = service(mocks).sign_in(attempt("right")).await.unwrap_err();
+    assert!(matches!(error, DomainError::AccountDisabled));
+}
+
+#[tokio::test]
+async fn sign_in_opens_a_session_under_the_roles_policy() {
+    let mut mocks = alice_exists(Role::HotelEmployee);
+    mocks
+        .sessions
+        .expect_create_within_limit()
+        .withf(|session, limit, now| {
+            *now == NOW
+                && limit.max_sessions == 2
+                && limit.on_limit == LimitAction::EvictOldest
+                && session.expires_at == NOW + Duration::hours(8)
+                && session.role == Role::HotelEmployee
+                && session.device.class == DeviceClass::Mac
+                && session.device_name.as_deref() == Some("work laptop")
+                && session.status == SessionStatus::Active
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(vec![]));
+    let signed_in = service(mocks).sign_in(attempt("right")).await.unwrap();
+    assert_eq!(signed_in.access_token, "signed.jwt");
+    assert_eq!(signed_in.access_expires_at, NOW + Duration::minutes(15));
+    // Only the hash is stored, and it is the hash of the token handed out.
+    assert_eq!(
+        signed_in.session.refresh.current,
+        signed_in.refresh_token.hash()
+    );
+    assert_eq!(signed_in.refresh_token.session_id(), signed_in.session.id);
+}
+
+#[tokio::test]
+async fn a_role_set_to_reject_refuses_the_sign_in_at_its_maximum() {
+    let mut policy = SessionPolicy::default();
+    policy.roles.set(
+        Role::VendorAdmin,
+        RolePolicy {
+            on_limit: LimitAction::Reject,
+            ..RolePolicy::default_for(Role::VendorAdmin)
+        },
+    );
+    let mut mocks = alice_exists(Role::VendorAdmin);
+    mocks
+        .sessions
+        .expect_create_within_limit()
+        .withf(|_, limit, _| limit.on_limit == LimitAction::Reject && limit.max_sessions == 3)
+        .returning(|_, _, _| Err(CreateSessionError::LimitReached));
+    let error = service_with(mocks, policy)
+        .sign_in(attempt("right"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, DomainError::MaxSessionsReached));
+}
+
+#[tokio::test]
+async fn a_valid_token_on_a_live_session_authenticates_without_writing_when_activity_is_fresh() {
+    let mut mocks = Mocks::new();
+    let mut session = fixtures::session();
+    session.last_activity = NOW - Duration::seconds(59);
+    let claims = claims_for(&session, NOW + Duration::minutes(10));
+    mocks.tokens.expect_decode().returning(move |_| Ok(claims.clone()));
+    let stored = session.clone();
+    mocks
+        .sessions
+        .expect_find()
+        .with(eq(session.id))
+        .returning(move |_| Ok(Some(stored.clone())));
+    mocks.sessions.expect_record_activity().times(0);
+    let principal = service(mocks).authenticate("jwt").await.unwrap();
+    assert_eq!(principal.session, session);
+}
+
+#[tokio::test]
+async fn activity_is_recorded_once_the_interval_has_passed() {
+    let mut mocks = Mocks::new();
+    let mut session = fixtures::session();
+    session.last_activity = NOW - Duration::seconds(60);
+    let claims = claims_for(&session, NOW + Duration::minutes(10));
+    mocks.tokens.expect_decode().returning(move |_| Ok(claims.clone()));
+    let stored = session.clone();
+    mocks
+        .sessions
+        .expect_find()
+        .returning(move |_| Ok(Some(stored.clone())));
+    mocks
+        .sessions
+        .expect_record_activity()
+        .with(eq(session.id), eq(NOW))
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let principal = service(mocks).authenticate("jwt").await.unwrap();
+    assert_eq!(principal.session.last_activity, NOW);
+}
+
+#[tokio::test]
+async fn ended_and_expired_sessions_are_refused_with_their_reason() {
+    let ended = {
+        let mut s = fixtures::session();
+        s.status = SessionStatus::Ended {
+            at: NOW - Duration::seconds(1),
+            reason: InvalidationReason::MaxSessionsExceeded,
+        };
+        s
+    };
+    let expired = {
+        let mut s = fixtures::session();
+        s.expires_at = NOW;
+        s
+    };
+    for (session, expected) in [
+        (
+            ended,
+            DomainError::SessionRevoked(InvalidationReason::MaxSessionsExceeded),
+        ),
+        (expired, DomainError::SessionExpired),
+    ] {
+        let mut mocks = Mocks::new();
+        let claims = claims_for(&session, NOW + Duration::minutes(10));
+        mocks.tokens.expect_decode().returning(move |_| Ok(claims.clone()));
+        mocks
+            .sessions
+            .expect_find()
+            .returning(move |_| Ok(Some(session.clone())));
+        mocks.sessions.expect_record_activity().times(0);
+        let error = service(mocks).authenticate("jwt").await.unwrap_err();
+        assert_eq!(error.to_string(), expected.to_string());
+    }
+}
+
+#[tokio::test]
+async fn token_failures_and_foreign_sessions_are_refused() {
+    for (decoded, expected) in [
+        (TokenError::Expired, "the access token has expired"),
+        (TokenError::Invalid, "the access token is not valid"),
+    ] {
+        let mut mocks = Mocks::new();
+        mocks.tokens.expect_decode().returning(move |_| Err(decoded));
+        mocks.sessions.expect_find().times(0);
+        let error = service(mocks).authenticate("jwt").await.unwrap_err();
+        assert_eq!(error.to_string(), expected);
+    }
+
+    // A token whose `sub` does not own its `sid` is a forgery or a bug: refuse it.
+    let mut mocks = Mocks::new();
+    let session = fixtures::session();
+    let mut claims = claims_for(&session, NOW + Duration::minutes(10));
+    claims.user_id = UserId::from_random_bytes([99; 16]);
+    mocks.tokens.expect_decode().returning(move |_| Ok(claims.clone()));
+    mocks
+        .sessions
+        .expect_find()
+        .returning(move |_| Ok(Some(session.clone())));
+    let error = service(mocks).authenticate("jwt").await.unwrap_err();
+    assert!(matches!(error, DomainError::TokenInvalid));
+}
+
+#[tokio::test]
+async fn refresh_rotates_the_token_and_slides_expiry_up_to_the_absolute_lifetime() {
+    let mut mocks = Mocks::new();
+    mocks.tokens.expect_encode().returning(|_| Ok("jwt".into()));
+    // An admin session created 23 hours ago: sliding by 4 h would pass its 24 h lifetime.
+    let mut session = fixtures::session();
+    session.role = Role::SystemAdmin;
+    session.created_at = NOW - Duration::hours(23);
+    session.expires_at = NOW + Duration::minutes(30);
+    let created_at = session.created_at;
+    let stored = session.clone();
+    mocks
+        .sessions
+        .expect_find()
+        .returning(move |_| Ok(Some(stored.clone())));
+    mocks
+        .sessions
+        .expect_rotate_refresh_token()
+        .withf(move |_, presented, next, expires_at, now| {
+            *presented == fixtures::refresh_token(9).hash()
+                && *next != *presented
+                && *expires_at == created_at + Duration::days(1)
+                && *now == NOW
+        })
+        .times(1)
+        .returning(move |_, presented, next, expires_at, now| {
+            let mut rotated = session.clone();
+            rotated.refresh = RefreshState {
+                current: next,
+                previous: Some(presented),
+                rotated_at: Some(now),
+            };
+            rotated.expires_at = expires_at;
+            Ok(Some(rotated))
+        });
+    let presented = fixtures::refresh_token(9).expose();
+    let refreshed = service(mocks).refresh(&presented).await.unwrap();
+    assert_eq!(refreshed.session.expires_at, created_at + Duration::days(1));
+    assert_eq!(refreshed.session.refresh.current, refreshed.refresh_token.hash());
+    assert_ne!(refreshed.refresh_token.expose(), presented);
+}
+
+fn rotated_session(rotated_ago: Duration) -> Session {
+    let mut session = fixtures::session();
+    session.refresh = RefreshState {
+        current: fixtures::refresh_token(10).hash(),
+        previous: Some(fixtures::refresh_token(9).hash()),
+        rotated_at: Some(NOW - rotated_ago),
+    };
+    session
+}
+
+#[tokio::test]
+async fn a_rotated_token_within_the_grace_window_is_refused_without_revoking() {
+    let mut mocks = Mocks::new();
+    let session = rotated_session(Duration::seconds(9));
+    mocks
+        .sessions
+        .expect_find()
+        .returning(move |_| Ok(Some(session.clone())));
+    mocks.sessions.expect_end().times(0);
+    mocks.sessions.expect_rotate_refresh_token().times(0);
+    let error = service(mocks)
+        .refresh(&fixtures::refresh_token(9).expose())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, DomainError::RefreshTokenRotated));
+}
+
+#[tokio::test]
+async fn a_rotated_token_after_the_grace_window_revokes_the_session() {
+    let mut mocks = Mocks::new();
+    let session = rotated_session(Duration::seconds(10));
+    let id = session.id;
+    mocks
+        .sessions
+        .expect_find()
+        .returning(move |_| Ok(Some(session.clone())));
+    mocks
+        .sessions
+        .expect_end()
+        .with(eq(id), eq(InvalidationReason::RefreshTokenReuse), eq(NOW))
+        .times(1)
+        .returning(|_, _, _| Ok(None));
+    let error = service(mocks)
+        .refresh(&fixtures::refresh_token(9).expose())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        DomainError::SessionRevoked(InvalidationReason::RefreshTokenReuse)
+    ));
+}
+
+#[tokio::test]
+async fn losing_a_refresh_race_is_a_rotated_token_not_a_theft() {
+    let mut mocks = Mocks::new();
+    let mut finds = 0;
+    mocks.sessions.expect_find().returning(move |_| {
+        finds += 1;
+        // First read: our token is current. Second read: a parallel refresh rotated it.
+        Ok(Some(if finds == 1 {
+            fixtures::session()
+        } else {
+            rotated_session(Duration::ZERO)
+        }))
+    });
+    mocks
+        .sessions
+        .expect_rotate_refresh_token()
+        .times(1)
+        .returning(|_, _, _, _, _| Ok(None));
+    mocks.sessions.expect_end().times(0);
+    let error = service(mocks)
+        .refresh(&fixtures::refresh_token(9).expose())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, DomainError::RefreshTokenRotated));
+}
+
+#[tokio::test]
+async fn unknown_or_malformed_refresh_tokens_reveal_nothing_and_revoke_nothing() {
+    for presented in [fixtures::refresh_token(77).expose(), "garbage".to_owned()] {
+        let mut mocks = Mocks::new();
+        let session = rotated_session(Duration::hours(1));
+        mocks
+            .sessions
+            .expect_find()
+            .returning(move |_| Ok(Some(session.clone())));
+        mocks.sessions.expect_end().times(0);
+        let error = service(mocks).refresh(&presented).await.unwrap_err();
+        assert!(matches!(error, DomainError::RefreshTokenInvalid));
+    }
+}
+
+#[tokio::test]
+async fn refreshing_an_ended_session_tells_why_it_ended() {
+    let mut mocks = Mocks::new();
+    let mut session = fixtures::session();
+    session.status = SessionStatus::Ended {
+        at: NOW - Duration::minutes(1),
+        reason: InvalidationReason::PasswordChanged,
+    };
+    mocks
+        .sessions
+        .expect_find()
+        .returning(move |_| Ok(Some(session.clone())));
+    mocks.sessions.expect_rotate_refresh_token().times(0);
+    let error = service(mocks)
+        .refresh(&fixtures::refresh_token(9).expose())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        DomainError::SessionRevoked(InvalidationReason::PasswordChanged)
+    ));
+}

@@ -1,0 +1,60 @@
+//! The use cases, written against the ports.
+//!
+//! Three services share one set of ports: [`AuthService`] signs users in and validates
+//! their requests, [`SessionService`] lets users see and end their sessions, and
+//! [`AccountService`] manages accounts.
+
+mod account;
+mod auth;
+mod sessions;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use account::{AccountService, NewAccount};
+pub use auth::{AuthService, SignIn, SignedIn};
+pub use sessions::SessionService;
+
+use crate::model::{Role, Session, UserId};
+use crate::ports::{
+    Clock, DeviceClassifier, PasswordHasher, RandomSource, SessionRepository, TokenCodec,
+    UserRepository,
+};
+
+/// The adapters a deployment plugs in, shared by every service.
+#[derive(Clone)]
+pub struct Ports {
+    pub users: Arc<dyn UserRepository>,
+    pub sessions: Arc<dyn SessionRepository>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub tokens: Arc<dyn TokenCodec>,
+    pub devices: Arc<dyn DeviceClassifier>,
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn RandomSource>,
+}
+
+impl fmt::Debug for Ports {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ports").finish_non_exhaustive()
+    }
+}
+
+impl Ports {
+    /// 16 random bytes for a version-4 id.
+    fn random_id_bytes(&self) -> [u8; 16] {
+        let mut id = [0; 16];
+        id.copy_from_slice(&self.random.bytes32()[..16]);
+        id
+    }
+}
+
+/// The authenticated caller of a request: a live session of an active user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: UserId,
+    pub role: Role,
+    pub session: Session,
+}
+
+#[cfg(test)]
+mod fixtures;

@@ -1,0 +1,114 @@
+//! A user's view of their own sessions: list, end, history (SPEC §4).
+
+use std::sync::Arc;
+
+use super::{Ports, Principal};
+use crate::error::DomainError;
+use crate::model::{InvalidationReason, Session, SessionId, SessionPolicy, User};
+
+/// What users do with their own sessions. Every method acts for a [`Principal`] and never
+/// touches another user's session.
+#[derive(Debug, Clone)]
+pub struct SessionService {
+    ports: Ports,
+    policy: Arc<SessionPolicy>,
+}
+
+impl SessionService {
+    pub fn new(ports: Ports, policy: Arc<SessionPolicy>) -> Self {
+        Self { ports, policy }
+    }
+
+    /// The caller's live sessions, most recently active first.
+    ///
+    /// # Errors
+    /// Storage errors only.
+    pub async fn list(&self, principal: &Principal) -> Result<Vec<Session>, DomainError> {
+        let now = self.ports.clock.now();
+        Ok(self.ports.sessions.list_live(principal.user_id, now).await?)
+    }
+
+    /// The caller's user record ("whoami").
+    ///
+    /// # Errors
+    /// `NotFound` if the user was deleted since the session was validated.
+    pub async fn current_user(&self, principal: &Principal) -> Result<User, DomainError> {
+        self.ports
+            .users
+            .find(principal.user_id)
+            .await?
+            .ok_or(DomainError::NotFound)
+    }
+
+    /// Ends the caller's current session.
+    ///
+    /// # Errors
+    /// Storage errors only; ending an already ended session is not an error.
+    pub async fn sign_out(&self, principal: &Principal) -> Result<(), DomainError> {
+        let now = self.ports.clock.now();
+        self.ports
+            .sessions
+            .end(principal.session.id, InvalidationReason::UserLogout, now)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends one of the caller's sessions (possibly the current one).
+    ///
+    /// # Errors
+    /// `NotFound` when the session does not exist, belongs to someone else or has already
+    /// ended: another user's session id is indistinguishable from a made-up one.
+    pub async fn end_own(&self, principal: &Principal, id: SessionId) -> Result<(), DomainError> {
+        let owned = self
+            .ports
+            .sessions
+            .find(id)
+            .await?
+            .is_some_and(|session| session.user_id == principal.user_id);
+        if !owned {
+            return Err(DomainError::NotFound);
+        }
+        let now = self.ports.clock.now();
+        self.ports
+            .sessions
+            .end(id, InvalidationReason::UserLogout, now)
+            .await?
+            .map(|_| ())
+            .ok_or(DomainError::NotFound)
+    }
+
+    /// Ends all the caller's sessions except the current one; returns how many ended.
+    ///
+    /// # Errors
+    /// Storage errors only.
+    pub async fn end_others(&self, principal: &Principal) -> Result<usize, DomainError> {
+        let now = self.ports.clock.now();
+        let ended = self
+            .ports
+            .sessions
+            .end_all_for_user(
+                principal.user_id,
+                Some(principal.session.id),
+                InvalidationReason::UserLogoutAll,
+                now,
+            )
+            .await?;
+        Ok(ended.len())
+    }
+
+    /// The caller's sessions that ended within the retention period, newest first.
+    ///
+    /// # Errors
+    /// Storage errors only.
+    pub async fn history(&self, principal: &Principal) -> Result<Vec<Session>, DomainError> {
+        let since = self.ports.clock.now() - self.policy.history_retention;
+        Ok(self
+            .ports
+            .sessions
+            .list_ended(principal.user_id, since)
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests;

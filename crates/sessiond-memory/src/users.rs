@@ -1,0 +1,60 @@
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use sessiond_domain::StoreError;
+use sessiond_domain::model::{Email, PasswordHash, User, UserId};
+use sessiond_domain::ports::{CreateUserError, UserRepository};
+use time::OffsetDateTime;
+
+use crate::lock;
+
+/// Users in a map keyed by id.
+#[derive(Debug, Default)]
+pub struct MemoryUserRepository {
+    users: Mutex<HashMap<UserId, User>>,
+}
+
+impl MemoryUserRepository {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl UserRepository for MemoryUserRepository {
+    async fn create(&self, user: &User) -> Result<(), CreateUserError> {
+        let mut users = lock(&self.users);
+        if users.values().any(|u| u.email == user.email) || users.contains_key(&user.id) {
+            return Err(CreateUserError::EmailTaken);
+        }
+        users.insert(user.id, user.clone());
+        Ok(())
+    }
+
+    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        Ok(lock(&self.users)
+            .values()
+            .find(|u| &u.email == email)
+            .cloned())
+    }
+
+    async fn find(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        Ok(lock(&self.users).get(&id).cloned())
+    }
+
+    async fn set_password_hash(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        Ok(lock(&self.users)
+            .get_mut(&id)
+            .map(|user| {
+                user.password_hash = hash.clone();
+                user.updated_at = at;
+            })
+            .is_some())
+    }
+}
