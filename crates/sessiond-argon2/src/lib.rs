@@ -106,8 +106,8 @@ impl PasswordHasher for Argon2Hasher {
         let decoy = Arc::clone(&self.decoy);
         let password = password.clone();
         // The answer is meaningless; only the time spent matters.
-        let _ = tokio::task::spawn_blocking(move || verify(&argon2, password.expose(), &decoy))
-            .await;
+        let _ =
+            tokio::task::spawn_blocking(move || verify(&argon2, password.expose(), &decoy)).await;
     }
 }
 
@@ -134,8 +134,18 @@ mod tests {
         let hash = hasher.hash(&password("correct horse")).await.unwrap();
         assert!(hash.as_str().starts_with("$argon2id$v=19$"));
         assert!(!hash.as_str().contains("correct horse"));
-        assert!(hasher.verify(&password("correct horse"), &hash).await.unwrap());
-        assert!(!hasher.verify(&password("correct horsE"), &hash).await.unwrap());
+        assert!(
+            hasher
+                .verify(&password("correct horse"), &hash)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !hasher
+                .verify(&password("correct horsE"), &hash)
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]

@@ -128,9 +128,8 @@ impl TokenCodec for JwtCodec {
             },
         )?;
         let wire = data.claims;
-        let instant = |seconds| {
-            OffsetDateTime::from_unix_timestamp(seconds).map_err(|_| TokenError::Invalid)
-        };
+        let instant =
+            |seconds| OffsetDateTime::from_unix_timestamp(seconds).map_err(|_| TokenError::Invalid);
         Ok(AccessClaims {
             user_id: UserId::from_uuid(wire.sub),
             session_id: SessionId::from_uuid(wire.sid),

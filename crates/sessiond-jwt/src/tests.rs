@@ -60,7 +60,9 @@ fn tokens_signed_by_a_previous_key_still_verify() {
     let mut old = settings();
     old.current = key("k1", OLD_SECRET);
     old.previous.clear();
-    let token = JwtCodec::new(old).encode(&claims(Duration::minutes(5))).unwrap();
+    let token = JwtCodec::new(old)
+        .encode(&claims(Duration::minutes(5)))
+        .unwrap();
     assert!(JwtCodec::new(settings()).decode(&token).is_ok());
 }
 
@@ -103,8 +105,11 @@ fn alg_none_and_missing_claims_are_refused() {
         "sub": Uuid::new_v4(), "role": "guest", "iat": 0, "exp": 4_000_000_000_i64,
         "iss": "sessiond", "aud": "sessiond", "jti": Uuid::new_v4(),
     });
-    let token =
-        jsonwebtoken::encode(&header, &partial, &EncodingKey::from_secret(SECRET.as_bytes()))
-            .unwrap();
+    let token = jsonwebtoken::encode(
+        &header,
+        &partial,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
     assert_eq!(codec.decode(&token), Err(TokenError::Invalid));
 }

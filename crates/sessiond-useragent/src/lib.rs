@@ -45,8 +45,8 @@ impl DeviceClassifier for WootheeClassifier {
         let Some(result) = self.parser.parse(user_agent) else {
             return DeviceInfo::unknown();
         };
-        let browser = (result.name != UNKNOWN && !result.name.is_empty())
-            .then(|| result.name.to_owned());
+        let browser =
+            (result.name != UNKNOWN && !result.name.is_empty()).then(|| result.name.to_owned());
         DeviceInfo {
             class: class_of(result.os, result.category),
             browser,

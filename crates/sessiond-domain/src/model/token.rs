@@ -68,7 +68,11 @@ impl RefreshToken {
 
     /// The string handed to the client, once. Never stored.
     pub fn expose(&self) -> String {
-        format!("{}.{}", self.session_id, URL_SAFE_NO_PAD.encode(self.secret))
+        format!(
+            "{}.{}",
+            self.session_id,
+            URL_SAFE_NO_PAD.encode(self.secret)
+        )
     }
 
     /// What storage keeps instead of the token.
@@ -136,7 +140,11 @@ mod tests {
             &format!("{exposed}AA"),
             &exposed.replace('.', ""),
         ] {
-            assert_eq!(RefreshToken::parse(bad), Err(MalformedRefreshToken), "{bad}");
+            assert_eq!(
+                RefreshToken::parse(bad),
+                Err(MalformedRefreshToken),
+                "{bad}"
+            );
         }
     }
 

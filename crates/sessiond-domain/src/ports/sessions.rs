@@ -2,9 +2,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
-use crate::model::{
-    InvalidationReason, LimitAction, RefreshTokenHash, Session, SessionId, UserId,
-};
+use crate::model::{InvalidationReason, LimitAction, RefreshTokenHash, Session, SessionId, UserId};
 
 /// The max-sessions rule for one sign-in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

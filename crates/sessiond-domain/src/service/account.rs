@@ -44,12 +44,7 @@ impl AccountService {
     /// # Errors
     /// `EmailTaken` when the address has an account.
     pub async fn create(&self, account: NewAccount) -> Result<User, DomainError> {
-        let password_hash = self
-            .ports
-            .hasher
-            .hash(&account.password)
-            .await
-            ?;
+        let password_hash = self.ports.hasher.hash(&account.password).await?;
         let now = self.ports.clock.now();
         let user = User {
             id: UserId::from_random_bytes(self.ports.random_id_bytes()),
@@ -74,7 +69,13 @@ impl AccountService {
     /// # Errors
     /// Storage and hashing errors.
     pub async fn ensure(&self, account: NewAccount) -> Result<bool, DomainError> {
-        if self.ports.users.find_by_email(&account.email).await?.is_some() {
+        if self
+            .ports
+            .users
+            .find_by_email(&account.email)
+            .await?
+            .is_some()
+        {
             return Ok(false);
         }
         match self.create(account).await {
@@ -105,17 +106,11 @@ impl AccountService {
             .ports
             .hasher
             .verify(&current, &user.password_hash)
-            .await
-            ?;
+            .await?;
         if !matches {
             return Err(DomainError::WrongPassword);
         }
-        let hash = self
-            .ports
-            .hasher
-            .hash(&new)
-            .await
-            ?;
+        let hash = self.ports.hasher.hash(&new).await?;
         let now = self.ports.clock.now();
         self.ports
             .users

@@ -9,8 +9,7 @@ use super::{Ports, Principal};
 use crate::error::DomainError;
 use crate::model::{
     AccessClaims, DeviceInfo, Email, InvalidationReason, Liveness, NewSessionContext, Password,
-    RefreshState, RefreshToken, RefreshTokenHash, Session, SessionId, SessionPolicy,
-    SessionStatus,
+    RefreshState, RefreshToken, RefreshTokenHash, Session, SessionId, SessionPolicy, SessionStatus,
 };
 use crate::ports::{CreateSessionError, SessionLimit, TokenError};
 
@@ -28,6 +27,8 @@ pub struct SignIn {
 pub struct SignedIn {
     pub session: Session,
     pub access_token: String,
+    /// When the pair was issued.
+    pub issued_at: OffsetDateTime,
     pub access_expires_at: OffsetDateTime,
     pub refresh_token: RefreshToken,
     /// Sessions ended to make room for this one (`max_sessions_exceeded`).
@@ -71,8 +72,7 @@ impl AuthService {
             .ports
             .hasher
             .verify(&attempt.password, &user.password_hash)
-            .await
-            ?;
+            .await?;
         if !matches {
             return Err(DomainError::InvalidCredentials);
         }
@@ -132,10 +132,14 @@ impl AuthService {
     /// # Errors
     /// `TokenExpired`, `TokenInvalid`, `SessionRevoked(reason)` or `SessionExpired`.
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, DomainError> {
-        let claims = self.ports.tokens.decode(access_token).map_err(|e| match e {
-            TokenError::Expired => DomainError::TokenExpired,
-            TokenError::Invalid => DomainError::TokenInvalid,
-        })?;
+        let claims = self
+            .ports
+            .tokens
+            .decode(access_token)
+            .map_err(|e| match e {
+                TokenError::Expired => DomainError::TokenExpired,
+                TokenError::Invalid => DomainError::TokenInvalid,
+            })?;
         let now = self.ports.clock.now();
         let mut session = self
             .ports
@@ -252,6 +256,7 @@ impl AuthService {
         Ok(SignedIn {
             session,
             access_token,
+            issued_at: now,
             access_expires_at,
             refresh_token,
             evicted,

@@ -13,8 +13,8 @@ use crate::model::{
     SessionId, SessionStatus, User, UserId,
 };
 use crate::ports::{
-    MockClock, MockDeviceClassifier, MockPasswordHasher, MockRandomSource,
-    MockSessionRepository, MockTokenCodec, MockUserRepository,
+    MockClock, MockDeviceClassifier, MockPasswordHasher, MockRandomSource, MockSessionRepository,
+    MockTokenCodec, MockUserRepository,
 };
 
 pub const NOW: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);

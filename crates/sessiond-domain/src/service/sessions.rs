@@ -25,7 +25,11 @@ impl SessionService {
     /// Storage errors only.
     pub async fn list(&self, principal: &Principal) -> Result<Vec<Session>, DomainError> {
         let now = self.ports.clock.now();
-        Ok(self.ports.sessions.list_live(principal.user_id, now).await?)
+        Ok(self
+            .ports
+            .sessions
+            .list_live(principal.user_id, now)
+            .await?)
     }
 
     /// The caller's user record ("whoami").

@@ -50,13 +50,10 @@ fn alice_exists(role: Role) -> Mocks {
         .hasher
         .expect_verify()
         .returning(|password, _| Ok(password.expose() == "right"));
-    mocks
-        .devices
-        .expect_classify()
-        .returning(|_| DeviceInfo {
-            class: DeviceClass::Mac,
-            browser: Some("Safari".into()),
-        });
+    mocks.devices.expect_classify().returning(|_| DeviceInfo {
+        class: DeviceClass::Mac,
+        browser: Some("Safari".into()),
+    });
     mocks
         .tokens
         .expect_encode()
@@ -68,7 +65,11 @@ fn alice_exists(role: Role) -> Mocks {
 async fn unknown_email_costs_a_hash_and_gets_the_same_answer_as_a_wrong_password() {
     let mut mocks = Mocks::new();
     mocks.users.expect_find_by_email().returning(|_| Ok(None));
-    mocks.hasher.expect_verify_nothing().times(1).return_const(());
+    mocks
+        .hasher
+        .expect_verify_nothing()
+        .times(1)
+        .return_const(());
     let error = service(mocks).sign_in(attempt("right")).await.unwrap_err();
     assert!(matches!(error, DomainError::InvalidCredentials));
 
@@ -82,7 +83,11 @@ async fn unknown_email_costs_a_hash_and_gets_the_same_answer_as_a_wrong_password
 async fn an_email_that_cannot_exist_is_a_wrong_credential_not_a_lookup() {
     let mut mocks = Mocks::new();
     mocks.users.expect_find_by_email().times(0);
-    mocks.hasher.expect_verify_nothing().times(1).return_const(());
+    mocks
+        .hasher
+        .expect_verify_nothing()
+        .times(1)
+        .return_const(());
     let mut bad = attempt("right");
     bad.email = "not an email".into();
     let error = service(mocks).sign_in(bad).await.unwrap_err();
@@ -161,7 +166,10 @@ async fn a_valid_token_on_a_live_session_authenticates_without_writing_when_acti
     let mut session = fixtures::session();
     session.last_activity = NOW - Duration::seconds(59);
     let claims = claims_for(&session, NOW + Duration::minutes(10));
-    mocks.tokens.expect_decode().returning(move |_| Ok(claims.clone()));
+    mocks
+        .tokens
+        .expect_decode()
+        .returning(move |_| Ok(claims.clone()));
     let stored = session.clone();
     mocks
         .sessions
@@ -179,7 +187,10 @@ async fn activity_is_recorded_once_the_interval_has_passed() {
     let mut session = fixtures::session();
     session.last_activity = NOW - Duration::seconds(60);
     let claims = claims_for(&session, NOW + Duration::minutes(10));
-    mocks.tokens.expect_decode().returning(move |_| Ok(claims.clone()));
+    mocks
+        .tokens
+        .expect_decode()
+        .returning(move |_| Ok(claims.clone()));
     let stored = session.clone();
     mocks
         .sessions
@@ -219,7 +230,10 @@ async fn ended_and_expired_sessions_are_refused_with_their_reason() {
     ] {
         let mut mocks = Mocks::new();
         let claims = claims_for(&session, NOW + Duration::minutes(10));
-        mocks.tokens.expect_decode().returning(move |_| Ok(claims.clone()));
+        mocks
+            .tokens
+            .expect_decode()
+            .returning(move |_| Ok(claims.clone()));
         mocks
             .sessions
             .expect_find()
@@ -237,7 +251,10 @@ async fn token_failures_and_foreign_sessions_are_refused() {
         (TokenError::Invalid, "the access token is not valid"),
     ] {
         let mut mocks = Mocks::new();
-        mocks.tokens.expect_decode().returning(move |_| Err(decoded));
+        mocks
+            .tokens
+            .expect_decode()
+            .returning(move |_| Err(decoded));
         mocks.sessions.expect_find().times(0);
         let error = service(mocks).authenticate("jwt").await.unwrap_err();
         assert_eq!(error.to_string(), expected);
@@ -248,7 +265,10 @@ async fn token_failures_and_foreign_sessions_are_refused() {
     let session = fixtures::session();
     let mut claims = claims_for(&session, NOW + Duration::minutes(10));
     claims.user_id = UserId::from_random_bytes([99; 16]);
-    mocks.tokens.expect_decode().returning(move |_| Ok(claims.clone()));
+    mocks
+        .tokens
+        .expect_decode()
+        .returning(move |_| Ok(claims.clone()));
     mocks
         .sessions
         .expect_find()
@@ -295,7 +315,10 @@ async fn refresh_rotates_the_token_and_slides_expiry_up_to_the_absolute_lifetime
     let presented = fixtures::refresh_token(9).expose();
     let refreshed = service(mocks).refresh(&presented).await.unwrap();
     assert_eq!(refreshed.session.expires_at, created_at + Duration::days(1));
-    assert_eq!(refreshed.session.refresh.current, refreshed.refresh_token.hash());
+    assert_eq!(
+        refreshed.session.refresh.current,
+        refreshed.refresh_token.hash()
+    );
     assert_ne!(refreshed.refresh_token.expose(), presented);
 }
 

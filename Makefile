@@ -1,0 +1,31 @@
+# sessiond — `make help` lists the targets.
+SHELL := /bin/bash
+CARGO ?= cargo
+# nextest runs test binaries in parallel processes; plain cargo test where it is missing.
+TEST_RUNNER := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo "nextest run" || echo test)
+
+.PHONY: help run build test fmt fmt-check lint unit
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+run: ## Serve at http://127.0.0.1:8080 (in-memory unless DATABASE_URL / REDIS_URL are set)
+	SESSIOND_ENV=$${SESSIOND_ENV:-dev} $(CARGO) run --bin sessiond -- serve
+
+build: ## Build the release binary (target/release/sessiond)
+	$(CARGO) build --release --bin sessiond
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+fmt-check: ## Fail on unformatted code
+	$(CARGO) fmt --all -- --check
+
+lint: ## clippy on every target, warnings are errors
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit: ## Only the fast tests (domain and adapters without services)
+	$(CARGO) $(TEST_RUNNER) --workspace --exclude sessiond-tests
+
+test: fmt-check lint ## Everything: format, lint, unit, contract and HTTP tests on real services
+	$(CARGO) $(TEST_RUNNER) --workspace

@@ -1,0 +1,375 @@
+//! Configuration (SPEC §7): `config/default.toml`, then `config/<SESSIOND_ENV>.toml`, then
+//! environment variables — the seed's names as they are, and `SESSIOND_<SECTION>__<KEY>` for
+//! every other setting.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use sessiond_domain::model::{LimitAction, Role, RolePolicies, RolePolicy, SessionPolicy};
+use time::Duration;
+
+/// The JWT secret `make run` uses in dev mode. Refused everywhere else.
+pub const DEV_JWT_SECRET: &str = "sessiond-dev-secret-never-use-it-in-production";
+
+/// The environment that allows development defaults.
+pub const DEV_ENV: &str = "dev";
+
+/// Every setting of the service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `SESSIOND_ENV`: `dev` allows the built-in JWT secret; anything else requires one.
+    pub env: String,
+    /// `BIND_ADDR`.
+    pub bind_addr: SocketAddr,
+    /// `DATABASE_URL`: PostgreSQL; none means in-memory storage.
+    pub database_url: Option<SecretString>,
+    /// `REDIS_URL`: the live-session cache; none means no cache.
+    pub redis_url: Option<SecretString>,
+    /// `SESSIOND_ADMIN_EMAIL` + `SESSIOND_ADMIN_PASSWORD`: a `system_admin` created at
+    /// start-up if missing.
+    pub admin_email: Option<String>,
+    pub admin_password: Option<SecretString>,
+    pub log_format: LogFormat,
+    pub jwt: JwtConfig,
+    pub sessions: SessionsConfig,
+    pub roles: RolesConfig,
+    pub argon2: Argon2Config,
+    pub http: HttpConfig,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            env: "production".into(),
+            bind_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: None,
+            redis_url: None,
+            admin_email: None,
+            admin_password: None,
+            log_format: LogFormat::Human,
+            jwt: JwtConfig::default(),
+            sessions: SessionsConfig::default(),
+            roles: RolesConfig::default(),
+            argon2: Argon2Config::default(),
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Access-token signing (SPEC §2).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtConfig {
+    /// `JWT_SECRET`: at least 32 bytes outside dev mode.
+    pub secret: Option<SecretString>,
+    /// The `kid` of `secret`.
+    pub kid: String,
+    /// Keys still accepted for verification after a rotation.
+    pub previous_keys: Vec<PreviousKey>,
+    pub issuer: String,
+    pub audience: String,
+    /// `ACCESS_TOKEN_TTL`, seconds.
+    pub access_token_ttl: u32,
+    /// Clock skew tolerated on `exp`, seconds.
+    pub leeway: u32,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            kid: "k1".into(),
+            previous_keys: Vec::new(),
+            issuer: "sessiond".into(),
+            audience: "sessiond".into(),
+            access_token_ttl: 900,
+            leeway: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousKey {
+    pub kid: String,
+    pub secret: SecretString,
+}
+
+/// Session timings shared by all roles, in seconds unless named otherwise.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// `SESSION_REFRESH_THRESHOLD`.
+    pub refresh_threshold: u32,
+    pub activity_interval: u32,
+    pub refresh_grace: u32,
+    pub history_retention_days: u32,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            refresh_threshold: 300,
+            activity_interval: 60,
+            refresh_grace: 10,
+            history_retention_days: 30,
+        }
+    }
+}
+
+/// One role's policy; seconds.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    pub timeout: u32,
+    pub absolute_lifetime: u32,
+    pub max_sessions: u32,
+    pub on_limit: OnLimit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnLimit {
+    EvictOldest,
+    Reject,
+}
+
+impl RoleConfig {
+    fn default_for(role: Role) -> Self {
+        let policy = RolePolicy::default_for(role);
+        let seconds = |d: Duration| u32::try_from(d.whole_seconds()).unwrap_or(u32::MAX);
+        Self {
+            timeout: seconds(policy.timeout),
+            absolute_lifetime: seconds(policy.absolute_lifetime),
+            max_sessions: policy.max_sessions,
+            on_limit: OnLimit::EvictOldest,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolesConfig {
+    pub guest: RoleConfig,
+    pub hotel_employee: RoleConfig,
+    pub vendor_admin: RoleConfig,
+    pub system_admin: RoleConfig,
+}
+
+impl Default for RolesConfig {
+    fn default() -> Self {
+        Self {
+            guest: RoleConfig::default_for(Role::Guest),
+            hotel_employee: RoleConfig::default_for(Role::HotelEmployee),
+            vendor_admin: RoleConfig::default_for(Role::VendorAdmin),
+            system_admin: RoleConfig::default_for(Role::SystemAdmin),
+        }
+    }
+}
+
+impl RolesConfig {
+    fn get(&self, role: Role) -> RoleConfig {
+        match role {
+            Role::Guest => self.guest,
+            Role::HotelEmployee => self.hotel_employee,
+            Role::VendorAdmin => self.vendor_admin,
+            Role::SystemAdmin => self.system_admin,
+        }
+    }
+}
+
+/// Password hashing cost.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Argon2Config {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Config {
+    fn default() -> Self {
+        let cost = sessiond_argon2::Argon2Cost::default();
+        Self {
+            memory_kib: cost.memory_kib,
+            iterations: cost.iterations,
+            parallelism: cost.parallelism,
+        }
+    }
+}
+
+/// The HTTP edge.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Largest accepted JSON body, bytes.
+    pub json_limit: usize,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: Vec::new(),
+            json_limit: 4096,
+            workers: 0,
+        }
+    }
+}
+
+/// A configuration that cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The seed's variable names (SPEC §1, §7) and where they land.
+const SEED_ENV_VARS: [(&str, &str); 18] = [
+    ("SESSION_TIMEOUT_GUEST", "roles.guest.timeout"),
+    ("SESSION_TIMEOUT_EMPLOYEE", "roles.hotel_employee.timeout"),
+    ("SESSION_TIMEOUT_VENDOR", "roles.vendor_admin.timeout"),
+    ("SESSION_TIMEOUT_ADMIN", "roles.system_admin.timeout"),
+    ("MAX_SESSIONS_GUEST", "roles.guest.max_sessions"),
+    ("MAX_SESSIONS_EMPLOYEE", "roles.hotel_employee.max_sessions"),
+    ("MAX_SESSIONS_VENDOR", "roles.vendor_admin.max_sessions"),
+    ("MAX_SESSIONS_ADMIN", "roles.system_admin.max_sessions"),
+    ("SESSION_REFRESH_THRESHOLD", "sessions.refresh_threshold"),
+    ("DATABASE_URL", "database_url"),
+    ("REDIS_URL", "redis_url"),
+    ("JWT_SECRET", "jwt.secret"),
+    ("ACCESS_TOKEN_TTL", "jwt.access_token_ttl"),
+    ("BIND_ADDR", "bind_addr"),
+    ("SESSIOND_ENV", "env"),
+    ("SESSIOND_ADMIN_EMAIL", "admin_email"),
+    ("SESSIOND_ADMIN_PASSWORD", "admin_password"),
+    ("SESSIOND_LOG_FORMAT", "log_format"),
+];
+
+impl Settings {
+    /// Reads the layered configuration from `config_dir` and the process environment, and
+    /// checks it.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for unreadable or unsafe settings.
+    pub fn load(config_dir: &Path) -> Result<Self, ConfigError> {
+        let env = std::env::var("SESSIOND_ENV").unwrap_or_else(|_| Settings::default().env);
+        let settings: Settings = Figment::new()
+            .merge(Toml::file(config_dir.join("default.toml")))
+            .merge(Toml::file(config_dir.join(format!("{env}.toml"))))
+            .merge(Env::raw().filter_map(|key| {
+                SEED_ENV_VARS
+                    .iter()
+                    .find(|(name, _)| key.as_str().eq_ignore_ascii_case(name))
+                    .map(|(_, path)| (*path).into())
+            }))
+            .merge(
+                Env::prefixed("SESSIOND_")
+                    .split("__")
+                    .filter(|key| key.as_str().contains('.')),
+            )
+            .extract()
+            .map_err(Box::new)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Whether development defaults are allowed.
+    pub fn is_dev(&self) -> bool {
+        self.env == DEV_ENV
+    }
+
+    /// The JWT secret in force: the configured one, or the dev secret in dev mode.
+    pub fn jwt_secret(&self) -> SecretString {
+        self.jwt
+            .secret
+            .clone()
+            .unwrap_or_else(|| SecretString::from(DEV_JWT_SECRET))
+    }
+
+    /// Refuses settings that would run unsafely or not at all.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first problem.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| Err(ConfigError::Invalid(message));
+        if !self.is_dev() {
+            match &self.jwt.secret {
+                None => return invalid("JWT_SECRET is required outside dev mode".into()),
+                Some(s) if s.expose_secret() == DEV_JWT_SECRET => {
+                    return invalid("JWT_SECRET is the development default".into());
+                }
+                Some(s) if s.expose_secret().len() < 32 => {
+                    return invalid("JWT_SECRET must be at least 32 bytes".into());
+                }
+                Some(_) => {}
+            }
+        }
+        for role in Role::ALL {
+            let config = self.roles.get(role);
+            if config.timeout == 0 || config.max_sessions == 0 {
+                return invalid(format!("{role}: timeout and max_sessions must be positive"));
+            }
+            if config.absolute_lifetime < config.timeout {
+                return invalid(format!("{role}: absolute_lifetime is shorter than timeout"));
+            }
+        }
+        if self.jwt.access_token_ttl == 0 {
+            return invalid("ACCESS_TOKEN_TTL must be positive".into());
+        }
+        if self.admin_email.is_some() != self.admin_password.is_some() {
+            return invalid("SESSIOND_ADMIN_EMAIL and SESSIOND_ADMIN_PASSWORD go together".into());
+        }
+        Ok(())
+    }
+
+    /// The domain's view of these settings.
+    pub fn session_policy(&self) -> SessionPolicy {
+        let seconds = |s: u32| Duration::seconds(i64::from(s));
+        let mut roles = RolePolicies::default();
+        for role in Role::ALL {
+            let config = self.roles.get(role);
+            roles.set(
+                role,
+                RolePolicy {
+                    timeout: seconds(config.timeout),
+                    absolute_lifetime: seconds(config.absolute_lifetime),
+                    max_sessions: config.max_sessions,
+                    on_limit: match config.on_limit {
+                        OnLimit::EvictOldest => LimitAction::EvictOldest,
+                        OnLimit::Reject => LimitAction::Reject,
+                    },
+                },
+            );
+        }
+        SessionPolicy {
+            roles,
+            access_token_ttl: seconds(self.jwt.access_token_ttl),
+            refresh_threshold: seconds(self.sessions.refresh_threshold),
+            activity_interval: seconds(self.sessions.activity_interval),
+            refresh_grace: seconds(self.sessions.refresh_grace),
+            history_retention: Duration::days(i64::from(self.sessions.history_retention_days)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,80 @@
+//! The HTTP API (SPEC §4): routes, extractors, wire types and errors.
+
+mod authenticated;
+mod client;
+mod problem;
+mod routes;
+mod views;
+
+use actix_web::web;
+use actix_web::{HttpRequest, HttpResponse, error};
+use sessiond_domain::service::{AccountService, AuthService, SessionService};
+
+use crate::config::HttpConfig;
+pub use problem::ApiError;
+
+/// What every handler may use.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub auth: AuthService,
+    pub sessions: SessionService,
+    pub accounts: AccountService,
+    pub http: HttpConfig,
+}
+
+/// Mounts every route and the error handlers for malformed requests.
+pub fn configure(config: &mut web::ServiceConfig, json_limit: usize) {
+    config
+        .app_data(
+            web::JsonConfig::default()
+                .limit(json_limit)
+                .error_handler(json_error),
+        )
+        .app_data(
+            web::PathConfig::default().error_handler(|err, _| {
+                ApiError::validation(format!("invalid path: {err}")).into()
+            }),
+        )
+        .service(routes::health::scope())
+        .service(
+            web::scope("/api/v1")
+                .service(routes::auth::scope())
+                .service(routes::sessions::scope())
+                .service(routes::account::scope()),
+        )
+        .default_service(web::to(not_found));
+}
+
+async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found().detail(format!(
+        "no route for {} {}",
+        request.method(),
+        request.path()
+    )))
+}
+
+/// Malformed JSON bodies are the client's mistake: 4xx with a clear detail, never a 5xx.
+fn json_error(err: error::JsonPayloadError, _: &HttpRequest) -> error::Error {
+    use actix_web::http::StatusCode;
+    use error::JsonPayloadError as E;
+    let api_error = match &err {
+        E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "The request body is too large",
+        ),
+        E::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send the body as application/json",
+        ),
+        E::Deserialize(e) => ApiError::validation(format!("invalid JSON body: {e}")),
+        _ => ApiError::validation(format!("unreadable body: {err}")),
+    };
+    api_error.into()
+}
+
+/// The response of a handler that answers with no body.
+pub fn no_content() -> HttpResponse {
+    HttpResponse::NoContent().finish()
+}

@@ -1,0 +1,113 @@
+//! `/auth`: register, sign in, refresh, sign out.
+
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
+use actix_web::{HttpResponse, Scope, web};
+use serde::Deserialize;
+use sessiond_domain::model::{Email, NewSessionContext, Password};
+use sessiond_domain::service::{SignIn, SignedIn};
+
+use crate::http::authenticated::Authenticated;
+use crate::http::client::ClientInfo;
+use crate::http::views::{TokenView, UserView};
+use crate::http::{ApiError, AppState, no_content};
+
+/// Longest device name a user may give.
+const MAX_DEVICE_NAME_CHARS: usize = 100;
+
+pub fn scope() -> Scope {
+    web::scope("/auth")
+        .route("/register", web::post().to(register))
+        .route("/login", web::post().to(login))
+        .route("/refresh", web::post().to(refresh))
+        .route("/logout", web::post().to(logout))
+}
+
+#[derive(Deserialize)]
+struct RegisterRequest {
+    email: String,
+    password: String,
+}
+
+async fn register(
+    state: web::Data<AppState>,
+    body: web::Json<RegisterRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let email = Email::parse(&body.email).map_err(|e| ApiError::validation(e.to_string()))?;
+    let password = Password::new_secret(body.password, "password")
+        .map_err(|e| ApiError::validation(e.to_string()))?;
+    let user = state.accounts.register(email, password).await?;
+    Ok(HttpResponse::Created().json(UserView::from(&user)))
+}
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    email: String,
+    password: String,
+    device_name: Option<String>,
+}
+
+async fn login(
+    state: web::Data<AppState>,
+    client: ClientInfo,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let password =
+        Password::presented(body.password).map_err(|e| ApiError::validation(e.to_string()))?;
+    let device_name = body
+        .device_name
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty());
+    if device_name
+        .as_ref()
+        .is_some_and(|name| name.chars().count() > MAX_DEVICE_NAME_CHARS)
+    {
+        return Err(ApiError::validation(
+            "device_name: must be at most 100 characters",
+        ));
+    }
+    let signed_in = state
+        .auth
+        .sign_in(SignIn {
+            email: body.email,
+            password,
+            context: NewSessionContext {
+                ip_address: client.ip,
+                user_agent: client.user_agent,
+                device_name,
+            },
+        })
+        .await?;
+    Ok(tokens(&state, &signed_in))
+}
+
+#[derive(Deserialize)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+async fn refresh(
+    state: web::Data<AppState>,
+    body: web::Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let signed_in = state.auth.refresh(&body.refresh_token).await?;
+    Ok(tokens(&state, &signed_in))
+}
+
+async fn logout(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    state.sessions.sign_out(&caller.0).await?;
+    Ok(no_content())
+}
+
+/// A token pair: never cached by anyone on the way.
+fn tokens(state: &AppState, signed_in: &SignedIn) -> HttpResponse {
+    let policy = state.auth.policy();
+    let view = TokenView::new(signed_in, policy.refresh_threshold.whole_seconds());
+    HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .json(view)
+}

@@ -1,0 +1,6 @@
+//! One module per resource.
+
+pub mod account;
+pub mod auth;
+pub mod health;
+pub mod sessions;

@@ -1,0 +1,76 @@
+//! `/sessions`: the caller's own sessions.
+
+use actix_web::{HttpResponse, Scope, web};
+use sessiond_domain::model::SessionId;
+
+use crate::http::authenticated::Authenticated;
+use crate::http::views::{CurrentView, EndedSessionView, EndedView, SessionView, UserView};
+use crate::http::{ApiError, AppState};
+
+pub fn scope() -> Scope {
+    web::scope("/sessions")
+        .route("", web::get().to(list))
+        .route("", web::delete().to(end_others))
+        .route("/current", web::get().to(current))
+        .route("/history", web::get().to(history))
+        .route("/{id}", web::delete().to(end_one))
+}
+
+async fn list(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
+    let current = &caller.0.session;
+    let sessions = state.sessions.list(&caller.0).await?;
+    let views: Vec<SessionView> = sessions
+        .iter()
+        .map(|session| SessionView::new(session, current))
+        .collect();
+    Ok(HttpResponse::Ok().json(views))
+}
+
+async fn current(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let user = state.sessions.current_user(&caller.0).await?;
+    let session = &caller.0.session;
+    Ok(HttpResponse::Ok().json(CurrentView {
+        session: SessionView::new(session, session),
+        user: UserView::from(&user),
+    }))
+}
+
+async fn end_one(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: SessionId = id
+        .parse()
+        .map_err(|_| ApiError::validation("the session id must be a UUID"))?;
+    state.sessions.end_own(&caller.0, id).await?;
+    Ok(HttpResponse::Ok().json(EndedView {
+        success: true,
+        message: "Session ended".into(),
+        revoked: None,
+    }))
+}
+
+async fn end_others(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let revoked = state.sessions.end_others(&caller.0).await?;
+    Ok(HttpResponse::Ok().json(EndedView {
+        success: true,
+        message: format!("Ended {revoked} other session(s)"),
+        revoked: Some(revoked),
+    }))
+}
+
+async fn history(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let ended = state.sessions.history(&caller.0).await?;
+    let views: Vec<EndedSessionView> = ended.iter().filter_map(EndedSessionView::new).collect();
+    Ok(HttpResponse::Ok().json(views))
+}

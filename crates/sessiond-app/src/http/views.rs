@@ -1,0 +1,154 @@
+//! Wire types of responses, built from domain values. Requests are parsed in the routes.
+
+use serde::Serialize;
+use sessiond_domain::model::{Role, Session, User};
+use sessiond_domain::service::SignedIn;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A session as its owner sees it.
+#[derive(Debug, Serialize)]
+pub struct SessionView {
+    pub id: Uuid,
+    /// The seed's device class: iPhone, Android, iPad, Mac, Windows, Linux, Mobile, Unknown.
+    pub device_info: &'static str,
+    /// phone, tablet, computer or other: which icon to show.
+    pub device_kind: &'static str,
+    pub browser: Option<String>,
+    pub device_name: Option<String>,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_activity: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub is_current: bool,
+}
+
+impl SessionView {
+    pub fn new(session: &Session, current: &Session) -> Self {
+        Self {
+            id: session.id.as_uuid(),
+            device_info: session.device.class.as_str(),
+            device_kind: session.device.class.kind().as_str(),
+            browser: session.device.browser.clone(),
+            device_name: session.device_name.clone(),
+            ip_address: session.ip_address.map(|ip| ip.to_string()),
+            user_agent: session.user_agent.clone(),
+            created_at: session.created_at,
+            last_activity: session.last_activity,
+            expires_at: session.expires_at,
+            is_current: session.id == current.id,
+        }
+    }
+}
+
+/// An ended session in the history.
+#[derive(Debug, Serialize)]
+pub struct EndedSessionView {
+    pub id: Uuid,
+    pub device_info: &'static str,
+    pub device_kind: &'static str,
+    pub browser: Option<String>,
+    pub device_name: Option<String>,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_activity: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub ended_at: OffsetDateTime,
+    pub reason: &'static str,
+}
+
+impl EndedSessionView {
+    /// `None` for a session that has not ended.
+    pub fn new(session: &Session) -> Option<Self> {
+        let (ended_at, reason) = session.ended()?;
+        Some(Self {
+            id: session.id.as_uuid(),
+            device_info: session.device.class.as_str(),
+            device_kind: session.device.class.kind().as_str(),
+            browser: session.device.browser.clone(),
+            device_name: session.device_name.clone(),
+            ip_address: session.ip_address.map(|ip| ip.to_string()),
+            user_agent: session.user_agent.clone(),
+            created_at: session.created_at,
+            last_activity: session.last_activity,
+            ended_at,
+            reason: reason.as_str(),
+        })
+    }
+}
+
+/// A user account, without its password hash.
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    pub id: Uuid,
+    pub email: String,
+    pub role: Role,
+    pub hotel_id: Option<i64>,
+    pub is_active: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<&User> for UserView {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id.as_uuid(),
+            email: user.email.as_str().to_owned(),
+            role: user.role,
+            hotel_id: user.hotel_id,
+            is_active: user.is_active,
+            created_at: user.created_at,
+        }
+    }
+}
+
+/// The answer to sign-in and refresh.
+#[derive(Debug, Serialize)]
+pub struct TokenView {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Refresh when fewer seconds than this are left.
+    pub refresh_threshold: i64,
+    pub session: SessionView,
+}
+
+impl TokenView {
+    pub fn new(signed_in: &SignedIn, refresh_threshold: i64) -> Self {
+        Self {
+            access_token: signed_in.access_token.clone(),
+            refresh_token: signed_in.refresh_token.expose(),
+            token_type: "Bearer",
+            expires_in: (signed_in.access_expires_at - signed_in.issued_at)
+                .whole_seconds()
+                .max(0),
+            refresh_threshold,
+            session: SessionView::new(&signed_in.session, &signed_in.session),
+        }
+    }
+}
+
+/// `GET /sessions/current`.
+#[derive(Debug, Serialize)]
+pub struct CurrentView {
+    pub session: SessionView,
+    pub user: UserView,
+}
+
+/// The answer to ending sessions.
+#[derive(Debug, Serialize)]
+pub struct EndedView {
+    pub success: bool,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<usize>,
+}

@@ -1,0 +1,13 @@
+//! The sessiond service: configuration, the HTTP API and the composition root that plugs the
+//! adapters into the domain's ports. The binary (`main.rs`) only parses the command line.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod startup;
+pub mod storage;
+pub mod system;
+pub mod telemetry;
+
+pub use config::Settings;
+pub use startup::Application;

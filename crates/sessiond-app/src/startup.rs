@@ -1,0 +1,165 @@
+//! Builds the application from settings and runs it: the composition root.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use sessiond_argon2::{Argon2Cost, Argon2Hasher};
+use sessiond_domain::model::{Email, Password, Role};
+use sessiond_domain::service::{AccountService, AuthService, NewAccount, Ports, SessionService};
+use sessiond_jwt::{JwtCodec, JwtSettings, SigningKey};
+use sessiond_useragent::WootheeClassifier;
+
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::storage::Storage;
+use crate::system::{OsRandom, SystemClock};
+
+/// A bound, ready-to-run sessiond.
+pub struct Application {
+    port: u16,
+    server: Server,
+    accounts: AccountService,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Connects the configured storage and binds `settings.bind_addr` (port 0 picks a free
+    /// port, see [`Self::port`]).
+    ///
+    /// # Errors
+    /// When storage cannot be set up or the address cannot be bound.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let storage = Storage::connect(&settings).await?;
+        Self::build_with_storage(settings, storage).await
+    }
+
+    /// As [`Self::build`], with storage the caller wired (tests share one store between
+    /// two instances this way).
+    ///
+    /// # Errors
+    /// When the address cannot be bound or the settings are unusable.
+    pub async fn build_with_storage(settings: Settings, storage: Storage) -> anyhow::Result<Self> {
+        if settings.is_dev() && settings.jwt.secret.is_none() {
+            tracing::warn!("dev mode: signing tokens with the built-in development JWT secret");
+        }
+        let state = services(&settings, storage)?;
+        bootstrap_admin(&settings, &state.accounts).await?;
+
+        let listener = TcpListener::bind(settings.bind_addr)
+            .with_context(|| format!("cannot bind {}", settings.bind_addr))?;
+        let port = listener.local_addr()?.port();
+        let json_limit = settings.http.json_limit;
+        let accounts = state.accounts.clone();
+        let state = web::Data::new(state);
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(|config| http::configure(config, json_limit))
+        })
+        .shutdown_timeout(10);
+        if settings.http.workers > 0 {
+            server = server.workers(settings.http.workers);
+        }
+        let server = server.listen(listener)?.run();
+        tracing::info!(address = %settings.bind_addr, port, "sessiond is listening");
+        Ok(Self {
+            port,
+            server,
+            accounts,
+        })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Account management on this application's storage (operator commands and tests).
+    pub fn accounts(&self) -> AccountService {
+        self.accounts.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM, then finishes in-flight requests (graceful shutdown).
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Plugs the adapters into the domain's services.
+fn services(settings: &Settings, storage: Storage) -> anyhow::Result<AppState> {
+    let jwt = JwtCodec::new(JwtSettings {
+        current: SigningKey {
+            kid: settings.jwt.kid.clone(),
+            secret: settings.jwt_secret(),
+        },
+        previous: settings
+            .jwt
+            .previous_keys
+            .iter()
+            .map(|key| SigningKey {
+                kid: key.kid.clone(),
+                secret: key.secret.clone(),
+            })
+            .collect(),
+        issuer: settings.jwt.issuer.clone(),
+        audience: settings.jwt.audience.clone(),
+        leeway_seconds: u64::from(settings.jwt.leeway),
+    });
+    let hasher = Argon2Hasher::new(Argon2Cost {
+        memory_kib: settings.argon2.memory_kib,
+        iterations: settings.argon2.iterations,
+        parallelism: settings.argon2.parallelism,
+    })?;
+    let ports = Ports {
+        users: storage.users,
+        sessions: storage.sessions,
+        hasher: Arc::new(hasher),
+        tokens: Arc::new(jwt),
+        devices: Arc::new(WootheeClassifier::new()),
+        clock: Arc::new(SystemClock),
+        random: Arc::new(OsRandom),
+    };
+    let policy = Arc::new(settings.session_policy());
+    Ok(AppState {
+        auth: AuthService::new(ports.clone(), Arc::clone(&policy)),
+        sessions: SessionService::new(ports.clone(), policy),
+        accounts: AccountService::new(ports),
+        http: settings.http.clone(),
+    })
+}
+
+/// Creates the `SESSIOND_ADMIN_EMAIL` system admin if it does not exist yet.
+async fn bootstrap_admin(settings: &Settings, accounts: &AccountService) -> anyhow::Result<()> {
+    let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) else {
+        return Ok(());
+    };
+    let email = Email::parse(email).context("SESSIOND_ADMIN_EMAIL")?;
+    let password = Password::new_secret(password.expose_secret().to_owned(), "password")
+        .context("SESSIOND_ADMIN_PASSWORD")?;
+    let created = accounts
+        .ensure(NewAccount {
+            email: email.clone(),
+            password,
+            role: Role::SystemAdmin,
+            hotel_id: None,
+        })
+        .await?;
+    if created {
+        tracing::info!(user.email = %email, "created the bootstrap system_admin");
+    }
+    Ok(())
+}

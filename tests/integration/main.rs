@@ -1,0 +1,4 @@
+//! sessiond's integration tests, in one binary.
+
+mod http;
+mod memory;

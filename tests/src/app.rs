@@ -1,0 +1,226 @@
+//! A real sessiond on a free port, and a client that speaks its API.
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use sessiond_app::config::Argon2Config;
+use sessiond_app::storage::Storage;
+use sessiond_app::{Application, Settings};
+use sessiond_domain::model::{Email, Password, Role};
+use sessiond_domain::service::{AccountService, NewAccount};
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+pub const WINDOWS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+pub const ANDROID: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36";
+
+/// Settings for a test instance: any free port, a fixed secret, a cheap password hash.
+pub fn test_settings() -> Settings {
+    let mut settings = Settings {
+        env: "test".into(),
+        bind_addr: "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()),
+        ..Settings::default()
+    };
+    settings.jwt.secret = Some(SecretString::from(
+        "integration-test-secret-of-32-bytes-or-more",
+    ));
+    settings.argon2 = Argon2Config {
+        memory_kib: 1024,
+        iterations: 1,
+        parallelism: 1,
+    };
+    settings.http.workers = 2;
+    settings
+}
+
+/// A running sessiond.
+#[derive(Debug)]
+pub struct TestApp {
+    pub base_url: String,
+    pub client: reqwest::Client,
+    pub accounts: AccountService,
+}
+
+/// A signed-in device: its tokens and the session they belong to.
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub session_id: String,
+    pub body: Value,
+}
+
+impl Device {
+    fn from_body(body: Value) -> Self {
+        Self {
+            access_token: body["access_token"].as_str().unwrap_or_default().into(),
+            refresh_token: body["refresh_token"].as_str().unwrap_or_default().into(),
+            session_id: body["session"]["id"].as_str().unwrap_or_default().into(),
+            body,
+        }
+    }
+}
+
+/// A response, read.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The problem `code` of an error answer.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    /// sessiond with in-memory storage and test settings.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// sessiond with in-memory storage and test settings changed by `configure`.
+    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = test_settings();
+        configure(&mut settings);
+        Self::spawn_on(settings, Storage::in_memory()).await
+    }
+
+    /// sessiond with the given settings and storage.
+    pub async fn spawn_on(settings: Settings, storage: Storage) -> Self {
+        let app = Application::build_with_storage(settings, storage)
+            .await
+            .expect("the app builds");
+        let base_url = format!("http://127.0.0.1:{}", app.port());
+        let accounts = app.accounts();
+        tokio::spawn(app.run_until_stopped());
+        Self {
+            base_url,
+            client: reqwest::Client::new(),
+            accounts,
+        }
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base_url))
+    }
+
+    /// Sends and reads a request; `token` becomes a Bearer header.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self.request(method, path);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        read(request).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// A fresh e-mail address.
+    pub fn email() -> String {
+        format!("user-{}@example.com", Uuid::new_v4().simple())
+    }
+
+    /// Creates a user of `role` with [`PASSWORD`] and returns its e-mail.
+    pub async fn create_user(&self, role: Role) -> String {
+        let email = Self::email();
+        self.accounts
+            .create(NewAccount {
+                email: Email::parse(&email).expect("valid e-mail"),
+                password: Password::presented(PASSWORD.into()).expect("valid password"),
+                role,
+                hotel_id: None,
+            })
+            .await
+            .expect("user created");
+        email
+    }
+
+    /// Signs `email` in from a device with `user_agent`.
+    pub async fn login(&self, email: &str, user_agent: &str) -> Device {
+        let reply = self.try_login(email, PASSWORD, user_agent).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "login failed: {:?}",
+            reply.body
+        );
+        Device::from_body(reply.body)
+    }
+
+    pub async fn try_login(&self, email: &str, password: &str, user_agent: &str) -> Reply {
+        read(
+            self.request(Method::POST, "/api/v1/auth/login")
+                .header("user-agent", user_agent)
+                .json(&json!({ "email": email, "password": password })),
+        )
+        .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Reply {
+        self.call(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({ "refresh_token": refresh_token })),
+        )
+        .await
+    }
+
+    /// Refreshes and expects success.
+    pub async fn refreshed(&self, device: &Device) -> Device {
+        let reply = self.refresh(&device.refresh_token).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "refresh failed: {:?}",
+            reply.body
+        );
+        Device::from_body(reply.body)
+    }
+}
+
+/// Sends a request and reads status, content type and JSON body (`Null` when empty).
+pub async fn read(request: RequestBuilder) -> Reply {
+    let response = request.send().await.expect("the server answers");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let bytes = response.bytes().await.expect("a body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    Reply {
+        status,
+        content_type,
+        body,
+    }
+}

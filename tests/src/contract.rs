@@ -1,0 +1,544 @@
+//! The storage contract: what every adapter of `UserRepository` and `SessionRepository`
+//! must do, as tests written once and run against each adapter with
+//! [`storage_contract_tests!`](crate::storage_contract_tests).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use futures::future::join_all;
+use sessiond_domain::model::{
+    DeviceClass, DeviceInfo, Email, InvalidationReason, LimitAction, PasswordHash, RefreshState,
+    RefreshToken, Role, Session, SessionId, SessionStatus, User, UserId,
+};
+use sessiond_domain::ports::{
+    CreateSessionError, CreateUserError, SessionLimit, SessionRepository, UserRepository,
+};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+/// A pair of storage adapters under test, sharing one store.
+#[derive(Clone)]
+pub struct Stores {
+    pub users: Arc<dyn UserRepository>,
+    pub sessions: Arc<dyn SessionRepository>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
+}
+
+/// Whole seconds: every adapter must keep at least microseconds.
+pub const T0: OffsetDateTime = datetime!(2026-05-01 08:00 UTC);
+
+pub fn user(email: &str) -> User {
+    User {
+        id: UserId::from_uuid(Uuid::new_v4()),
+        email: Email::parse(email).unwrap(),
+        password_hash: PasswordHash::new("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into()),
+        role: Role::HotelEmployee,
+        hotel_id: Some(7),
+        is_active: true,
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+pub fn session(user: &User, created_at: OffsetDateTime) -> Session {
+    let id = SessionId::from_uuid(Uuid::new_v4());
+    Session {
+        id,
+        user_id: user.id,
+        role: user.role,
+        device: DeviceInfo {
+            class: DeviceClass::Android,
+            browser: Some("Chrome".into()),
+        },
+        device_name: Some("Pixel".into()),
+        ip_address: Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9))),
+        user_agent: Some("Mozilla/5.0 (Linux; Android 14)".into()),
+        created_at,
+        last_activity: created_at,
+        expires_at: created_at + Duration::hours(8),
+        status: SessionStatus::Active,
+        refresh: RefreshState {
+            current: token(id, 1).hash(),
+            previous: None,
+            rotated_at: None,
+        },
+    }
+}
+
+pub fn token(id: SessionId, byte: u8) -> RefreshToken {
+    RefreshToken::new(id, [byte; 32])
+}
+
+const EVICT_AT_2: SessionLimit = SessionLimit {
+    max_sessions: 2,
+    on_limit: LimitAction::EvictOldest,
+};
+
+async fn stored_user(stores: &Stores) -> User {
+    let user = user(&format!("{}@example.com", Uuid::new_v4()));
+    stores.users.create(&user).await.unwrap();
+    user
+}
+
+async fn insert(stores: &Stores, session: &Session) {
+    let unlimited = SessionLimit {
+        max_sessions: 1000,
+        on_limit: LimitAction::Reject,
+    };
+    let evicted = stores
+        .sessions
+        .create_within_limit(session, unlimited, session.created_at)
+        .await
+        .unwrap();
+    assert!(evicted.is_empty());
+}
+
+pub async fn users_round_trip_and_emails_are_unique(stores: Stores) {
+    let user = stored_user(&stores).await;
+    assert_eq!(
+        stores.users.find(user.id).await.unwrap(),
+        Some(user.clone())
+    );
+    assert_eq!(
+        stores.users.find_by_email(&user.email).await.unwrap(),
+        Some(user.clone())
+    );
+    let mut twin = self::user(user.email.as_str());
+    twin.role = Role::Guest;
+    assert!(matches!(
+        stores.users.create(&twin).await,
+        Err(CreateUserError::EmailTaken)
+    ));
+    let missing = UserId::from_uuid(Uuid::new_v4());
+    assert_eq!(stores.users.find(missing).await.unwrap(), None);
+}
+
+pub async fn password_hashes_are_replaced(stores: Stores) {
+    let user = stored_user(&stores).await;
+    let hash = PasswordHash::new("$argon2id$new".into());
+    let later = T0 + Duration::minutes(5);
+    assert!(
+        stores
+            .users
+            .set_password_hash(user.id, &hash, later)
+            .await
+            .unwrap()
+    );
+    let stored = stores.users.find(user.id).await.unwrap().unwrap();
+    assert_eq!(stored.password_hash, hash);
+    assert_eq!(stored.updated_at, later);
+    let missing = UserId::from_uuid(Uuid::new_v4());
+    assert!(
+        !stores
+            .users
+            .set_password_hash(missing, &hash, later)
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn sessions_round_trip_every_field(stores: Stores) {
+    let user = stored_user(&stores).await;
+    let mut session = session(&user, T0);
+    session.ip_address = Some("2001:db8::1".parse().unwrap());
+    insert(&stores, &session).await;
+    assert_eq!(
+        stores.sessions.find(session.id).await.unwrap(),
+        Some(session.clone())
+    );
+
+    let mut bare = self::session(&user, T0);
+    bare.device = DeviceInfo::unknown();
+    bare.device_name = None;
+    bare.ip_address = None;
+    bare.user_agent = None;
+    insert(&stores, &bare).await;
+    assert_eq!(stores.sessions.find(bare.id).await.unwrap(), Some(bare));
+
+    let missing = SessionId::from_uuid(Uuid::new_v4());
+    assert_eq!(stores.sessions.find(missing).await.unwrap(), None);
+}
+
+pub async fn the_least_recently_active_session_is_evicted(stores: Stores) {
+    let user = stored_user(&stores).await;
+    let older = session(&user, T0);
+    let newer = session(&user, T0 + Duration::minutes(1));
+    insert(&stores, &older).await;
+    insert(&stores, &newer).await;
+    // The older session was used last: the newer one is the least recently active.
+    stores
+        .sessions
+        .record_activity(older.id, T0 + Duration::minutes(10))
+        .await
+        .unwrap();
+
+    let now = T0 + Duration::minutes(20);
+    let third = session(&user, now);
+    let evicted = stores
+        .sessions
+        .create_within_limit(&third, EVICT_AT_2, now)
+        .await
+        .unwrap();
+    assert_eq!(evicted, vec![newer.id]);
+    let ended = stores.sessions.find(newer.id).await.unwrap().unwrap();
+    assert_eq!(
+        ended.status,
+        SessionStatus::Ended {
+            at: now,
+            reason: InvalidationReason::MaxSessionsExceeded
+        }
+    );
+    let live: Vec<SessionId> = stores
+        .sessions
+        .list_live(user.id, now)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(live, vec![third.id, older.id]);
+}
+
+pub async fn reject_at_the_limit_writes_nothing(stores: Stores) {
+    let user = stored_user(&stores).await;
+    insert(&stores, &session(&user, T0)).await;
+    insert(&stores, &session(&user, T0)).await;
+    let now = T0 + Duration::minutes(1);
+    let refused = session(&user, now);
+    let limit = SessionLimit {
+        max_sessions: 2,
+        on_limit: LimitAction::Reject,
+    };
+    let result = stores
+        .sessions
+        .create_within_limit(&refused, limit, now)
+        .await;
+    assert!(matches!(result, Err(CreateSessionError::LimitReached)));
+    assert_eq!(stores.sessions.find(refused.id).await.unwrap(), None);
+    assert_eq!(
+        stores.sessions.list_live(user.id, now).await.unwrap().len(),
+        2
+    );
+}
+
+pub async fn expired_and_ended_sessions_do_not_count_against_the_limit(stores: Stores) {
+    let user = stored_user(&stores).await;
+    let expired = session(&user, T0 - Duration::hours(9));
+    let ended = session(&user, T0);
+    insert(&stores, &expired).await;
+    insert(&stores, &ended).await;
+    stores
+        .sessions
+        .end(ended.id, InvalidationReason::UserLogout, T0)
+        .await
+        .unwrap();
+    let limit = SessionLimit {
+        max_sessions: 1,
+        on_limit: LimitAction::Reject,
+    };
+    let fresh = session(&user, T0);
+    let evicted = stores
+        .sessions
+        .create_within_limit(&fresh, limit, T0)
+        .await
+        .unwrap();
+    assert!(evicted.is_empty());
+}
+
+pub async fn parallel_sign_ins_never_exceed_the_maximum(stores: Stores) {
+    let user = stored_user(&stores).await;
+    let attempts = (0..50).map(|i| {
+        let stores = stores.clone();
+        let session = session(&user, T0 + Duration::milliseconds(i));
+        tokio::spawn(async move {
+            stores
+                .sessions
+                .create_within_limit(&session, EVICT_AT_2, T0 + Duration::seconds(1))
+                .await
+        })
+    });
+    for result in join_all(attempts).await {
+        result.unwrap().unwrap();
+    }
+    let live = stores
+        .sessions
+        .list_live(user.id, T0 + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(live.len(), 2);
+}
+
+pub async fn a_refresh_token_rotates_exactly_once_under_concurrency(stores: Stores) {
+    let user = stored_user(&stores).await;
+    let session = session(&user, T0);
+    insert(&stores, &session).await;
+    let presented = token(session.id, 1).hash();
+    let now = T0 + Duration::minutes(3);
+    let expires = now + Duration::hours(8);
+    let attempts = (0..20u8).map(|i| {
+        let stores = stores.clone();
+        let next = token(session.id, 100 + i).hash();
+        tokio::spawn(async move {
+            stores
+                .sessions
+                .rotate_refresh_token(session.id, presented, next, expires, now)
+                .await
+        })
+    });
+    let winners: Vec<Session> = join_all(attempts)
+        .await
+        .into_iter()
+        .filter_map(|r| r.unwrap().unwrap())
+        .collect();
+    assert_eq!(winners.len(), 1);
+    let stored = stores.sessions.find(session.id).await.unwrap().unwrap();
+    assert_eq!(stored, winners[0]);
+    assert_eq!(stored.refresh.previous, Some(presented));
+    assert_eq!(stored.refresh.rotated_at, Some(now));
+    assert_eq!(stored.expires_at, expires);
+    assert_eq!(stored.last_activity, now);
+}
+
+pub async fn an_ended_session_never_rotates(stores: Stores) {
+    let user = stored_user(&stores).await;
+    let session = session(&user, T0);
+    insert(&stores, &session).await;
+    stores
+        .sessions
+        .end(session.id, InvalidationReason::AdminRevoked, T0)
+        .await
+        .unwrap();
+    let rotated = stores
+        .sessions
+        .rotate_refresh_token(
+            session.id,
+            token(session.id, 1).hash(),
+            token(session.id, 2).hash(),
+            T0 + Duration::hours(8),
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rotated, None);
+}
+
+pub async fn a_session_ends_once_and_keeps_its_first_reason(stores: Stores) {
+    let user = stored_user(&stores).await;
+    let session = session(&user, T0);
+    insert(&stores, &session).await;
+    let at = T0 + Duration::minutes(1);
+    let ended = stores
+        .sessions
+        .end(session.id, InvalidationReason::PasswordChanged, at)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ended.ended(),
+        Some((at, InvalidationReason::PasswordChanged))
+    );
+    let again = stores
+        .sessions
+        .end(
+            session.id,
+            InvalidationReason::UserLogout,
+            at + Duration::minutes(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, None);
+    let stored = stores.sessions.find(session.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.ended(),
+        Some((at, InvalidationReason::PasswordChanged))
+    );
+    let missing = SessionId::from_uuid(Uuid::new_v4());
+    let none = stores
+        .sessions
+        .end(missing, InvalidationReason::UserLogout, at)
+        .await
+        .unwrap();
+    assert_eq!(none, None);
+}
+
+pub async fn ending_all_keeps_the_named_session_and_other_users(stores: Stores) {
+    let user = stored_user(&stores).await;
+    let neighbour = stored_user(&stores).await;
+    let keep = session(&user, T0);
+    let a = session(&user, T0);
+    let b = session(&user, T0);
+    let theirs = session(&neighbour, T0);
+    for s in [&keep, &a, &b, &theirs] {
+        insert(&stores, s).await;
+    }
+    let at = T0 + Duration::minutes(1);
+    let mut ended = stores
+        .sessions
+        .end_all_for_user(
+            user.id,
+            Some(keep.id),
+            InvalidationReason::UserLogoutAll,
+            at,
+        )
+        .await
+        .unwrap();
+    ended.sort();
+    let mut expected = vec![a.id, b.id];
+    expected.sort();
+    assert_eq!(ended, expected);
+    let live = stores.sessions.list_live(user.id, at).await.unwrap();
+    assert_eq!(live.iter().map(|s| s.id).collect::<Vec<_>>(), vec![keep.id]);
+    assert_eq!(
+        stores
+            .sessions
+            .list_live(neighbour.id, at)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let all = stores
+        .sessions
+        .end_all_for_user(user.id, None, InvalidationReason::AccountDisabled, at)
+        .await
+        .unwrap();
+    assert_eq!(all, vec![keep.id]);
+}
+
+pub async fn live_sessions_list_most_recently_active_first(stores: Stores) {
+    let user = stored_user(&stores).await;
+    let first = session(&user, T0);
+    let second = session(&user, T0 + Duration::minutes(1));
+    let expired = session(&user, T0 - Duration::hours(9));
+    let ended = session(&user, T0);
+    for s in [&first, &second, &expired, &ended] {
+        insert(&stores, s).await;
+    }
+    stores
+        .sessions
+        .end(ended.id, InvalidationReason::UserLogout, T0)
+        .await
+        .unwrap();
+    stores
+        .sessions
+        .record_activity(first.id, T0 + Duration::minutes(5))
+        .await
+        .unwrap();
+    let live = stores
+        .sessions
+        .list_live(user.id, T0 + Duration::minutes(6))
+        .await
+        .unwrap();
+    assert_eq!(
+        live.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![first.id, second.id]
+    );
+}
+
+pub async fn activity_only_moves_forward_and_only_on_active_sessions(stores: Stores) {
+    let user = stored_user(&stores).await;
+    let session = session(&user, T0);
+    insert(&stores, &session).await;
+    let later = T0 + Duration::minutes(2);
+    stores
+        .sessions
+        .record_activity(session.id, later)
+        .await
+        .unwrap();
+    stores
+        .sessions
+        .record_activity(session.id, T0)
+        .await
+        .unwrap();
+    let stored = stores.sessions.find(session.id).await.unwrap().unwrap();
+    assert_eq!(stored.last_activity, later);
+
+    stores
+        .sessions
+        .end(session.id, InvalidationReason::UserLogout, later)
+        .await
+        .unwrap();
+    stores
+        .sessions
+        .record_activity(session.id, later + Duration::minutes(1))
+        .await
+        .unwrap();
+    let stored = stores.sessions.find(session.id).await.unwrap().unwrap();
+    assert_eq!(stored.last_activity, later);
+    let missing = SessionId::from_uuid(Uuid::new_v4());
+    stores
+        .sessions
+        .record_activity(missing, later)
+        .await
+        .unwrap();
+}
+
+pub async fn history_lists_ended_sessions_since_newest_first(stores: Stores) {
+    let user = stored_user(&stores).await;
+    let long_ago = session(&user, T0);
+    let recent = session(&user, T0);
+    let latest = session(&user, T0);
+    let live = session(&user, T0);
+    for s in [&long_ago, &recent, &latest, &live] {
+        insert(&stores, s).await;
+    }
+    for (s, at) in [
+        (&long_ago, T0 + Duration::minutes(1)),
+        (&recent, T0 + Duration::minutes(10)),
+        (&latest, T0 + Duration::minutes(20)),
+    ] {
+        stores
+            .sessions
+            .end(s.id, InvalidationReason::AdminRevoked, at)
+            .await
+            .unwrap();
+    }
+    let history = stores
+        .sessions
+        .list_ended(user.id, T0 + Duration::minutes(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        history.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![latest.id, recent.id]
+    );
+}
+
+/// Generates one `#[tokio::test]` per contract test, each with fresh stores from `$make`
+/// (an async expression evaluating to [`Stores`]).
+#[macro_export]
+macro_rules! storage_contract_tests {
+    ($make:expr) => {
+        $crate::storage_contract_tests!(@tests $make;
+            users_round_trip_and_emails_are_unique,
+            password_hashes_are_replaced,
+            sessions_round_trip_every_field,
+            the_least_recently_active_session_is_evicted,
+            reject_at_the_limit_writes_nothing,
+            expired_and_ended_sessions_do_not_count_against_the_limit,
+            parallel_sign_ins_never_exceed_the_maximum,
+            a_refresh_token_rotates_exactly_once_under_concurrency,
+            an_ended_session_never_rotates,
+            a_session_ends_once_and_keeps_its_first_reason,
+            ending_all_keeps_the_named_session_and_other_users,
+            live_sessions_list_most_recently_active_first,
+            activity_only_moves_forward_and_only_on_active_sessions,
+            history_lists_ended_sessions_since_newest_first,
+        );
+    };
+    (@tests $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                $crate::contract::$name($make).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,8 @@
+//! Shared helpers for sessiond's integration tests: the storage contract suite and a
+//! running app to talk to over HTTP.
+
+// Test support: a failed expectation here is a failed test, which is what we want.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod app;
+pub mod contract;
