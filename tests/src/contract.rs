@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures::future::join_all;
 use sessiond_domain::model::{
     DeviceClass, DeviceInfo, Email, InvalidationReason, LimitAction, PasswordHash, RefreshState,
-    RefreshToken, Role, Session, SessionId, SessionStatus, User, UserId,
+    RefreshToken, Role, Session, SessionId, SessionStatus, SessionSummary, User, UserId,
 };
 use sessiond_domain::ports::{
     CreateSessionError, CreateUserError, SessionLimit, SessionRepository, UserRepository,
@@ -174,7 +174,7 @@ pub async fn the_least_recently_active_session_is_evicted(stores: Stores) {
     // The older session was used last: the newer one is the least recently active.
     stores
         .sessions
-        .record_activity(older.id, T0 + Duration::minutes(10))
+        .record_activity(user.id, older.id, T0 + Duration::minutes(10))
         .await
         .unwrap();
 
@@ -428,7 +428,7 @@ pub async fn live_sessions_list_most_recently_active_first(stores: Stores) {
         .unwrap();
     stores
         .sessions
-        .record_activity(first.id, T0 + Duration::minutes(5))
+        .record_activity(user.id, first.id, T0 + Duration::minutes(5))
         .await
         .unwrap();
     let live = stores
@@ -449,12 +449,12 @@ pub async fn activity_only_moves_forward_and_only_on_active_sessions(stores: Sto
     let later = T0 + Duration::minutes(2);
     stores
         .sessions
-        .record_activity(session.id, later)
+        .record_activity(user.id, session.id, later)
         .await
         .unwrap();
     stores
         .sessions
-        .record_activity(session.id, T0)
+        .record_activity(user.id, session.id, T0)
         .await
         .unwrap();
     let stored = stores.sessions.find(session.id).await.unwrap().unwrap();
@@ -467,7 +467,7 @@ pub async fn activity_only_moves_forward_and_only_on_active_sessions(stores: Sto
         .unwrap();
     stores
         .sessions
-        .record_activity(session.id, later + Duration::minutes(1))
+        .record_activity(user.id, session.id, later + Duration::minutes(1))
         .await
         .unwrap();
     let stored = stores.sessions.find(session.id).await.unwrap().unwrap();
@@ -475,9 +475,54 @@ pub async fn activity_only_moves_forward_and_only_on_active_sessions(stores: Sto
     let missing = SessionId::from_uuid(Uuid::new_v4());
     stores
         .sessions
-        .record_activity(missing, later)
+        .record_activity(user.id, missing, later)
         .await
         .unwrap();
+}
+
+pub async fn activity_never_reaches_another_users_session(stores: Stores) {
+    let user = stored_user(&stores).await;
+    let session = session(&user, T0);
+    insert(&stores, &session).await;
+    let stranger = UserId::from_uuid(Uuid::new_v4());
+    stores
+        .sessions
+        .record_activity(stranger, session.id, T0 + Duration::minutes(9))
+        .await
+        .unwrap();
+    let stored = stores.sessions.find(session.id).await.unwrap().unwrap();
+    assert_eq!(stored.last_activity, T0);
+}
+
+pub async fn summaries_are_found_only_for_their_owner(stores: Stores) {
+    let user = stored_user(&stores).await;
+    let session = session(&user, T0);
+    insert(&stores, &session).await;
+    let summary = stores
+        .sessions
+        .find_summary(user.id, session.id)
+        .await
+        .unwrap();
+    assert_eq!(summary, Some(SessionSummary::from(&session)));
+    let stranger = UserId::from_uuid(Uuid::new_v4());
+    let foreign = stores
+        .sessions
+        .find_summary(stranger, session.id)
+        .await
+        .unwrap();
+    assert_eq!(foreign, None);
+    stores
+        .sessions
+        .end(session.id, InvalidationReason::AdminRevoked, T0)
+        .await
+        .unwrap();
+    let ended = stores
+        .sessions
+        .find_summary(user.id, session.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(ended.status, SessionStatus::Ended { .. }));
 }
 
 pub async fn history_lists_ended_sessions_since_newest_first(stores: Stores) {
@@ -530,6 +575,8 @@ macro_rules! storage_contract_tests {
             ending_all_keeps_the_named_session_and_other_users,
             live_sessions_list_most_recently_active_first,
             activity_only_moves_forward_and_only_on_active_sessions,
+            activity_never_reaches_another_users_session,
+            summaries_are_found_only_for_their_owner,
             history_lists_ended_sessions_since_newest_first,
         );
     };

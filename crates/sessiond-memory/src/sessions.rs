@@ -89,9 +89,15 @@ impl SessionRepository for MemorySessionRepository {
         Ok(Some(session.clone()))
     }
 
-    async fn record_activity(&self, id: SessionId, at: OffsetDateTime) -> Result<(), StoreError> {
+    async fn record_activity(
+        &self,
+        user_id: UserId,
+        id: SessionId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         if let Some(session) = lock(&self.sessions).get_mut(&id)
             && session.status == SessionStatus::Active
+            && session.user_id == user_id
         {
             session.last_activity = session.last_activity.max(at);
         }

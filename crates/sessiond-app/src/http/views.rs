@@ -1,7 +1,7 @@
 //! Wire types of responses, built from domain values. Requests are parsed in the routes.
 
 use serde::Serialize;
-use sessiond_domain::model::{Role, Session, User};
+use sessiond_domain::model::{Role, Session, SessionId, SessionSummary, User};
 use sessiond_domain::service::SignedIn;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -28,7 +28,8 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    pub fn new(session: &Session, current: &Session) -> Self {
+    /// A stored session; `current` is the caller's session.
+    pub fn new(session: &Session, current: SessionId) -> Self {
         Self {
             id: session.id.as_uuid(),
             device_info: session.device.class.as_str(),
@@ -40,7 +41,25 @@ impl SessionView {
             created_at: session.created_at,
             last_activity: session.last_activity,
             expires_at: session.expires_at,
-            is_current: session.id == current.id,
+            is_current: session.id == current,
+        }
+    }
+
+    /// The caller's own session as validation saw it (no User-Agent: validation does not
+    /// read it).
+    pub fn current(session: &SessionSummary) -> Self {
+        Self {
+            id: session.id.as_uuid(),
+            device_info: session.device.class.as_str(),
+            device_kind: session.device.class.kind().as_str(),
+            browser: session.device.browser.clone(),
+            device_name: session.device_name.clone(),
+            ip_address: session.ip_address.map(|ip| ip.to_string()),
+            user_agent: None,
+            created_at: session.created_at,
+            last_activity: session.last_activity,
+            expires_at: session.expires_at,
+            is_current: true,
         }
     }
 }
@@ -132,7 +151,7 @@ impl TokenView {
                 .whole_seconds()
                 .max(0),
             refresh_threshold,
-            session: SessionView::new(&signed_in.session, &signed_in.session),
+            session: SessionView::new(&signed_in.session, signed_in.session.id),
         }
     }
 }

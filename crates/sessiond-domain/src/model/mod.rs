@@ -14,6 +14,7 @@ pub use policy::{LimitAction, RolePolicies, RolePolicy, SessionPolicy, eviction_
 pub use role::Role;
 pub use session::{
     InvalidationReason, Liveness, NewSessionContext, RefreshState, Session, SessionStatus,
+    SessionSummary,
 };
 pub use token::{AccessClaims, RefreshToken, RefreshTokenHash};
 pub use user::{Email, Password, PasswordHash, User};

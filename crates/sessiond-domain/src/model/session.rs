@@ -127,14 +127,22 @@ pub struct Session {
     pub refresh: RefreshState,
 }
 
-impl Session {
-    /// Whether the session may be used at `now`. The one definition of "active".
-    pub fn liveness(&self, now: OffsetDateTime) -> Liveness {
-        match self.status {
+impl SessionStatus {
+    /// Whether a session in this status that expires at `expires_at` may be used at `now`.
+    /// The one definition of "live".
+    pub fn liveness(self, expires_at: OffsetDateTime, now: OffsetDateTime) -> Liveness {
+        match self {
             SessionStatus::Ended { reason, .. } => Liveness::Ended(reason),
-            SessionStatus::Active if now >= self.expires_at => Liveness::Expired,
+            SessionStatus::Active if now >= expires_at => Liveness::Expired,
             SessionStatus::Active => Liveness::Live,
         }
+    }
+}
+
+impl Session {
+    /// Whether the session may be used at `now`.
+    pub fn liveness(&self, now: OffsetDateTime) -> Liveness {
+        self.status.liveness(self.expires_at, now)
     }
 
     /// Whether the session is live at `now`.
@@ -147,6 +155,46 @@ impl Session {
         match self.status {
             SessionStatus::Active => None,
             SessionStatus::Ended { at, reason } => Some((at, reason)),
+        }
+    }
+}
+
+/// What validating a request needs to know of a session: everything but its refresh state
+/// and User-Agent. Small enough for a cache entry of a few dozen bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub role: Role,
+    pub device: DeviceInfo,
+    pub device_name: Option<String>,
+    pub ip_address: Option<IpAddr>,
+    pub created_at: OffsetDateTime,
+    pub last_activity: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub status: SessionStatus,
+}
+
+impl SessionSummary {
+    /// Whether the session may be used at `now`.
+    pub fn liveness(&self, now: OffsetDateTime) -> Liveness {
+        self.status.liveness(self.expires_at, now)
+    }
+}
+
+impl From<&Session> for SessionSummary {
+    fn from(session: &Session) -> Self {
+        Self {
+            id: session.id,
+            user_id: session.user_id,
+            role: session.role,
+            device: session.device.clone(),
+            device_name: session.device_name.clone(),
+            ip_address: session.ip_address,
+            created_at: session.created_at,
+            last_activity: session.last_activity,
+            expires_at: session.expires_at,
+            status: session.status,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! Each method's documentation is the contract every adapter honours; the shared contract
 //! suite in `tests/` checks the storage adapters against it.
 
+mod cache;
 mod clock;
 mod device;
 mod password;
@@ -11,6 +12,7 @@ mod sessions;
 mod tokens;
 mod users;
 
+pub use cache::SessionCache;
 pub use clock::Clock;
 pub use device::DeviceClassifier;
 pub use password::{HashError, PasswordHasher};
@@ -21,7 +23,7 @@ pub use users::{CreateUserError, UserRepository};
 
 #[cfg(any(test, feature = "mock"))]
 pub use {
-    clock::MockClock, device::MockDeviceClassifier, password::MockPasswordHasher,
-    random::MockRandomSource, sessions::MockSessionRepository, tokens::MockTokenCodec,
-    users::MockUserRepository,
+    cache::MockSessionCache, clock::MockClock, device::MockDeviceClassifier,
+    password::MockPasswordHasher, random::MockRandomSource, sessions::MockSessionRepository,
+    tokens::MockTokenCodec, users::MockUserRepository,
 };

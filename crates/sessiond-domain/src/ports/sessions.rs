@@ -2,7 +2,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
-use crate::model::{InvalidationReason, LimitAction, RefreshTokenHash, Session, SessionId, UserId};
+use crate::model::{
+    InvalidationReason, LimitAction, RefreshTokenHash, Session, SessionId, SessionSummary, UserId,
+};
 
 /// The max-sessions rule for one sign-in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +52,23 @@ pub trait SessionRepository: Send + Sync {
     /// [`StoreError`] when the store fails.
     async fn find(&self, id: SessionId) -> Result<Option<Session>, StoreError>;
 
+    /// What request validation needs of `user_id`'s session `id`, in any state; `None` if
+    /// there is no such session of that user. Caching adapters answer this from the cache.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn find_summary(
+        &self,
+        user_id: UserId,
+        id: SessionId,
+    ) -> Result<Option<SessionSummary>, StoreError> {
+        Ok(self
+            .find(id)
+            .await?
+            .filter(|session| session.user_id == user_id)
+            .map(|session| SessionSummary::from(&session)))
+    }
+
     /// Single-use refresh: if the session is active and its current refresh-token hash is
     /// `presented`, atomically makes `next` the current hash, `presented` the previous one,
     /// sets `rotated_at` and `last_activity` to `now` and `expires_at` to `expires_at`, and
@@ -67,12 +86,17 @@ pub trait SessionRepository: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError>;
 
-    /// Moves an active session's `last_activity` forward to `at` (never backward). A missing
-    /// or ended session is left alone.
+    /// Moves the active session `id` of `user_id` forward to `at` (never backward). A
+    /// missing or ended session, or one of another user, is left alone.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
-    async fn record_activity(&self, id: SessionId, at: OffsetDateTime) -> Result<(), StoreError>;
+    async fn record_activity(
+        &self,
+        user_id: UserId,
+        id: SessionId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
 
     /// Ends the session if it is active and returns it as ended; `None` if it does not exist
     /// or had already ended (the first reason stays).

@@ -144,13 +144,15 @@ impl AuthService {
         let mut session = self
             .ports
             .sessions
-            .find(claims.session_id)
+            .find_summary(claims.user_id, claims.session_id)
             .await?
-            .filter(|session| session.user_id == claims.user_id)
             .ok_or(DomainError::TokenInvalid)?;
-        ensure_live(&session, now)?;
+        refuse_unless_live(session.liveness(now))?;
         if self.policy.activity_is_due(session.last_activity, now) {
-            self.ports.sessions.record_activity(session.id, now).await?;
+            self.ports
+                .sessions
+                .record_activity(session.user_id, session.id, now)
+                .await?;
             session.last_activity = now;
         }
         Ok(Principal {
@@ -266,7 +268,11 @@ impl AuthService {
 
 /// Refuses a session that is not live at `now`, with the code the client needs.
 fn ensure_live(session: &Session, now: OffsetDateTime) -> Result<(), DomainError> {
-    match session.liveness(now) {
+    refuse_unless_live(session.liveness(now))
+}
+
+fn refuse_unless_live(liveness: Liveness) -> Result<(), DomainError> {
+    match liveness {
         Liveness::Live => Ok(()),
         Liveness::Expired => Err(DomainError::SessionExpired),
         Liveness::Ended(reason) => Err(DomainError::SessionRevoked(reason)),

@@ -10,7 +10,7 @@ use time::macros::datetime;
 use super::{Ports, Principal};
 use crate::model::{
     DeviceClass, DeviceInfo, Email, PasswordHash, RefreshState, RefreshToken, Role, Session,
-    SessionId, SessionStatus, User, UserId,
+    SessionId, SessionStatus, SessionSummary, User, UserId,
 };
 use crate::ports::{
     MockClock, MockDeviceClassifier, MockPasswordHasher, MockRandomSource, MockSessionRepository,
@@ -116,6 +116,6 @@ pub fn principal(session: Session) -> Principal {
     Principal {
         user_id: session.user_id,
         role: session.role,
-        session,
+        session: SessionSummary::from(&session),
     }
 }

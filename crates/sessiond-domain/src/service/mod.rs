@@ -15,7 +15,7 @@ pub use account::{AccountService, NewAccount};
 pub use auth::{AuthService, SignIn, SignedIn};
 pub use sessions::SessionService;
 
-use crate::model::{Role, Session, UserId};
+use crate::model::{Role, SessionSummary, UserId};
 use crate::ports::{
     Clock, DeviceClassifier, PasswordHasher, RandomSource, SessionRepository, TokenCodec,
     UserRepository,
@@ -53,7 +53,7 @@ impl Ports {
 pub struct Principal {
     pub user_id: UserId,
     pub role: Role,
-    pub session: Session,
+    pub session: SessionSummary,
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ pub fn scope() -> Scope {
 }
 
 async fn list(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
-    let current = &caller.0.session;
+    let current = caller.0.session.id;
     let sessions = state.sessions.list(&caller.0).await?;
     let views: Vec<SessionView> = sessions
         .iter()
@@ -31,9 +31,8 @@ async fn current(
     caller: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     let user = state.sessions.current_user(&caller.0).await?;
-    let session = &caller.0.session;
     Ok(HttpResponse::Ok().json(CurrentView {
-        session: SessionView::new(session, session),
+        session: SessionView::current(&caller.0.session),
         user: UserView::from(&user),
     }))
 }

@@ -4,7 +4,7 @@ use mockall::predicate::eq;
 use time::Duration;
 
 use super::*;
-use crate::model::{DeviceClass, LimitAction, Password, Role, RolePolicy, UserId};
+use crate::model::{DeviceClass, LimitAction, Password, Role, RolePolicy, SessionSummary, UserId};
 use crate::service::fixtures::{self, Mocks, NOW};
 
 fn service(mocks: Mocks) -> AuthService {
@@ -170,15 +170,15 @@ async fn a_valid_token_on_a_live_session_authenticates_without_writing_when_acti
         .tokens
         .expect_decode()
         .returning(move |_| Ok(claims.clone()));
-    let stored = session.clone();
+    let stored = SessionSummary::from(&session);
     mocks
         .sessions
-        .expect_find()
-        .with(eq(session.id))
-        .returning(move |_| Ok(Some(stored.clone())));
+        .expect_find_summary()
+        .with(eq(session.user_id), eq(session.id))
+        .returning(move |_, _| Ok(Some(stored.clone())));
     mocks.sessions.expect_record_activity().times(0);
     let principal = service(mocks).authenticate("jwt").await.unwrap();
-    assert_eq!(principal.session, session);
+    assert_eq!(principal.session, SessionSummary::from(&session));
 }
 
 #[tokio::test]
@@ -191,17 +191,17 @@ async fn activity_is_recorded_once_the_interval_has_passed() {
         .tokens
         .expect_decode()
         .returning(move |_| Ok(claims.clone()));
-    let stored = session.clone();
+    let stored = SessionSummary::from(&session);
     mocks
         .sessions
-        .expect_find()
-        .returning(move |_| Ok(Some(stored.clone())));
+        .expect_find_summary()
+        .returning(move |_, _| Ok(Some(stored.clone())));
     mocks
         .sessions
         .expect_record_activity()
-        .with(eq(session.id), eq(NOW))
+        .with(eq(session.user_id), eq(session.id), eq(NOW))
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _| Ok(()));
     let principal = service(mocks).authenticate("jwt").await.unwrap();
     assert_eq!(principal.session.last_activity, NOW);
 }
@@ -234,10 +234,11 @@ async fn ended_and_expired_sessions_are_refused_with_their_reason() {
             .tokens
             .expect_decode()
             .returning(move |_| Ok(claims.clone()));
+        let stored = SessionSummary::from(&session);
         mocks
             .sessions
-            .expect_find()
-            .returning(move |_| Ok(Some(session.clone())));
+            .expect_find_summary()
+            .returning(move |_, _| Ok(Some(stored.clone())));
         mocks.sessions.expect_record_activity().times(0);
         let error = service(mocks).authenticate("jwt").await.unwrap_err();
         assert_eq!(error.to_string(), expected.to_string());
@@ -255,24 +256,28 @@ async fn token_failures_and_foreign_sessions_are_refused() {
             .tokens
             .expect_decode()
             .returning(move |_| Err(decoded));
-        mocks.sessions.expect_find().times(0);
+        mocks.sessions.expect_find_summary().times(0);
         let error = service(mocks).authenticate("jwt").await.unwrap_err();
         assert_eq!(error.to_string(), expected);
     }
 
-    // A token whose `sub` does not own its `sid` is a forgery or a bug: refuse it.
+    // A token whose `sub` does not own its `sid` is a forgery or a bug: the repository
+    // finds no such session of that user, and the token is refused.
     let mut mocks = Mocks::new();
     let session = fixtures::session();
     let mut claims = claims_for(&session, NOW + Duration::minutes(10));
-    claims.user_id = UserId::from_random_bytes([99; 16]);
+    let stranger = UserId::from_random_bytes([99; 16]);
+    claims.user_id = stranger;
     mocks
         .tokens
         .expect_decode()
         .returning(move |_| Ok(claims.clone()));
     mocks
         .sessions
-        .expect_find()
-        .returning(move |_| Ok(Some(session.clone())));
+        .expect_find_summary()
+        .with(eq(stranger), eq(session.id))
+        .times(1)
+        .returning(|_, _| Ok(None));
     let error = service(mocks).authenticate("jwt").await.unwrap_err();
     assert!(matches!(error, DomainError::TokenInvalid));
 }
