@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sessiond_app::config::OnLimit;
 use sessiond_domain::model::Role;
-use sessiond_tests::app::{ANDROID, IPHONE, PASSWORD, TestApp, WINDOWS, read};
+use sessiond_tests::app::{ANDROID, Backend, IPHONE, PASSWORD, TestApp, WINDOWS, read};
 
 fn ids(list: &Value) -> Vec<&str> {
     list.as_array()
@@ -13,9 +13,8 @@ fn ids(list: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-#[tokio::test]
-async fn two_devices_see_each_other_and_one_signs_the_other_out() {
-    let app = TestApp::spawn().await;
+async fn two_devices_see_each_other_and_one_signs_the_other_out(backend: Backend) {
+    let app = TestApp::spawn_backend(backend, |_| {}).await;
     let email = app.create_user(Role::Guest).await;
     let phone = app.login(&email, IPHONE).await;
     let laptop = app.login(&email, WINDOWS).await;
@@ -56,9 +55,8 @@ async fn two_devices_see_each_other_and_one_signs_the_other_out() {
     assert_eq!(ids(&list.body), vec![phone.session_id.as_str()]);
 }
 
-#[tokio::test]
-async fn another_users_session_is_not_found() {
-    let app = TestApp::spawn().await;
+async fn another_users_session_is_not_found(backend: Backend) {
+    let app = TestApp::spawn_backend(backend, |_| {}).await;
     let mallory = app
         .login(&app.create_user(Role::Guest).await, WINDOWS)
         .await;
@@ -89,9 +87,8 @@ async fn another_users_session_is_not_found() {
     );
 }
 
-#[tokio::test]
-async fn ending_all_others_keeps_only_this_device() {
-    let app = TestApp::spawn().await;
+async fn ending_all_others_keeps_only_this_device(backend: Backend) {
+    let app = TestApp::spawn_backend(backend, |_| {}).await;
     let email = app.create_user(Role::Guest).await;
     let a = app.login(&email, IPHONE).await;
     let b = app.login(&email, WINDOWS).await;
@@ -109,9 +106,8 @@ async fn ending_all_others_keeps_only_this_device() {
     assert_eq!(ids(&list.body), vec![a.session_id.as_str()]);
 }
 
-#[tokio::test]
-async fn refresh_rotates_and_a_racing_tab_is_not_treated_as_theft() {
-    let app = TestApp::spawn().await;
+async fn refresh_rotates_and_a_racing_tab_is_not_treated_as_theft(backend: Backend) {
+    let app = TestApp::spawn_backend(backend, |_| {}).await;
     let email = app.create_user(Role::Guest).await;
     let first = app.login(&email, IPHONE).await;
     let second = app.refreshed(&first).await;
@@ -140,9 +136,10 @@ async fn refresh_rotates_and_a_racing_tab_is_not_treated_as_theft() {
     );
 }
 
-#[tokio::test]
-async fn reusing_a_rotated_refresh_token_after_the_grace_window_revokes_the_session() {
-    let app = TestApp::spawn_with(|s| s.sessions.refresh_grace = 0).await;
+async fn reusing_a_rotated_refresh_token_after_the_grace_window_revokes_the_session(
+    backend: Backend,
+) {
+    let app = TestApp::spawn_backend(backend, |s| s.sessions.refresh_grace = 0).await;
     let email = app.create_user(Role::Guest).await;
     let first = app.login(&email, IPHONE).await;
     let second = app.refreshed(&first).await;
@@ -162,9 +159,8 @@ async fn reusing_a_rotated_refresh_token_after_the_grace_window_revokes_the_sess
     );
 }
 
-#[tokio::test]
-async fn parallel_refreshes_with_one_token_succeed_exactly_once() {
-    let app = TestApp::spawn().await;
+async fn parallel_refreshes_with_one_token_succeed_exactly_once(backend: Backend) {
+    let app = TestApp::spawn_backend(backend, |_| {}).await;
     let email = app.create_user(Role::Guest).await;
     let device = app.login(&email, IPHONE).await;
     let replies = join_all((0..20).map(|_| app.refresh(&device.refresh_token))).await;
@@ -180,9 +176,8 @@ async fn parallel_refreshes_with_one_token_succeed_exactly_once() {
     );
 }
 
-#[tokio::test]
-async fn the_least_recently_active_session_is_evicted_at_the_maximum() {
-    let app = TestApp::spawn_with(|s| s.roles.guest.max_sessions = 2).await;
+async fn the_least_recently_active_session_is_evicted_at_the_maximum(backend: Backend) {
+    let app = TestApp::spawn_backend(backend, |s| s.roles.guest.max_sessions = 2).await;
     let email = app.create_user(Role::Guest).await;
     let oldest = app.login(&email, IPHONE).await;
     let middle = app.login(&email, WINDOWS).await;
@@ -203,9 +198,8 @@ async fn the_least_recently_active_session_is_evicted_at_the_maximum() {
     assert_eq!(history.body[0]["reason"], "max_sessions_exceeded");
 }
 
-#[tokio::test]
-async fn a_role_set_to_reject_refuses_sign_in_at_the_maximum() {
-    let app = TestApp::spawn_with(|s| {
+async fn a_role_set_to_reject_refuses_sign_in_at_the_maximum(backend: Backend) {
+    let app = TestApp::spawn_backend(backend, |s| {
         s.roles.vendor_admin.max_sessions = 2;
         s.roles.vendor_admin.on_limit = OnLimit::Reject;
     })
@@ -224,9 +218,8 @@ async fn a_role_set_to_reject_refuses_sign_in_at_the_maximum() {
     );
 }
 
-#[tokio::test]
-async fn fifty_parallel_sign_ins_of_an_employee_leave_exactly_two_sessions() {
-    let app = TestApp::spawn().await;
+async fn fifty_parallel_sign_ins_of_an_employee_leave_exactly_two_sessions(backend: Backend) {
+    let app = TestApp::spawn_backend(backend, |_| {}).await;
     let email = app.create_user(Role::HotelEmployee).await;
     let replies = join_all((0..50).map(|_| app.try_login(&email, PASSWORD, ANDROID))).await;
     assert!(replies.iter().all(|r| r.status == StatusCode::OK));
@@ -235,9 +228,8 @@ async fn fifty_parallel_sign_ins_of_an_employee_leave_exactly_two_sessions() {
     assert_eq!(list.body.as_array().map(Vec::len), Some(2));
 }
 
-#[tokio::test]
-async fn logout_ends_the_session_and_history_tells_why() {
-    let app = TestApp::spawn().await;
+async fn logout_ends_the_session_and_history_tells_why(backend: Backend) {
+    let app = TestApp::spawn_backend(backend, |_| {}).await;
     let email = app.create_user(Role::Guest).await;
     let phone = app.login(&email, IPHONE).await;
     let laptop = app.login(&email, WINDOWS).await;
@@ -269,9 +261,8 @@ async fn logout_ends_the_session_and_history_tells_why() {
     assert!(history.body[0]["ended_at"].is_string());
 }
 
-#[tokio::test]
-async fn whoami_returns_the_session_and_the_user() {
-    let app = TestApp::spawn().await;
+async fn whoami_returns_the_session_and_the_user(backend: Backend) {
+    let app = TestApp::spawn_backend(backend, |_| {}).await;
     let email = app.create_user(Role::HotelEmployee).await;
     let device = app.login(&email, IPHONE).await;
     let me = app
@@ -285,9 +276,8 @@ async fn whoami_returns_the_session_and_the_user() {
     assert_eq!(me.body["session"]["is_current"], true);
 }
 
-#[tokio::test]
-async fn registration_and_sign_in_answer_clearly_and_alike_for_unknown_accounts() {
-    let app = TestApp::spawn().await;
+async fn registration_and_sign_in_answer_clearly_and_alike_for_unknown_accounts(backend: Backend) {
+    let app = TestApp::spawn_backend(backend, |_| {}).await;
     let email = TestApp::email();
     let register = |body: Value| app.call(Method::POST, "/api/v1/auth/register", None, Some(body));
     let created = register(json!({ "email": email, "password": PASSWORD })).await;
@@ -315,9 +305,8 @@ async fn registration_and_sign_in_answer_clearly_and_alike_for_unknown_accounts(
     );
 }
 
-#[tokio::test]
-async fn a_password_change_signs_out_every_other_device() {
-    let app = TestApp::spawn().await;
+async fn a_password_change_signs_out_every_other_device(backend: Backend) {
+    let app = TestApp::spawn_backend(backend, |_| {}).await;
     let email = app.create_user(Role::Guest).await;
     let phone = app.login(&email, IPHONE).await;
     let laptop = app.login(&email, WINDOWS).await;
@@ -358,9 +347,8 @@ async fn a_password_change_signs_out_every_other_device() {
     );
 }
 
-#[tokio::test]
-async fn expired_access_tokens_and_sessions_are_refused_with_their_codes() {
-    let app = TestApp::spawn_with(|s| {
+async fn expired_access_tokens_and_sessions_are_refused_with_their_codes(backend: Backend) {
+    let app = TestApp::spawn_backend(backend, |s| {
         s.jwt.leeway = 0;
         s.roles.guest.timeout = 1;
         s.roles.guest.absolute_lifetime = 1;
@@ -378,9 +366,8 @@ async fn expired_access_tokens_and_sessions_are_refused_with_their_codes() {
     assert_eq!(refresh.body["reason"], "expired");
 }
 
-#[tokio::test]
-async fn hostile_requests_get_4xx_problems_and_change_nothing() {
-    let app = TestApp::spawn().await;
+async fn hostile_requests_get_4xx_problems_and_change_nothing(backend: Backend) {
+    let app = TestApp::spawn_backend(backend, |_| {}).await;
     let email = app.create_user(Role::Guest).await;
     let device = app.login(&email, IPHONE).await;
     let login = || app.request(Method::POST, "/api/v1/auth/login");
@@ -462,9 +449,8 @@ async fn hostile_requests_get_4xx_problems_and_change_nothing() {
     assert_eq!(ids(&list.body), vec![device.session_id.as_str()]);
 }
 
-#[tokio::test]
-async fn forwarding_headers_count_only_from_trusted_proxies() {
-    let untrusting = TestApp::spawn().await;
+async fn forwarding_headers_count_only_from_trusted_proxies(backend: Backend) {
+    let untrusting = TestApp::spawn_backend(backend, |_| {}).await;
     let email = untrusting.create_user(Role::Guest).await;
     let spoofed = read(
         untrusting
@@ -475,9 +461,10 @@ async fn forwarding_headers_count_only_from_trusted_proxies() {
     .await;
     assert_eq!(spoofed.body["session"]["ip_address"], "127.0.0.1");
 
-    let behind_proxy =
-        TestApp::spawn_with(|s| s.http.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()])
-            .await;
+    let behind_proxy = TestApp::spawn_backend(backend, |s| {
+        s.http.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]
+    })
+    .await;
     let email = behind_proxy.create_user(Role::Guest).await;
     let forwarded = read(
         behind_proxy
@@ -489,10 +476,9 @@ async fn forwarding_headers_count_only_from_trusted_proxies() {
     assert_eq!(forwarded.body["session"]["ip_address"], "198.51.100.1");
 }
 
-#[tokio::test]
-async fn the_bootstrap_admin_exists_at_start_up() {
+async fn the_bootstrap_admin_exists_at_start_up(backend: Backend) {
     let email = TestApp::email();
-    let app = TestApp::spawn_with(|s| {
+    let app = TestApp::spawn_backend(backend, |s| {
         s.admin_email = Some(email.clone());
         s.admin_password = Some(PASSWORD.into());
     })
@@ -504,9 +490,29 @@ async fn the_bootstrap_admin_exists_at_start_up() {
     assert_eq!(me.body["user"]["role"], "system_admin");
 }
 
-#[tokio::test]
-async fn liveness_answers() {
-    let app = TestApp::spawn().await;
+async fn liveness_answers(backend: Backend) {
+    let app = TestApp::spawn_backend(backend, |_| {}).await;
     let reply = read(app.request(Method::GET, "/health/live")).await;
     assert_eq!(reply.status, StatusCode::OK);
 }
+
+sessiond_tests::on_every_backend!(
+    two_devices_see_each_other_and_one_signs_the_other_out,
+    another_users_session_is_not_found,
+    ending_all_others_keeps_only_this_device,
+    refresh_rotates_and_a_racing_tab_is_not_treated_as_theft,
+    reusing_a_rotated_refresh_token_after_the_grace_window_revokes_the_session,
+    parallel_refreshes_with_one_token_succeed_exactly_once,
+    the_least_recently_active_session_is_evicted_at_the_maximum,
+    a_role_set_to_reject_refuses_sign_in_at_the_maximum,
+    fifty_parallel_sign_ins_of_an_employee_leave_exactly_two_sessions,
+    logout_ends_the_session_and_history_tells_why,
+    whoami_returns_the_session_and_the_user,
+    registration_and_sign_in_answer_clearly_and_alike_for_unknown_accounts,
+    a_password_change_signs_out_every_other_device,
+    expired_access_tokens_and_sessions_are_refused_with_their_codes,
+    hostile_requests_get_4xx_problems_and_change_nothing,
+    forwarding_headers_count_only_from_trusted_proxies,
+    the_bootstrap_admin_exists_at_start_up,
+    liveness_answers,
+);

@@ -1,4 +1,12 @@
 //! sessiond's integration tests, in one binary.
 
+// All of this binary is test code, also the plain functions that the per-backend test
+// macros call: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod admin;
+mod browser;
 mod http;
 mod memory;
+mod postgres;
+mod redis;

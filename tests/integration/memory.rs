@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use sessiond_memory::{MemorySessionRepository, MemoryUserRepository};
+use sessiond_memory::{MemoryAttemptCounter, MemorySessionRepository, MemoryUserRepository};
 use sessiond_tests::contract::Stores;
+use sessiond_tests::lifecycle_contract::LifecycleStores;
 
 async fn stores() -> Stores {
     Stores {
@@ -13,3 +14,21 @@ async fn stores() -> Stores {
 }
 
 sessiond_tests::storage_contract_tests!(stores().await);
+
+async fn lifecycle_stores() -> LifecycleStores {
+    let users = Arc::new(MemoryUserRepository::new());
+    let sessions = Arc::new(MemorySessionRepository::new());
+    LifecycleStores {
+        users: users.clone(),
+        administration: users,
+        sessions: sessions.clone(),
+        cleanup: sessions,
+        attempts: Arc::new(MemoryAttemptCounter::new()),
+    }
+}
+
+mod lifecycle {
+    use super::lifecycle_stores;
+
+    sessiond_tests::lifecycle_contract_tests!(lifecycle_stores().await);
+}

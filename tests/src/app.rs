@@ -8,6 +8,7 @@ use sessiond_app::storage::Storage;
 use sessiond_app::{Application, Settings};
 use sessiond_domain::model::{Email, Password, Role};
 use sessiond_domain::service::{AccountService, NewAccount};
+use sessiond_redis::{RedisSessionCache, RedisSettings};
 use uuid::Uuid;
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -78,6 +79,50 @@ impl Reply {
     }
 }
 
+/// The storage a test app runs on. Every HTTP test runs on each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    /// A fresh PostgreSQL database, no cache.
+    Postgres,
+    /// A fresh PostgreSQL database behind the shared Redis, under a key prefix of its own.
+    PostgresRedis,
+}
+
+impl Backend {
+    /// Fresh storage of this kind.
+    pub async fn storage(self) -> Storage {
+        match self {
+            Backend::Memory => Storage::in_memory(),
+            Backend::Postgres => Storage::postgres(fresh_pool().await, None),
+            Backend::PostgresRedis => {
+                let cache = RedisSessionCache::connect(redis_settings(SHARED_REDIS_URL))
+                    .await
+                    .expect("the shared Redis");
+                Storage::postgres(fresh_pool().await, Some(cache))
+            }
+        }
+    }
+}
+
+/// The machine's shared Redis; tests stay under their own key prefix there.
+pub const SHARED_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// Cache settings for `url` under a key prefix no other test uses.
+pub fn redis_settings(url: &str) -> RedisSettings {
+    RedisSettings {
+        url: url.to_owned(),
+        key_prefix: format!("test:{}:", Uuid::new_v4().simple()),
+        command_timeout: std::time::Duration::from_millis(500),
+    }
+}
+
+async fn fresh_pool() -> sessiond_postgres::PgPool {
+    sessiond_postgres::testing::fresh_pool()
+        .await
+        .expect("a fresh PostgreSQL test database")
+}
+
 impl TestApp {
     /// sessiond with in-memory storage and test settings.
     pub async fn spawn() -> Self {
@@ -86,9 +131,14 @@ impl TestApp {
 
     /// sessiond with in-memory storage and test settings changed by `configure`.
     pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_backend(Backend::Memory, configure).await
+    }
+
+    /// sessiond on fresh storage of `backend`, with test settings changed by `configure`.
+    pub async fn spawn_backend(backend: Backend, configure: impl FnOnce(&mut Settings)) -> Self {
         let mut settings = test_settings();
         configure(&mut settings);
-        Self::spawn_on(settings, Storage::in_memory()).await
+        Self::spawn_on(settings, backend.storage().await).await
     }
 
     /// sessiond with the given settings and storage.
@@ -223,4 +273,36 @@ pub async fn read(request: RequestBuilder) -> Reply {
         content_type,
         body,
     }
+}
+
+/// Generates, for each named `async fn name(backend: Backend)`, one `#[tokio::test]` per
+/// backend: `memory::name`, `postgres::name`, `postgres_redis::name`.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::app::Backend::Memory).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::app::Backend::Postgres).await;
+                }
+            )*
+        }
+        mod postgres_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::app::Backend::PostgresRedis).await;
+                }
+            )*
+        }
+    };
 }

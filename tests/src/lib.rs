@@ -5,4 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod app;
+pub mod browser;
 pub mod contract;
+pub mod lifecycle_contract;
+pub mod redis_server;

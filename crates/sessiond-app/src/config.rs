@@ -6,11 +6,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-use sessiond_domain::model::{LimitAction, Role, RolePolicies, RolePolicy, SessionPolicy};
+use serde::{Deserialize, Serialize};
+use sessiond_domain::model::{
+    LimitAction, Role, RolePolicies, RolePolicy, SessionPolicy, ThrottlePolicy,
+};
 use time::Duration;
 
 /// The JWT secret `make run` uses in dev mode. Refused everywhere else.
@@ -41,6 +43,9 @@ pub struct Settings {
     pub roles: RolesConfig,
     pub argon2: Argon2Config,
     pub http: HttpConfig,
+    pub cleanup: CleanupConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
 }
 
 impl Default for Settings {
@@ -58,6 +63,9 @@ impl Default for Settings {
             roles: RolesConfig::default(),
             argon2: Argon2Config::default(),
             http: HttpConfig::default(),
+            cleanup: CleanupConfig::default(),
+            database: DatabaseConfig::default(),
+            redis: RedisConfig::default(),
         }
     }
 }
@@ -116,7 +124,13 @@ pub struct SessionsConfig {
     pub refresh_threshold: u32,
     pub activity_interval: u32,
     pub refresh_grace: u32,
+    /// Ended sessions are listed in the history, then purged, after this many days.
     pub history_retention_days: u32,
+    /// Failed sign-ins are counted in windows of this many seconds...
+    pub throttle_window: u32,
+    /// ...and refused for the rest of the window at these counts.
+    pub max_failed_sign_ins_per_account: u32,
+    pub max_failed_sign_ins_per_ip: u32,
 }
 
 impl Default for SessionsConfig {
@@ -126,12 +140,15 @@ impl Default for SessionsConfig {
             activity_interval: 60,
             refresh_grace: 10,
             history_retention_days: 30,
+            throttle_window: 900,
+            max_failed_sign_ins_per_account: 5,
+            max_failed_sign_ins_per_ip: 50,
         }
     }
 }
 
 /// One role's policy; seconds.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleConfig {
     pub timeout: u32,
@@ -140,7 +157,7 @@ pub struct RoleConfig {
     pub on_limit: OnLimit,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnLimit {
     EvictOldest,
@@ -160,7 +177,7 @@ impl RoleConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RolesConfig {
     pub guest: RoleConfig,
@@ -233,6 +250,63 @@ impl Default for HttpConfig {
     }
 }
 
+/// The cleanup job (SPEC §5).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CleanupConfig {
+    /// Seconds between passes in `serve`; 0 turns the background job off.
+    pub interval: u32,
+}
+
+impl Default for CleanupConfig {
+    fn default() -> Self {
+        Self { interval: 3600 }
+    }
+}
+
+/// PostgreSQL, when `DATABASE_URL` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub max_connections: usize,
+    /// How long a request waits for a pooled connection before answering 503, ms.
+    pub acquire_timeout_ms: u64,
+    /// `statement_timeout` of every connection, ms.
+    pub statement_timeout_ms: u64,
+    /// Apply pending migrations when `serve` starts (`sessiond migrate` always can).
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout_ms: 2_000,
+            statement_timeout_ms: 5_000,
+            migrate_on_start: false,
+        }
+    }
+}
+
+/// Redis, when `REDIS_URL` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// Every Redis command gives up after this long, ms: a hung Redis never hangs requests.
+    pub command_timeout_ms: u64,
+    /// Prepended to every key (to share one Redis between deployments or tests).
+    pub key_prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            command_timeout_ms: 500,
+            key_prefix: String::new(),
+        }
+    }
+}
+
 /// A configuration that cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -272,7 +346,10 @@ impl Settings {
     /// [`ConfigError`] for unreadable or unsafe settings.
     pub fn load(config_dir: &Path) -> Result<Self, ConfigError> {
         let env = std::env::var("SESSIOND_ENV").unwrap_or_else(|_| Settings::default().env);
+        // Each role's defaults go in first, so that one variable (say MAX_SESSIONS_GUEST)
+        // overrides one field and not the whole role.
         let settings: Settings = Figment::new()
+            .merge(Serialized::default("roles", RolesConfig::default()))
             .merge(Toml::file(config_dir.join("default.toml")))
             .merge(Toml::file(config_dir.join(format!("{env}.toml"))))
             .merge(Env::raw().filter_map(|key| {
@@ -332,8 +409,17 @@ impl Settings {
                 return invalid(format!("{role}: absolute_lifetime is shorter than timeout"));
             }
         }
+        if self.sessions.throttle_window == 0 {
+            return invalid("sessions.throttle_window must be positive".into());
+        }
         if self.jwt.access_token_ttl == 0 {
             return invalid("ACCESS_TOKEN_TTL must be positive".into());
+        }
+        if self.redis_url.is_some() && self.database_url.is_none() {
+            return invalid(
+                "REDIS_URL needs DATABASE_URL: Redis caches PostgreSQL, it is not a store of its own"
+                    .into(),
+            );
         }
         if self.admin_email.is_some() != self.admin_password.is_some() {
             return invalid("SESSIOND_ADMIN_EMAIL and SESSIOND_ADMIN_PASSWORD go together".into());
@@ -367,6 +453,11 @@ impl Settings {
             activity_interval: seconds(self.sessions.activity_interval),
             refresh_grace: seconds(self.sessions.refresh_grace),
             history_retention: Duration::days(i64::from(self.sessions.history_retention_days)),
+            sign_in_throttle: ThrottlePolicy {
+                window: seconds(self.sessions.throttle_window),
+                max_failures_per_account: self.sessions.max_failed_sign_ins_per_account,
+                max_failures_per_ip: self.sessions.max_failed_sign_ins_per_ip,
+            },
         }
     }
 }

@@ -2,6 +2,7 @@
 //! adapters into the domain's ports. The binary (`main.rs`) only parses the command line.
 
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod http;
 pub mod startup;

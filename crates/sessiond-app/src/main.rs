@@ -1,8 +1,8 @@
 //! `sessiond`: reads the command line and configuration, then runs the chosen command.
 
 use clap::Parser;
-use sessiond_app::cli::{Cli, Command};
-use sessiond_app::{Application, Settings, telemetry};
+use sessiond_app::cli::{Cli, Command, UserCommand};
+use sessiond_app::{Application, Settings, commands, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -16,6 +16,17 @@ async fn main() -> anyhow::Result<()> {
                 .run_until_stopped()
                 .await?
         }
+        Command::Migrate => commands::migrate(&settings).await?,
+        Command::Cleanup => commands::cleanup(&settings).await?,
+        Command::User {
+            command:
+                UserCommand::Create {
+                    email,
+                    role,
+                    hotel_id,
+                    password,
+                },
+        } => commands::create_user(&settings, &email, role, hotel_id, password).await?,
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
@@ -9,7 +10,9 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use sessiond_argon2::{Argon2Cost, Argon2Hasher};
 use sessiond_domain::model::{Email, Password, Role};
-use sessiond_domain::service::{AccountService, AuthService, NewAccount, Ports, SessionService};
+use sessiond_domain::service::{
+    AccountService, AdminService, AuthService, CleanupService, NewAccount, Ports, SessionService,
+};
 use sessiond_jwt::{JwtCodec, JwtSettings, SigningKey};
 use sessiond_useragent::WootheeClassifier;
 
@@ -23,6 +26,8 @@ pub struct Application {
     port: u16,
     server: Server,
     accounts: AccountService,
+    cleanup: CleanupService,
+    cleanup_every: Option<Duration>,
 }
 
 impl std::fmt::Debug for Application {
@@ -53,7 +58,7 @@ impl Application {
         if settings.is_dev() && settings.jwt.secret.is_none() {
             tracing::warn!("dev mode: signing tokens with the built-in development JWT secret");
         }
-        let state = services(&settings, storage)?;
+        let Services { state, cleanup } = Services::build(&settings, storage)?;
         bootstrap_admin(&settings, &state.accounts).await?;
 
         let listener = TcpListener::bind(settings.bind_addr)
@@ -73,10 +78,14 @@ impl Application {
         }
         let server = server.listen(listener)?.run();
         tracing::info!(address = %settings.bind_addr, port, "sessiond is listening");
+        let cleanup_every = (settings.cleanup.interval > 0)
+            .then(|| Duration::from_secs(u64::from(settings.cleanup.interval)));
         Ok(Self {
             port,
             server,
             accounts,
+            cleanup,
+            cleanup_every,
         })
     }
 
@@ -95,12 +104,65 @@ impl Application {
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let job = self
+            .cleanup_every
+            .map(|every| tokio::spawn(cleanup_job(self.cleanup.clone(), every)));
+        let result = self.server.await;
+        if let Some(job) = job {
+            job.abort();
+        }
+        result
+    }
+
+    /// The cleanup service on this application's storage (for `sessiond cleanup`).
+    pub fn cleanup(&self) -> CleanupService {
+        self.cleanup.clone()
     }
 }
 
-/// Plugs the adapters into the domain's services.
-fn services(settings: &Settings, storage: Storage) -> anyhow::Result<AppState> {
+/// Runs a cleanup pass every `every`, after a random delay of up to a tenth of it so that
+/// instances started together do not all try at once (the store lets one through anyway).
+async fn cleanup_job(cleanup: CleanupService, every: Duration) {
+    let jitter = every.mul_f64(rand::random::<f64>() / 10.0);
+    tokio::time::sleep(jitter).await;
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        let started = std::time::Instant::now();
+        match cleanup.run_once().await {
+            Ok(report) if report.skipped => {
+                tracing::info!("cleanup: another instance is running a pass");
+            }
+            Ok(report) => tracing::info!(
+                expired = report.expired,
+                purged = report.purged,
+                duration_ms = started.elapsed().as_millis(),
+                "cleanup pass done"
+            ),
+            Err(error) => tracing::warn!(%error, "cleanup pass failed; next one in an interval"),
+        }
+    }
+}
+
+/// The domain's services, wired to adapters: what `serve` and the operator commands use.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub state: AppState,
+    pub cleanup: CleanupService,
+}
+
+impl Services {
+    /// Plugs the adapters into the domain's services.
+    ///
+    /// # Errors
+    /// When a setting cannot be used (an out-of-range argon2 cost).
+    pub fn build(settings: &Settings, storage: Storage) -> anyhow::Result<Self> {
+        services(settings, storage)
+    }
+}
+
+fn services(settings: &Settings, storage: Storage) -> anyhow::Result<Services> {
+    let probes = storage.probes.clone();
     let jwt = JwtCodec::new(JwtSettings {
         current: SigningKey {
             kid: settings.jwt.kid.clone(),
@@ -132,14 +194,24 @@ fn services(settings: &Settings, storage: Storage) -> anyhow::Result<AppState> {
         devices: Arc::new(WootheeClassifier::new()),
         clock: Arc::new(SystemClock),
         random: Arc::new(OsRandom),
+        attempts: storage.attempts,
     };
     let policy = Arc::new(settings.session_policy());
-    Ok(AppState {
+    let cleanup = CleanupService::new(
+        ports.clone(),
+        Arc::clone(&policy),
+        storage.cleanup,
+        storage.cache,
+    );
+    let state = AppState {
         auth: AuthService::new(ports.clone(), Arc::clone(&policy)),
         sessions: SessionService::new(ports.clone(), policy),
-        accounts: AccountService::new(ports),
+        accounts: AccountService::new(ports.clone()),
+        admin: AdminService::new(ports, storage.administration),
         http: settings.http.clone(),
-    })
+        probes,
+    };
+    Ok(Services { state, cleanup })
 }
 
 /// Creates the `SESSIOND_ADMIN_EMAIL` system admin if it does not exist yet.

@@ -44,6 +44,12 @@ pub enum DomainError {
     SessionRevoked(InvalidationReason),
     #[error("the session has expired")]
     SessionExpired,
+    /// Too many failed sign-ins: try again in `retry_after_seconds`.
+    #[error("too many failed sign-ins")]
+    RateLimited { retry_after_seconds: u64 },
+    /// The change would leave no active system administrator.
+    #[error("the last active system_admin cannot be demoted or disabled")]
+    LastActiveAdmin,
     #[error("the maximum number of sessions is reached")]
     MaxSessionsReached,
     #[error("not found")]

@@ -5,9 +5,11 @@
 //! store keeps its data behind one mutex, which makes every port operation atomic, so the
 //! max-sessions rule and single-use refresh tokens hold under concurrency here too.
 
+mod attempts;
 mod sessions;
 mod users;
 
+pub use attempts::MemoryAttemptCounter;
 pub use sessions::MemorySessionRepository;
 pub use users::MemoryUserRepository;
 

@@ -8,7 +8,9 @@ use sessiond_domain::model::{
     InvalidationReason, LimitAction, RefreshTokenHash, Session, SessionId, SessionStatus, UserId,
     eviction_victims,
 };
-use sessiond_domain::ports::{CreateSessionError, SessionLimit, SessionRepository};
+use sessiond_domain::ports::{
+    CleanupOutcome, CreateSessionError, SessionCleanup, SessionLimit, SessionRepository,
+};
 use time::OffsetDateTime;
 
 use crate::lock;
@@ -158,5 +160,30 @@ impl SessionRepository for MemorySessionRepository {
             .collect();
         ended.sort_by_key(|(at, s)| (Reverse(*at), s.id));
         Ok(ended.into_iter().map(|(_, s)| s).collect())
+    }
+}
+
+#[async_trait]
+impl SessionCleanup for MemorySessionRepository {
+    /// One lock for the whole pass: passes never overlap, so none is ever skipped.
+    async fn run_pass(
+        &self,
+        now: OffsetDateTime,
+        purge_before: OffsetDateTime,
+        _batch_size: u32,
+    ) -> Result<Option<CleanupOutcome>, StoreError> {
+        let mut sessions = lock(&self.sessions);
+        let mut outcome = CleanupOutcome::default();
+        for session in sessions.values_mut() {
+            if session.status == SessionStatus::Active && session.expires_at <= now {
+                let at = session.expires_at;
+                end_active(session, InvalidationReason::Expired, at);
+                outcome.expired.push((session.user_id, session.id));
+            }
+        }
+        let before = sessions.len();
+        sessions.retain(|_, s| s.ended().is_none_or(|(at, _)| at >= purge_before));
+        outcome.purged = (before - sessions.len()) as u64;
+        Ok(Some(outcome))
     }
 }

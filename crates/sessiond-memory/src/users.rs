@@ -3,8 +3,10 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use sessiond_domain::StoreError;
-use sessiond_domain::model::{Email, PasswordHash, User, UserId};
-use sessiond_domain::ports::{CreateUserError, UserRepository};
+use sessiond_domain::model::{Email, PasswordHash, Role, User, UserId};
+use sessiond_domain::ports::{
+    CreateUserError, UpdateUserError, UserAdministration, UserChange, UserRepository,
+};
 use time::OffsetDateTime;
 
 use crate::lock;
@@ -56,5 +58,29 @@ impl UserRepository for MemoryUserRepository {
                 user.updated_at = at;
             })
             .is_some())
+    }
+}
+
+#[async_trait]
+impl UserAdministration for MemoryUserRepository {
+    async fn update(
+        &self,
+        id: UserId,
+        change: UserChange,
+        at: OffsetDateTime,
+    ) -> Result<User, UpdateUserError> {
+        let mut users = lock(&self.users);
+        let current = users.get(&id).ok_or(UpdateUserError::NotFound)?;
+        let mut updated = current.clone();
+        updated.role = change.role.unwrap_or(updated.role);
+        updated.is_active = change.is_active.unwrap_or(updated.is_active);
+        updated.updated_at = at;
+        let is_admin = |u: &User| u.is_active && u.role == Role::SystemAdmin;
+        let admins_left = users.values().filter(|u| u.id != id && is_admin(u)).count();
+        if is_admin(current) && !is_admin(&updated) && admins_left == 0 {
+            return Err(UpdateUserError::LastActiveAdmin);
+        }
+        users.insert(id, updated.clone());
+        Ok(updated)
     }
 }

@@ -4,9 +4,15 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::dev::Payload;
+use std::future::{Ready, ready};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::AUTHORIZATION;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use sessiond_domain::DomainError;
+use sessiond_domain::model::Role;
 use sessiond_domain::service::Principal;
 
 use super::{ApiError, AppState};
@@ -37,6 +43,51 @@ impl FromRequest for Authenticated {
             let principal = state.auth.authenticate(&token).await?;
             Ok(Authenticated(principal))
         })
+    }
+}
+
+/// The caller of an `/admin` route, as checked by [`require_admin`].
+#[derive(Debug)]
+pub struct AdminCaller(pub Principal);
+
+/// Middleware of the `/admin` scope: authenticates the caller and requires a `system_admin`
+/// session before anything else is read, so a non-admin gets 401/403 whatever the body
+/// (handler extractors run concurrently, so this cannot be an extractor). The domain checks
+/// again against the stored user.
+///
+/// # Errors
+/// 401 without a valid session, 403 for other roles.
+pub async fn require_admin(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = request.app_data::<web::Data<AppState>>().cloned();
+    let token = bearer_token(request.request());
+    let token = token.ok_or_else(ApiError::unauthenticated)?;
+    let state = state.ok_or_else(|| ApiError::unauthenticated().detail("no state"))?;
+    let principal = state
+        .auth
+        .authenticate(&token)
+        .await
+        .map_err(ApiError::from)?;
+    if principal.role != Role::SystemAdmin {
+        return Err(ApiError::from(DomainError::Forbidden).into());
+    }
+    request.extensions_mut().insert(principal);
+    next.call(request).await
+}
+
+impl FromRequest for AdminCaller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let principal = request.extensions().get::<Principal>().cloned();
+        ready(
+            principal
+                .map(AdminCaller)
+                .ok_or_else(ApiError::unauthenticated),
+        )
     }
 }
 

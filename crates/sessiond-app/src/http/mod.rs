@@ -8,9 +8,10 @@ mod views;
 
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse, error};
-use sessiond_domain::service::{AccountService, AuthService, SessionService};
+use sessiond_domain::service::{AccountService, AdminService, AuthService, SessionService};
 
 use crate::config::HttpConfig;
+use crate::storage::Probes;
 pub use problem::ApiError;
 
 /// What every handler may use.
@@ -19,7 +20,10 @@ pub struct AppState {
     pub auth: AuthService,
     pub sessions: SessionService,
     pub accounts: AccountService,
+    pub admin: AdminService,
     pub http: HttpConfig,
+    /// The external stores, for readiness.
+    pub probes: Probes,
 }
 
 /// Mounts every route and the error handlers for malformed requests.
@@ -40,8 +44,11 @@ pub fn configure(config: &mut web::ServiceConfig, json_limit: usize) {
             web::scope("/api/v1")
                 .service(routes::auth::scope())
                 .service(routes::sessions::scope())
-                .service(routes::account::scope()),
+                .service(routes::account::scope())
+                .service(routes::admin::scope()),
         )
+        .service(routes::ui::scope())
+        .service(routes::web::resources())
         .default_service(web::to(not_found));
 }
 

@@ -18,6 +18,7 @@ pub struct ApiError {
     title: &'static str,
     detail: String,
     reason: Option<InvalidationReason>,
+    retry_after: Option<u64>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -41,6 +42,7 @@ impl ApiError {
             title,
             detail: title.to_owned(),
             reason: None,
+            retry_after: None,
             source: None,
         }
     }
@@ -53,6 +55,11 @@ impl ApiError {
 
     fn reason(mut self, reason: InvalidationReason) -> Self {
         self.reason = Some(reason);
+        self
+    }
+
+    fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
         self
     }
 
@@ -156,6 +163,20 @@ impl From<DomainError> for ApiError {
                 "Too many active sessions",
             )
             .detail("sign out on another device first"),
+            DomainError::RateLimited {
+                retry_after_seconds,
+            } => ApiError::new(
+                S::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many failed sign-ins",
+            )
+            .detail(format!("try again in {retry_after_seconds} s"))
+            .retry_after(retry_after_seconds),
+            DomainError::LastActiveAdmin => ApiError::new(
+                S::CONFLICT,
+                "last_admin",
+                "The last active system_admin cannot be demoted or disabled",
+            ),
             DomainError::NotFound => ApiError::not_found(),
             DomainError::Forbidden => ApiError::new(S::FORBIDDEN, "forbidden", "Not allowed"),
             DomainError::Unavailable(source) => ApiError::new(
@@ -203,7 +224,9 @@ impl ResponseError for ApiError {
                 HeaderValue::from_static("Bearer realm=\"sessiond\""),
             ));
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        } else if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
         }
         response.json(problem)

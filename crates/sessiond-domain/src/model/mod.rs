@@ -10,7 +10,9 @@ pub mod user;
 
 pub use device::{DeviceClass, DeviceInfo, DeviceKind};
 pub use ids::{SessionId, UserId};
-pub use policy::{LimitAction, RolePolicies, RolePolicy, SessionPolicy, eviction_victims};
+pub use policy::{
+    LimitAction, RolePolicies, RolePolicy, SessionPolicy, ThrottlePolicy, eviction_victims,
+};
 pub use role::Role;
 pub use session::{
     InvalidationReason, Liveness, NewSessionContext, RefreshState, Session, SessionStatus,

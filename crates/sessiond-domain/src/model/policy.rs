@@ -82,6 +82,38 @@ impl Default for RolePolicies {
     }
 }
 
+/// How many failed sign-ins are tolerated before sign-in is refused for a while.
+///
+/// Failures are counted in fixed windows per account (the e-mail as typed, so unknown
+/// addresses are limited too) and per client address; at the limit, every sign-in for that
+/// key is refused until the window ends, even with the right password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottlePolicy {
+    pub window: Duration,
+    pub max_failures_per_account: u32,
+    pub max_failures_per_ip: u32,
+}
+
+impl Default for ThrottlePolicy {
+    fn default() -> Self {
+        Self {
+            window: Duration::minutes(15),
+            max_failures_per_account: 5,
+            max_failures_per_ip: 50,
+        }
+    }
+}
+
+impl ThrottlePolicy {
+    /// The window that contains `now`: `[start, end)`, aligned on the Unix epoch.
+    pub fn window_at(&self, now: OffsetDateTime) -> (OffsetDateTime, OffsetDateTime) {
+        let window = self.window.whole_seconds().max(1);
+        let start = now.unix_timestamp().div_euclid(window) * window;
+        let start = OffsetDateTime::from_unix_timestamp(start).unwrap_or(now);
+        (start, start + Duration::seconds(window))
+    }
+}
+
 /// Everything the use cases need to know about timing and limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionPolicy {
@@ -95,8 +127,9 @@ pub struct SessionPolicy {
     /// After a rotation, the previous refresh token is answered with a plain 401 (two tabs
     /// racing) for this long; later it is treated as stolen.
     pub refresh_grace: Duration,
-    /// How long ended sessions stay visible in the history.
+    /// How long ended sessions stay visible in the history (and are kept at all).
     pub history_retention: Duration,
+    pub sign_in_throttle: ThrottlePolicy,
 }
 
 impl Default for SessionPolicy {
@@ -108,6 +141,7 @@ impl Default for SessionPolicy {
             activity_interval: Duration::seconds(60),
             refresh_grace: Duration::seconds(10),
             history_retention: Duration::days(30),
+            sign_in_throttle: ThrottlePolicy::default(),
         }
     }
 }
@@ -177,6 +211,61 @@ mod tests {
         );
         let late = created + Duration::hours(22);
         assert_eq!(policy.expiry(created, late), created + Duration::days(1));
+    }
+
+    #[test]
+    fn throttle_windows_are_aligned_and_contain_now() {
+        let policy = ThrottlePolicy::default();
+        let now = datetime!(2026-01-01 10:07:30 UTC);
+        assert_eq!(
+            policy.window_at(now),
+            (
+                datetime!(2026-01-01 10:00 UTC),
+                datetime!(2026-01-01 10:15 UTC)
+            )
+        );
+        let edge = datetime!(2026-01-01 10:15 UTC);
+        assert_eq!(policy.window_at(edge).0, edge);
+    }
+
+    #[test]
+    fn eviction_takes_the_least_recently_active_beyond_room_for_one_more() {
+        use crate::model::{DeviceInfo, RefreshState, RefreshToken, SessionStatus, UserId};
+        let now = datetime!(2026-01-01 00:00 UTC);
+        let session = |byte: u8, minutes_ago: i64| {
+            let id = SessionId::from_random_bytes([byte; 16]);
+            Session {
+                id,
+                user_id: UserId::from_random_bytes([0; 16]),
+                role: Role::Guest,
+                device: DeviceInfo::unknown(),
+                device_name: None,
+                ip_address: None,
+                user_agent: None,
+                created_at: now - Duration::hours(1),
+                last_activity: now - Duration::minutes(minutes_ago),
+                expires_at: now + Duration::hours(1),
+                status: SessionStatus::Active,
+                refresh: RefreshState {
+                    current: RefreshToken::new(id, [0; 32]).hash(),
+                    previous: None,
+                    rotated_at: None,
+                },
+            }
+        };
+        let live = vec![session(1, 5), session(2, 50), session(3, 20)];
+        assert_eq!(
+            eviction_victims(&live, 3),
+            vec![SessionId::from_random_bytes([2; 16])]
+        );
+        assert_eq!(
+            eviction_victims(&live, 2),
+            vec![
+                SessionId::from_random_bytes([2; 16]),
+                SessionId::from_random_bytes([3; 16])
+            ]
+        );
+        assert!(eviction_victims(&live, 4).is_empty());
     }
 
     #[test]

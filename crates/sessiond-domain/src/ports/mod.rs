@@ -3,27 +3,34 @@
 //! Each method's documentation is the contract every adapter honours; the shared contract
 //! suite in `tests/` checks the storage adapters against it.
 
+mod administration;
 mod cache;
+mod cleanup;
 mod clock;
 mod device;
 mod password;
 mod random;
 mod sessions;
+mod throttle;
 mod tokens;
 mod users;
 
+pub use administration::{UpdateUserError, UserAdministration, UserChange};
 pub use cache::SessionCache;
+pub use cleanup::{CleanupOutcome, SessionCleanup};
 pub use clock::Clock;
 pub use device::DeviceClassifier;
 pub use password::{HashError, PasswordHasher};
 pub use random::RandomSource;
 pub use sessions::{CreateSessionError, SessionLimit, SessionRepository};
+pub use throttle::AttemptCounter;
 pub use tokens::{TokenCodec, TokenError};
 pub use users::{CreateUserError, UserRepository};
 
 #[cfg(any(test, feature = "mock"))]
 pub use {
-    cache::MockSessionCache, clock::MockClock, device::MockDeviceClassifier,
-    password::MockPasswordHasher, random::MockRandomSource, sessions::MockSessionRepository,
+    administration::MockUserAdministration, cache::MockSessionCache, cleanup::MockSessionCleanup,
+    clock::MockClock, device::MockDeviceClassifier, password::MockPasswordHasher,
+    random::MockRandomSource, sessions::MockSessionRepository, throttle::MockAttemptCounter,
     tokens::MockTokenCodec, users::MockUserRepository,
 };

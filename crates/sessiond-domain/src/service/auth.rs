@@ -60,27 +60,33 @@ impl AuthService {
     /// the same time), `AccountDisabled` for a correct password on a disabled account,
     /// `MaxSessionsReached` when the role rejects sign-ins at its maximum.
     pub async fn sign_in(&self, attempt: SignIn) -> Result<SignedIn, DomainError> {
+        let now = self.ports.clock.now();
+        let throttle = self.throttle_keys(&attempt);
+        self.refuse_if_throttled(&throttle, now).await?;
         let user = match Email::parse(&attempt.email) {
             Ok(email) => self.ports.users.find_by_email(&email).await?,
             Err(_) => None,
         };
-        let Some(user) = user else {
-            self.ports.hasher.verify_nothing(&attempt.password).await;
+        let matches = match &user {
+            Some(user) => {
+                self.ports
+                    .hasher
+                    .verify(&attempt.password, &user.password_hash)
+                    .await?
+            }
+            None => {
+                self.ports.hasher.verify_nothing(&attempt.password).await;
+                false
+            }
+        };
+        let Some(user) = user.filter(|_| matches) else {
+            self.record_failure(&throttle, now).await;
             return Err(DomainError::InvalidCredentials);
         };
-        let matches = self
-            .ports
-            .hasher
-            .verify(&attempt.password, &user.password_hash)
-            .await?;
-        if !matches {
-            return Err(DomainError::InvalidCredentials);
-        }
         if !user.is_active {
             return Err(DomainError::AccountDisabled);
         }
 
-        let now = self.ports.clock.now();
         let role_policy = self.policy.roles.get(user.role);
         let id = SessionId::from_random_bytes(self.ports.random_id_bytes());
         let refresh_token = RefreshToken::new(id, self.ports.random.bytes32());
@@ -121,6 +127,50 @@ impl AuthService {
                 CreateSessionError::Store(e) => e.into(),
             })?;
         self.signed_in(session, refresh_token, evicted, now)
+    }
+
+    /// The throttling keys of a sign-in attempt with their limits: the account as typed and
+    /// the client address.
+    fn throttle_keys(&self, attempt: &SignIn) -> Vec<(String, u32)> {
+        let limits = self.policy.sign_in_throttle;
+        let account = attempt.email.trim().to_lowercase();
+        let mut keys = vec![(
+            format!("account:{account}"),
+            limits.max_failures_per_account,
+        )];
+        if let Some(ip) = attempt.context.ip_address {
+            keys.push((format!("ip:{ip}"), limits.max_failures_per_ip));
+        }
+        keys
+    }
+
+    /// Refuses the attempt while any of its keys is over its limit. A counter store that
+    /// cannot answer does not block sign-in: availability wins over throttling during an
+    /// outage of the counter store.
+    async fn refuse_if_throttled(
+        &self,
+        keys: &[(String, u32)],
+        now: OffsetDateTime,
+    ) -> Result<(), DomainError> {
+        let (start, end) = self.policy.sign_in_throttle.window_at(now);
+        for (key, limit) in keys {
+            let failures = self.ports.attempts.failures(key, start).await.unwrap_or(0);
+            if failures >= *limit {
+                let wait = (end - now).whole_seconds().max(1);
+                return Err(DomainError::RateLimited {
+                    retry_after_seconds: u64::try_from(wait).unwrap_or(1),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn record_failure(&self, keys: &[(String, u32)], now: OffsetDateTime) {
+        let (start, end) = self.policy.sign_in_throttle.window_at(now);
+        for (key, _) in keys {
+            // Best effort, as in `refuse_if_throttled`.
+            let _ = self.ports.attempts.record_failure(key, start, end).await;
+        }
     }
 
     /// Validates the access token of a request: a valid JWT AND a live session (SPEC §2).

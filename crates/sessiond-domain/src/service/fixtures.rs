@@ -13,8 +13,8 @@ use crate::model::{
     SessionId, SessionStatus, SessionSummary, User, UserId,
 };
 use crate::ports::{
-    MockClock, MockDeviceClassifier, MockPasswordHasher, MockRandomSource, MockSessionRepository,
-    MockTokenCodec, MockUserRepository,
+    MockAttemptCounter, MockClock, MockDeviceClassifier, MockPasswordHasher, MockRandomSource,
+    MockSessionRepository, MockTokenCodec, MockUserRepository,
 };
 
 pub const NOW: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
@@ -26,6 +26,7 @@ pub struct Mocks {
     pub hasher: MockPasswordHasher,
     pub tokens: MockTokenCodec,
     pub devices: MockDeviceClassifier,
+    pub attempts: MockAttemptCounter,
     pub now: OffsetDateTime,
 }
 
@@ -38,8 +39,20 @@ impl Mocks {
             hasher: MockPasswordHasher::new(),
             tokens: MockTokenCodec::new(),
             devices: MockDeviceClassifier::new(),
+            attempts: MockAttemptCounter::new(),
             now: NOW,
         }
+    }
+
+    /// Mocks whose attempt counter has no failures and counts nothing.
+    pub fn unthrottled() -> Self {
+        let mut mocks = Self::new();
+        mocks.attempts.expect_failures().returning(|_, _| Ok(0));
+        mocks
+            .attempts
+            .expect_record_failure()
+            .returning(|_, _, _| Ok(1));
+        mocks
     }
 
     pub fn into_ports(self) -> Ports {
@@ -60,6 +73,7 @@ impl Mocks {
             devices: Arc::new(self.devices),
             clock: Arc::new(clock),
             random: Arc::new(random),
+            attempts: Arc::new(self.attempts),
         }
     }
 }

@@ -5,20 +5,24 @@
 //! [`AccountService`] manages accounts.
 
 mod account;
+mod admin;
 mod auth;
+mod cleanup;
 mod sessions;
 
 use std::fmt;
 use std::sync::Arc;
 
 pub use account::{AccountService, NewAccount};
+pub use admin::AdminService;
 pub use auth::{AuthService, SignIn, SignedIn};
+pub use cleanup::{CleanupReport, CleanupService};
 pub use sessions::SessionService;
 
 use crate::model::{Role, SessionSummary, UserId};
 use crate::ports::{
-    Clock, DeviceClassifier, PasswordHasher, RandomSource, SessionRepository, TokenCodec,
-    UserRepository,
+    AttemptCounter, Clock, DeviceClassifier, PasswordHasher, RandomSource, SessionRepository,
+    TokenCodec, UserRepository,
 };
 
 /// The adapters a deployment plugs in, shared by every service.
@@ -31,6 +35,7 @@ pub struct Ports {
     pub devices: Arc<dyn DeviceClassifier>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn RandomSource>,
+    pub attempts: Arc<dyn AttemptCounter>,
 }
 
 impl fmt::Debug for Ports {

@@ -40,7 +40,7 @@ fn claims_for(session: &Session, expires_at: OffsetDateTime) -> AccessClaims {
 
 /// Mocks in which alice exists with `role` and password "right".
 fn alice_exists(role: Role) -> Mocks {
-    let mut mocks = Mocks::new();
+    let mut mocks = Mocks::unthrottled();
     mocks
         .users
         .expect_find_by_email()
@@ -63,7 +63,7 @@ fn alice_exists(role: Role) -> Mocks {
 
 #[tokio::test]
 async fn unknown_email_costs_a_hash_and_gets_the_same_answer_as_a_wrong_password() {
-    let mut mocks = Mocks::new();
+    let mut mocks = Mocks::unthrottled();
     mocks.users.expect_find_by_email().returning(|_| Ok(None));
     mocks
         .hasher
@@ -81,7 +81,7 @@ async fn unknown_email_costs_a_hash_and_gets_the_same_answer_as_a_wrong_password
 
 #[tokio::test]
 async fn an_email_that_cannot_exist_is_a_wrong_credential_not_a_lookup() {
-    let mut mocks = Mocks::new();
+    let mut mocks = Mocks::unthrottled();
     mocks.users.expect_find_by_email().times(0);
     mocks
         .hasher
@@ -96,7 +96,7 @@ async fn an_email_that_cannot_exist_is_a_wrong_credential_not_a_lookup() {
 
 #[tokio::test]
 async fn a_disabled_account_cannot_sign_in_even_with_the_right_password() {
-    let mut mocks = Mocks::new();
+    let mut mocks = Mocks::unthrottled();
     mocks.users.expect_find_by_email().returning(|_| {
         let mut user = fixtures::user(Role::Guest);
         user.is_active = false;
@@ -441,4 +441,50 @@ async fn refreshing_an_ended_session_tells_why_it_ended() {
         error,
         DomainError::SessionRevoked(InvalidationReason::PasswordChanged)
     ));
+}
+
+#[tokio::test]
+async fn a_throttled_account_is_refused_even_with_the_right_password() {
+    let mut mocks = alice_exists(Role::Guest);
+    // 12:00 is a window start: the 15-minute window ends in 900 s.
+    mocks.now = NOW + Duration::seconds(100);
+    mocks.attempts = crate::ports::MockAttemptCounter::new();
+    mocks
+        .attempts
+        .expect_failures()
+        .withf(|key, start| key == "account:alice@example.com" && *start == NOW)
+        .returning(|_, _| Ok(5));
+    mocks.attempts.expect_failures().returning(|_, _| Ok(0));
+    mocks.hasher.checkpoint();
+    mocks.hasher.expect_verify().times(0);
+    mocks.sessions.expect_create_within_limit().times(0);
+    let error = service(mocks).sign_in(attempt("right")).await.unwrap_err();
+    assert!(matches!(
+        error,
+        DomainError::RateLimited {
+            retry_after_seconds: 800
+        }
+    ));
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_counted_per_account_and_address() {
+    let mut mocks = alice_exists(Role::Guest);
+    mocks.attempts = crate::ports::MockAttemptCounter::new();
+    mocks.attempts.expect_failures().returning(|_, _| Ok(0));
+    let window_end = NOW + Duration::minutes(15);
+    mocks
+        .attempts
+        .expect_record_failure()
+        .withf(move |key, start, end| {
+            (key == "account:alice@example.com" || key == "ip:192.0.2.7")
+                && *start == NOW
+                && *end == window_end
+        })
+        .times(2)
+        .returning(|_, _, _| Ok(1));
+    let mut wrong = attempt("wrong");
+    wrong.context.ip_address = Some("192.0.2.7".parse().unwrap());
+    let error = service(mocks).sign_in(wrong).await.unwrap_err();
+    assert!(matches!(error, DomainError::InvalidCredentials));
 }

@@ -1,0 +1,101 @@
+//! The operator commands besides `serve`: `migrate`, `cleanup`, `user create` (SPEC §7).
+//! They act on PostgreSQL; in-memory storage would forget their work at exit.
+
+use std::io::BufRead;
+
+use anyhow::{Context, bail};
+use sessiond_domain::model::{Email, Password, Role};
+use sessiond_domain::service::NewAccount;
+use sessiond_postgres::run_migrations;
+
+use crate::config::Settings;
+use crate::startup::Services;
+use crate::storage::{Storage, postgres_pool};
+
+/// Storage for a command, which needs the durable store.
+async fn durable_storage(settings: &Settings, command: &str) -> anyhow::Result<Storage> {
+    if settings.database_url.is_none() {
+        bail!("`sessiond {command}` needs DATABASE_URL: in-memory storage would forget its work");
+    }
+    Storage::connect(settings).await
+}
+
+/// `sessiond migrate`: applies pending migrations.
+///
+/// # Errors
+/// Without `DATABASE_URL`, or when a migration fails.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let pool = postgres_pool(settings)
+        .await?
+        .context("`sessiond migrate` needs DATABASE_URL")?;
+    let applied = run_migrations(&pool).await?;
+    if applied.is_empty() {
+        println!("migrate: the database is up to date");
+    }
+    for name in applied {
+        println!("migrate: applied {name}");
+    }
+    Ok(())
+}
+
+/// `sessiond cleanup`: one pass, with a summary.
+///
+/// # Errors
+/// Without `DATABASE_URL`, or when the pass fails.
+pub async fn cleanup(settings: &Settings) -> anyhow::Result<()> {
+    let storage = durable_storage(settings, "cleanup").await?;
+    let services = Services::build(settings, storage)?;
+    let started = std::time::Instant::now();
+    let report = services.cleanup.run_once().await?;
+    if report.skipped {
+        println!("cleanup: another instance is running a pass; nothing done");
+    } else {
+        println!(
+            "cleanup: ended {} expired session(s), purged {} ended session(s) in {} ms",
+            report.expired,
+            report.purged,
+            started.elapsed().as_millis()
+        );
+    }
+    Ok(())
+}
+
+/// `sessiond user create`.
+///
+/// # Errors
+/// Without `DATABASE_URL`, for invalid input, or when the e-mail is taken.
+pub async fn create_user(
+    settings: &Settings,
+    email: &str,
+    role: Role,
+    hotel_id: Option<i64>,
+    password: Option<String>,
+) -> anyhow::Result<()> {
+    let email = Email::parse(email)?;
+    let password = match password {
+        Some(password) => password,
+        None => {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    let password = Password::new_secret(password, "password")?;
+    let storage = durable_storage(settings, "user create").await?;
+    let services = Services::build(settings, storage)?;
+    let user = services
+        .state
+        .accounts
+        .create(NewAccount {
+            email,
+            password,
+            role,
+            hotel_id,
+        })
+        .await?;
+    println!("user create: {} ({}) id {}", user.email, user.role, user.id);
+    Ok(())
+}

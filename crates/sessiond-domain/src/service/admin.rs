@@ -1,0 +1,169 @@
+//! What system administrators do to other users and their sessions (SPEC §4 `/admin`).
+
+use std::sync::Arc;
+
+use super::{AccountService, NewAccount, Ports, Principal};
+use crate::error::DomainError;
+use crate::model::{InvalidationReason, Role, Session, SessionId, User, UserId};
+use crate::ports::{UpdateUserError, UserAdministration, UserChange};
+
+/// Administration, for `system_admin`s only. Every method first checks the caller against
+/// the live session AND the stored user, never against a token claim alone, so a demoted or
+/// disabled admin loses the rights at once.
+#[derive(Clone)]
+pub struct AdminService {
+    ports: Ports,
+    accounts: AccountService,
+    administration: Arc<dyn UserAdministration>,
+}
+
+impl std::fmt::Debug for AdminService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminService").finish_non_exhaustive()
+    }
+}
+
+impl AdminService {
+    pub fn new(ports: Ports, administration: Arc<dyn UserAdministration>) -> Self {
+        Self {
+            accounts: AccountService::new(ports.clone()),
+            ports,
+            administration,
+        }
+    }
+
+    /// # Errors
+    /// `Forbidden` unless the caller is an active `system_admin` right now.
+    async fn authorize(&self, principal: &Principal) -> Result<(), DomainError> {
+        if principal.role != Role::SystemAdmin {
+            return Err(DomainError::Forbidden);
+        }
+        let user = self.ports.users.find(principal.user_id).await?;
+        match user {
+            Some(user) if user.is_active && user.role == Role::SystemAdmin => Ok(()),
+            _ => Err(DomainError::Forbidden),
+        }
+    }
+
+    /// Creates a user of any role.
+    ///
+    /// # Errors
+    /// `Forbidden`, `EmailTaken`.
+    pub async fn create_user(
+        &self,
+        principal: &Principal,
+        account: NewAccount,
+    ) -> Result<User, DomainError> {
+        self.authorize(principal).await?;
+        self.accounts.create(account).await
+    }
+
+    /// Changes a user's role or active flag. A role change ends all the user's sessions
+    /// (`role_changed`), a deactivation too (`account_disabled`), so the user's next request
+    /// fails and the next sign-in carries the new role.
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound`, `LastActiveAdmin`.
+    pub async fn update_user(
+        &self,
+        principal: &Principal,
+        id: UserId,
+        change: UserChange,
+    ) -> Result<User, DomainError> {
+        self.authorize(principal).await?;
+        let now = self.ports.clock.now();
+        let user = self
+            .administration
+            .update(id, change, now)
+            .await
+            .map_err(|e| match e {
+                UpdateUserError::NotFound => DomainError::NotFound,
+                UpdateUserError::LastActiveAdmin => DomainError::LastActiveAdmin,
+                UpdateUserError::Store(e) => e.into(),
+            })?;
+        let reason = if !user.is_active {
+            Some(InvalidationReason::AccountDisabled)
+        } else if change.role.is_some() {
+            // Also when the role did not change now: a retry after a failed end must still
+            // end the sessions that carry the old role.
+            let live = self.ports.sessions.list_live(user.id, now).await?;
+            live.iter()
+                .any(|session| session.role != user.role)
+                .then_some(InvalidationReason::RoleChanged)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            self.ports
+                .sessions
+                .end_all_for_user(user.id, None, reason, now)
+                .await?;
+        }
+        Ok(user)
+    }
+
+    /// Any user's live sessions, most recently active first.
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound` for an unknown user.
+    pub async fn user_sessions(
+        &self,
+        principal: &Principal,
+        id: UserId,
+    ) -> Result<Vec<Session>, DomainError> {
+        self.authorize(principal).await?;
+        self.ports
+            .users
+            .find(id)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        let now = self.ports.clock.now();
+        Ok(self.ports.sessions.list_live(id, now).await?)
+    }
+
+    /// Ends all of a user's sessions (`admin_revoked`); returns how many ended.
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound` for an unknown user.
+    pub async fn end_user_sessions(
+        &self,
+        principal: &Principal,
+        id: UserId,
+    ) -> Result<usize, DomainError> {
+        self.authorize(principal).await?;
+        self.ports
+            .users
+            .find(id)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        let now = self.ports.clock.now();
+        let ended = self
+            .ports
+            .sessions
+            .end_all_for_user(id, None, InvalidationReason::AdminRevoked, now)
+            .await?;
+        Ok(ended.len())
+    }
+
+    /// Ends one session of anyone (`admin_revoked`).
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound` when there is no such active session.
+    pub async fn end_session(
+        &self,
+        principal: &Principal,
+        id: SessionId,
+    ) -> Result<(), DomainError> {
+        self.authorize(principal).await?;
+        let now = self.ports.clock.now();
+        self.ports
+            .sessions
+            .end(id, InvalidationReason::AdminRevoked, now)
+            .await?
+            .map(|_| ())
+            .ok_or(DomainError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,39 @@
+//! PostgreSQL adapters for the storage ports of `sessiond-domain`: the source of truth
+//! (SPEC §3).
+//!
+//! [`PgUserRepository`] (`UserRepository`, `UserAdministration`), [`PgSessionRepository`]
+//! (`SessionRepository`), [`PgSessionCleanup`] (`SessionCleanup`) and [`PgAttemptCounter`]
+//! (`AttemptCounter`) implement the domain's ports with diesel on diesel-async
+//! (tokio-postgres underneath: no libpq), all over one [`PgPool`] (deadpool, with an acquire
+//! timeout and a per-connection `statement_timeout`). [`run_migrations`] applies the
+//! repository's top-level `migrations/`, embedded at compile time.
+//!
+//! This crate holds no session rules: what "live" means and which sessions a sign-in evicts
+//! are the domain's decisions; the SQL here only makes them atomic. Errors are [`PgError`],
+//! converted once into the ports' errors: no connection (pool timeout, refused, closed) is
+//! `StoreError::Unavailable`, anything else `StoreError::Internal`, a taken e-mail
+//! `CreateUserError::EmailTaken`.
+
+mod attempts;
+mod cleanup;
+mod error;
+mod pool;
+mod rows;
+mod schema;
+mod sessions;
+mod users;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+#[cfg(test)]
+mod tests;
+
+pub use attempts::PgAttemptCounter;
+pub use cleanup::PgSessionCleanup;
+pub use error::PgError;
+pub use pool::{MIGRATIONS, PgPool, PgSettings, run_migrations};
+pub use sessions::PgSessionRepository;
+pub use users::PgUserRepository;
+
+/// A boxed error kept as a source.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -1,0 +1,346 @@
+//! [`SessionRepository`] on the `user_sessions` table.
+//!
+//! Each operation is one statement, except sign-in, which is one transaction serialised per
+//! user by a lock on the user's row. Statements that lock several sessions of a user
+//! (sign-in's eviction, "sign out everywhere") lock them in id order, so they cannot deadlock
+//! with each other; every other statement locks at most one session.
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel::sql_types::Timestamptz;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use sessiond_domain::StoreError;
+use sessiond_domain::model::{
+    InvalidationReason, LimitAction, RefreshTokenHash, Session, SessionId, SessionSummary, UserId,
+    eviction_victims,
+};
+use sessiond_domain::ports::{CreateSessionError, SessionLimit, SessionRepository};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::rows::{NewSessionRow, SessionRow};
+use crate::schema::{user_sessions, users};
+use crate::{PgError, PgPool};
+
+diesel::define_sql_function! {
+    /// PostgreSQL's `GREATEST`, for timestamps.
+    fn greatest(a: Timestamptz, b: Timestamptz) -> Timestamptz;
+}
+
+/// Sessions in PostgreSQL: the source of truth that caches fall back to.
+#[derive(Debug, Clone)]
+pub struct PgSessionRepository {
+    pool: PgPool,
+}
+
+impl PgSessionRepository {
+    /// A repository on `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+/// Why the sign-in transaction rolled back.
+#[derive(Debug)]
+enum CreateTxError {
+    LimitReached,
+    Pg(PgError),
+}
+
+impl From<diesel::result::Error> for CreateTxError {
+    fn from(error: diesel::result::Error) -> Self {
+        CreateTxError::Pg(error.into())
+    }
+}
+
+impl From<PgError> for CreateTxError {
+    fn from(error: PgError) -> Self {
+        CreateTxError::Pg(error)
+    }
+}
+
+fn to_sessions(rows: Vec<SessionRow>) -> Result<Vec<Session>, PgError> {
+    rows.into_iter().map(Session::try_from).collect()
+}
+
+/// The sign-in transaction: see [`SessionRepository::create_within_limit`].
+async fn create_within_limit_tx(
+    conn: &mut AsyncPgConnection,
+    new_row: &NewSessionRow<'_>,
+    user_id: Uuid,
+    limit: SessionLimit,
+    now: OffsetDateTime,
+) -> Result<Vec<SessionId>, CreateTxError> {
+    // Serialise the sign-ins of one user, on every instance: whoever holds the user's row
+    // counts, evicts and inserts before the next one counts. (A missing user locks nothing;
+    // the insert below then fails on the foreign key.)
+    users::table
+        .find(user_id)
+        .select(users::id)
+        .for_no_key_update()
+        .first::<Uuid>(conn)
+        .await
+        .optional()?;
+
+    // The live sessions, locked so that a concurrent refresh or sign-out cannot change them
+    // between counting and evicting; FOR UPDATE returns their latest committed version.
+    let rows = user_sessions::table
+        .filter(user_sessions::user_id.eq(user_id))
+        .filter(user_sessions::is_active)
+        .filter(user_sessions::expires_at.gt(now))
+        .order(user_sessions::id)
+        .for_update()
+        .select(SessionRow::as_select())
+        .load(conn)
+        .await?;
+    let live: Vec<Session> = to_sessions(rows)?
+        .into_iter()
+        .filter(|session| session.is_live(now))
+        .collect();
+
+    // The domain decides which sessions make room (least recently active first).
+    let victims = eviction_victims(&live, limit.max_sessions);
+    if !victims.is_empty() {
+        if limit.on_limit == LimitAction::Reject {
+            return Err(CreateTxError::LimitReached);
+        }
+        let ids: Vec<Uuid> = victims.iter().map(SessionId::as_uuid).collect();
+        diesel::update(
+            user_sessions::table
+                .filter(user_sessions::id.eq_any(ids))
+                .filter(user_sessions::is_active),
+        )
+        .set(ended(InvalidationReason::MaxSessionsExceeded, now))
+        .execute(conn)
+        .await?;
+    }
+
+    diesel::insert_into(user_sessions::table)
+        .values(new_row)
+        .execute(conn)
+        .await?;
+    Ok(victims)
+}
+
+/// The assignments that end a session.
+#[allow(clippy::type_complexity)]
+fn ended(
+    reason: InvalidationReason,
+    at: OffsetDateTime,
+) -> (
+    diesel::dsl::Eq<user_sessions::is_active, bool>,
+    diesel::dsl::Eq<user_sessions::invalidated_at, Option<OffsetDateTime>>,
+    diesel::dsl::Eq<user_sessions::invalidation_reason, Option<&'static str>>,
+) {
+    (
+        user_sessions::is_active.eq(false),
+        user_sessions::invalidated_at.eq(Some(at)),
+        user_sessions::invalidation_reason.eq(Some(reason.as_str())),
+    )
+}
+
+#[async_trait]
+impl SessionRepository for PgSessionRepository {
+    async fn create_within_limit(
+        &self,
+        session: &Session,
+        limit: SessionLimit,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, CreateSessionError> {
+        let mut pooled = self.pool.get().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        let new_row = NewSessionRow::from(session);
+        let user_id = session.user_id.as_uuid();
+        let result = conn
+            .transaction(async |conn| {
+                create_within_limit_tx(conn, &new_row, user_id, limit, now).await
+            })
+            .await;
+        match result {
+            Ok(victims) => Ok(victims),
+            Err(CreateTxError::LimitReached) => Err(CreateSessionError::LimitReached),
+            Err(CreateTxError::Pg(error)) => Err(error.into()),
+        }
+    }
+
+    async fn find(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let row = user_sessions::table
+            .find(id.as_uuid())
+            .select(SessionRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(PgError::from)?;
+        Ok(row.map(Session::try_from).transpose()?)
+    }
+
+    async fn find_summary(
+        &self,
+        user_id: UserId,
+        id: SessionId,
+    ) -> Result<Option<SessionSummary>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let row = user_sessions::table
+            .find(id.as_uuid())
+            .filter(user_sessions::user_id.eq(user_id.as_uuid()))
+            .select(SessionRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(PgError::from)?;
+        let session = row.map(Session::try_from).transpose()?;
+        Ok(session.as_ref().map(SessionSummary::from))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        id: SessionId,
+        presented: RefreshTokenHash,
+        next: RefreshTokenHash,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Option<Session>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        // Compare-and-swap in one statement: of parallel calls presenting one hash, the
+        // first to lock the row swaps it; the others re-check the WHERE against the new
+        // row version, no longer match, and update nothing.
+        let row = diesel::update(
+            user_sessions::table
+                .filter(user_sessions::id.eq(id.as_uuid()))
+                .filter(user_sessions::is_active)
+                .filter(user_sessions::refresh_token_hash.eq(presented.as_bytes().as_slice())),
+        )
+        .set((
+            user_sessions::previous_refresh_token_hash.eq(Some(presented.as_bytes().as_slice())),
+            user_sessions::refresh_token_hash.eq(next.as_bytes().as_slice()),
+            user_sessions::refresh_rotated_at.eq(Some(now)),
+            user_sessions::last_activity.eq(greatest(user_sessions::last_activity, now)),
+            user_sessions::expires_at.eq(expires_at),
+        ))
+        .returning(SessionRow::as_returning())
+        .get_result(&mut conn)
+        .await
+        .optional()
+        .map_err(PgError::from)?;
+        Ok(row.map(Session::try_from).transpose()?)
+    }
+
+    async fn record_activity(
+        &self,
+        user_id: UserId,
+        id: SessionId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.pool.get().await?;
+        // `last_activity < at` in the WHERE rather than GREATEST in the SET: same result,
+        // but a stale or repeated report writes no new row version at all.
+        diesel::update(
+            user_sessions::table
+                .filter(user_sessions::id.eq(id.as_uuid()))
+                .filter(user_sessions::user_id.eq(user_id.as_uuid()))
+                .filter(user_sessions::is_active)
+                .filter(user_sessions::last_activity.lt(at)),
+        )
+        .set(user_sessions::last_activity.eq(at))
+        .execute(&mut conn)
+        .await
+        .map_err(PgError::from)?;
+        Ok(())
+    }
+
+    async fn end(
+        &self,
+        id: SessionId,
+        reason: InvalidationReason,
+        at: OffsetDateTime,
+    ) -> Result<Option<Session>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let row = diesel::update(
+            user_sessions::table
+                .filter(user_sessions::id.eq(id.as_uuid()))
+                .filter(user_sessions::is_active),
+        )
+        .set(ended(reason, at))
+        .returning(SessionRow::as_returning())
+        .get_result(&mut conn)
+        .await
+        .optional()
+        .map_err(PgError::from)?;
+        Ok(row.map(Session::try_from).transpose()?)
+    }
+
+    async fn end_all_for_user(
+        &self,
+        user_id: UserId,
+        keep: Option<SessionId>,
+        reason: InvalidationReason,
+        at: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let keep: Vec<Uuid> = keep.iter().map(SessionId::as_uuid).collect();
+        // Lock in id order (as sign-in does) before updating.
+        let locked = diesel::alias!(user_sessions as locked);
+        let targets = locked
+            .select(locked.field(user_sessions::id))
+            .filter(locked.field(user_sessions::user_id).eq(user_id.as_uuid()))
+            .filter(locked.field(user_sessions::is_active))
+            .filter(locked.field(user_sessions::id).ne_all(keep))
+            .order(locked.field(user_sessions::id))
+            .for_update();
+        let ids: Vec<Uuid> = diesel::update(
+            user_sessions::table
+                .filter(user_sessions::id.eq_any(targets))
+                .filter(user_sessions::is_active),
+        )
+        .set(ended(reason, at))
+        .returning(user_sessions::id)
+        .get_results(&mut conn)
+        .await
+        .map_err(PgError::from)?;
+        Ok(ids.into_iter().map(SessionId::from_uuid).collect())
+    }
+
+    async fn list_live(
+        &self,
+        user_id: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let rows = user_sessions::table
+            .filter(user_sessions::user_id.eq(user_id.as_uuid()))
+            .filter(user_sessions::is_active)
+            .filter(user_sessions::expires_at.gt(now))
+            .order((
+                user_sessions::last_activity.desc(),
+                user_sessions::created_at.desc(),
+                user_sessions::id.asc(),
+            ))
+            .select(SessionRow::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(PgError::from)?;
+        Ok(to_sessions(rows)?)
+    }
+
+    async fn list_ended(
+        &self,
+        user_id: UserId,
+        since: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let rows = user_sessions::table
+            .filter(user_sessions::user_id.eq(user_id.as_uuid()))
+            .filter(user_sessions::is_active.eq(false))
+            .filter(user_sessions::invalidated_at.ge(since))
+            .order((
+                user_sessions::invalidated_at.desc(),
+                user_sessions::id.asc(),
+            ))
+            .select(SessionRow::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(PgError::from)?;
+        Ok(to_sessions(rows)?)
+    }
+}

@@ -1,0 +1,580 @@
+//! Tests of what is specific to PostgreSQL: the schema, the pool, error mapping, corrupt
+//! rows. The port contract itself is checked by the shared suite in the `tests` crate.
+//!
+//! They need a server (see [`crate::testing`]).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use diesel::QueryableByName;
+use diesel::sql_types::{Integer, Nullable, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use sessiond_domain::StoreError;
+use sessiond_domain::model::{
+    DeviceInfo, Email, PasswordHash, RefreshState, RefreshToken, Role, Session, SessionId,
+    SessionStatus, User, UserId,
+};
+use sessiond_domain::ports::{
+    AttemptCounter, CreateUserError, SessionRepository, UpdateUserError, UserAdministration,
+    UserChange, UserRepository,
+};
+use time::macros::datetime;
+use uuid::Uuid;
+
+use crate::testing::{admin_url, fresh_database_url, fresh_pool, settings, with_database};
+use crate::{
+    PgAttemptCounter, PgPool, PgSessionRepository, PgSettings, PgUserRepository, run_migrations,
+};
+
+const SCHEMA_RS: &str = include_str!("schema.rs");
+
+#[derive(QueryableByName)]
+struct ColumnInfo {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    column_name: String,
+    #[diesel(sql_type = Text)]
+    udt_name: String,
+    #[diesel(sql_type = Text)]
+    is_nullable: String,
+    #[diesel(sql_type = Nullable<Integer>)]
+    max_length: Option<i32>,
+}
+
+#[derive(QueryableByName)]
+struct KeyInfo {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    column_name: String,
+    #[diesel(sql_type = Text)]
+    parent: String,
+}
+
+/// diesel's name for a PostgreSQL type, as `diesel print-schema` spells it.
+fn diesel_type(udt_name: &str) -> String {
+    match udt_name {
+        "bool" => "Bool".into(),
+        "bytea" => "Bytea".into(),
+        "int2" => "Int2".into(),
+        "int4" => "Int4".into(),
+        "int8" => "Int8".into(),
+        "float4" => "Float4".into(),
+        "float8" => "Float8".into(),
+        "text" => "Text".into(),
+        "varchar" => "Varchar".into(),
+        "bpchar" => "Bpchar".into(),
+        "uuid" => "Uuid".into(),
+        "date" => "Date".into(),
+        "timestamp" => "Timestamp".into(),
+        "timestamptz" => "Timestamptz".into(),
+        "jsonb" => "Jsonb".into(),
+        "json" => "Json".into(),
+        "inet" => "Inet".into(),
+        "numeric" => "Numeric".into(),
+        other => {
+            let mut chars = other.chars();
+            chars
+                .next()
+                .map(|first| first.to_uppercase().chain(chars).collect())
+                .unwrap_or_default()
+        }
+    }
+}
+
+/// What `diesel print-schema` writes for the database behind `conn`, rebuilt from
+/// `information_schema` (the diesel CLI needs libpq, which this project does without).
+async fn print_schema(conn: &mut AsyncPgConnection) -> String {
+    let columns: Vec<ColumnInfo> = diesel::sql_query(
+        "SELECT table_name::text, column_name::text, udt_name::text, is_nullable::text, \
+                character_maximum_length::int4 AS max_length \
+         FROM information_schema.columns \
+         WHERE table_schema = 'public' AND table_name <> '__diesel_schema_migrations' \
+         ORDER BY table_name, ordinal_position",
+    )
+    .load(conn)
+    .await
+    .unwrap();
+    let primary_keys: Vec<KeyInfo> = diesel::sql_query(
+        "SELECT kcu.table_name::text, kcu.column_name::text, kcu.table_name::text AS parent \
+         FROM information_schema.table_constraints tc \
+         JOIN information_schema.key_column_usage kcu \
+           ON kcu.constraint_schema = tc.constraint_schema \
+          AND kcu.constraint_name = tc.constraint_name \
+         WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = 'public' \
+         ORDER BY kcu.table_name, kcu.ordinal_position",
+    )
+    .load(conn)
+    .await
+    .unwrap();
+    let foreign_keys: Vec<KeyInfo> = diesel::sql_query(
+        "SELECT kcu.table_name::text, kcu.column_name::text, ccu.table_name::text AS parent \
+         FROM information_schema.table_constraints tc \
+         JOIN information_schema.key_column_usage kcu \
+           ON kcu.constraint_schema = tc.constraint_schema \
+          AND kcu.constraint_name = tc.constraint_name \
+         JOIN information_schema.constraint_column_usage ccu \
+           ON ccu.constraint_schema = tc.constraint_schema \
+          AND ccu.constraint_name = tc.constraint_name \
+         WHERE tc.constraint_type = 'FOREIGN KEY' AND tc.table_schema = 'public' \
+         ORDER BY kcu.table_name, ccu.table_name",
+    )
+    .load(conn)
+    .await
+    .unwrap();
+
+    let mut tables: BTreeMap<String, Vec<&ColumnInfo>> = BTreeMap::new();
+    for column in &columns {
+        tables
+            .entry(column.table_name.clone())
+            .or_default()
+            .push(column);
+    }
+    let mut out = String::from("// @generated automatically by Diesel CLI.\n");
+    for (table, columns) in &tables {
+        let keys: Vec<&str> = primary_keys
+            .iter()
+            .filter(|key| &key.table_name == table)
+            .map(|key| key.column_name.as_str())
+            .collect();
+        writeln!(
+            out,
+            "\ndiesel::table! {{\n    {table} ({}) {{",
+            keys.join(", ")
+        )
+        .unwrap();
+        for column in columns {
+            if let Some(length) = column.max_length {
+                writeln!(out, "        #[max_length = {length}]").unwrap();
+            }
+            let ty = diesel_type(&column.udt_name);
+            let ty = if column.is_nullable == "YES" {
+                format!("Nullable<{ty}>")
+            } else {
+                ty
+            };
+            writeln!(out, "        {} -> {ty},", column.column_name).unwrap();
+        }
+        out.push_str("    }\n}\n");
+    }
+    out.push('\n');
+    for key in &foreign_keys {
+        writeln!(
+            out,
+            "diesel::joinable!({} -> {} ({}));",
+            key.table_name, key.parent, key.column_name
+        )
+        .unwrap();
+    }
+    let names: Vec<&str> = tables.keys().map(String::as_str).collect();
+    writeln!(
+        out,
+        "\ndiesel::allow_tables_to_appear_in_same_query!({},);",
+        names.join(", ")
+    )
+    .unwrap();
+    out
+}
+
+/// Whitespace and trailing commas are rustfmt's business, not the schema's.
+fn normalise(source: &str) -> String {
+    source
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .replace(",)", ")")
+        .replace(",}", "}")
+}
+
+/// `schema.rs` must be what `diesel print-schema` would generate from the migrations:
+/// compared with a freshly migrated database's `information_schema`. To regenerate it after
+/// changing a migration: `SESSIOND_BLESS_SCHEMA=1 cargo test -p sessiond-postgres schema`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_rs_matches_the_migrations() {
+    let pool_url = migrated_from_scratch().await;
+    let mut conn = AsyncPgConnection::establish(&pool_url).await.unwrap();
+    let expected = print_schema(&mut conn).await;
+    if std::env::var_os("SESSIOND_BLESS_SCHEMA").is_some() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/schema.rs");
+        std::fs::write(path, &expected).unwrap();
+        return;
+    }
+    assert_eq!(
+        normalise(SCHEMA_RS),
+        normalise(&expected),
+        "src/schema.rs has drifted from migrations/; it should read:\n{expected}\n\
+         (regenerate with SESSIOND_BLESS_SCHEMA=1 cargo test -p sessiond-postgres schema)"
+    );
+}
+
+/// A new database migrated from scratch (not cloned from the template), checking what
+/// `run_migrations` reports.
+async fn migrated_from_scratch() -> String {
+    let name = format!("sessiond_test_{}_{}", unix_now(), Uuid::new_v4().simple());
+    let url = with_database(&admin_url(), &name);
+    let mut admin = AsyncPgConnection::establish(&admin_url()).await.unwrap();
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let pool = PgPool::connect(&settings(url.clone())).await.unwrap();
+    let applied = run_migrations(&pool).await.unwrap();
+    assert_eq!(
+        applied,
+        vec![
+            "2026-05-01-000001_create_users".to_owned(),
+            "2026-05-01-000002_create_user_sessions".to_owned(),
+            "2026-05-01-000003_index_session_cleanup".to_owned(),
+            "2026-05-01-000004_create_sign_in_failures".to_owned(),
+        ]
+    );
+    assert!(
+        run_migrations(&pool).await.unwrap().is_empty(),
+        "migrations ran twice"
+    );
+    url
+}
+
+#[allow(clippy::disallowed_methods)]
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_refuses_connections_is_unavailable_fast() {
+    // Port 1 on loopback: nothing listens, the kernel refuses at once.
+    let pool = PgPool::connect(&PgSettings {
+        url: "postgres://postgres@127.0.0.1:1/postgres".into(),
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(2),
+        statement_timeout: Duration::from_secs(1),
+    })
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let sessions = PgSessionRepository::new(pool.clone());
+    let error = sessions
+        .find(SessionId::from_uuid(Uuid::new_v4()))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    let users = PgUserRepository::new(pool.clone());
+    let error = users.create(&user()).await.unwrap_err();
+    assert!(
+        matches!(error, CreateUserError::Store(StoreError::Unavailable(_))),
+        "{error:?}"
+    );
+    assert!(pool.ping().await.is_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_pool_is_unavailable_after_the_acquire_timeout() {
+    let url = fresh_database_url().await.unwrap();
+    let pool = PgPool::connect(&PgSettings {
+        url,
+        max_connections: 1,
+        acquire_timeout: Duration::from_millis(300),
+        statement_timeout: Duration::from_secs(5),
+    })
+    .await
+    .unwrap();
+    pool.ping().await.unwrap();
+    let held = pool.get().await.unwrap();
+    let started = Instant::now();
+    let error = PgUserRepository::new(pool.clone())
+        .find(UserId::from_uuid(Uuid::new_v4()))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(held);
+    pool.ping().await.unwrap();
+}
+
+#[derive(QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = Text)]
+    statement_timeout: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_connection_has_the_statement_timeout() {
+    let url = fresh_database_url().await.unwrap();
+    let mut config = settings(url);
+    config.statement_timeout = Duration::from_millis(1500);
+    let pool = PgPool::connect(&config).await.unwrap();
+    let mut conn = pool.get().await.unwrap();
+    let setting: Setting = diesel::sql_query("SHOW statement_timeout")
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(setting.statement_timeout, "1500ms");
+    let slow = diesel::sql_query("SELECT pg_sleep(0)")
+        .execute(&mut conn)
+        .await;
+    assert!(slow.is_ok());
+}
+
+fn session_of(owner: &User, at: time::OffsetDateTime) -> Session {
+    let id = SessionId::from_uuid(Uuid::new_v4());
+    Session {
+        id,
+        user_id: owner.id,
+        role: owner.role,
+        device: DeviceInfo::unknown(),
+        device_name: None,
+        ip_address: None,
+        user_agent: None,
+        created_at: at,
+        last_activity: at,
+        expires_at: at + time::Duration::hours(1),
+        status: SessionStatus::Active,
+        refresh: RefreshState {
+            current: RefreshToken::new(id, [1; 32]).hash(),
+            previous: None,
+            rotated_at: None,
+        },
+    }
+}
+
+/// Three "instances" (pools) sign one user in, sign it out everywhere and record activity,
+/// all at once: the maximum holds, and the multi-row lockers never deadlock (PostgreSQL
+/// would abort one of them, which would surface here as an error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_racing_on_one_user_keep_the_limit_and_never_deadlock() {
+    let url = fresh_database_url().await.unwrap();
+    let mut instances = Vec::new();
+    for _ in 0..3 {
+        let pool = PgPool::connect(&settings(url.clone())).await.unwrap();
+        instances.push((
+            PgUserRepository::new(pool.clone()),
+            PgSessionRepository::new(pool),
+        ));
+    }
+    let owner = user();
+    instances[0].0.create(&owner).await.unwrap();
+    let now = datetime!(2026-05-01 08:00 UTC);
+    let limit = sessiond_domain::ports::SessionLimit {
+        max_sessions: 3,
+        on_limit: sessiond_domain::model::LimitAction::EvictOldest,
+    };
+    let tasks = (0..60).map(|i| {
+        let sessions = instances[i % 3].1.clone();
+        let session = session_of(&owner, now + time::Duration::milliseconds(i as i64));
+        let user_id = owner.id;
+        tokio::spawn(async move {
+            if i % 10 == 9 {
+                sessions
+                    .end_all_for_user(
+                        user_id,
+                        None,
+                        sessiond_domain::model::InvalidationReason::UserLogoutAll,
+                        now,
+                    )
+                    .await
+                    .map(|_| ())
+            } else {
+                sessions
+                    .create_within_limit(&session, limit, now)
+                    .await
+                    .map_err(|e| match e {
+                        sessiond_domain::ports::CreateSessionError::Store(e) => e,
+                        other => panic!("{other:?}"),
+                    })?;
+                sessions
+                    .record_activity(user_id, session.id, now + time::Duration::seconds(1))
+                    .await
+            }
+        })
+    });
+    for result in futures::future::join_all(tasks).await {
+        result.unwrap().unwrap();
+    }
+    let live = instances[0].1.list_live(owner.id, now).await.unwrap();
+    assert!(live.len() <= 3, "{} live sessions", live.len());
+}
+
+fn user() -> User {
+    User {
+        id: UserId::from_uuid(Uuid::new_v4()),
+        email: Email::parse(&format!("{}@example.com", Uuid::new_v4())).unwrap(),
+        password_hash: PasswordHash::new("$argon2id$x".into()),
+        role: Role::Guest,
+        hotel_id: None,
+        is_active: true,
+        created_at: datetime!(2026-05-01 08:00 UTC),
+        updated_at: datetime!(2026-05-01 08:00 UTC),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_registrations_of_one_email_yield_one_account() {
+    let pool = fresh_pool().await.unwrap();
+    let users = PgUserRepository::new(pool);
+    let first = user();
+    let attempts = (0..10).map(|_| {
+        let users = users.clone();
+        let mut twin = user();
+        twin.email = first.email.clone();
+        tokio::spawn(async move { users.create(&twin).await })
+    });
+    let results = futures::future::join_all(attempts).await;
+    let created = results.iter().filter(|r| matches!(r, Ok(Ok(())))).count();
+    let taken = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Err(CreateUserError::EmailTaken))))
+        .count();
+    assert_eq!((created, taken), (1, 9));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_row_is_an_internal_error_not_a_panic() {
+    let pool = fresh_pool().await.unwrap();
+    let users = PgUserRepository::new(pool.clone());
+    let sessions = PgSessionRepository::new(pool.clone());
+    let owner = user();
+    users.create(&owner).await.unwrap();
+    let at = datetime!(2026-05-01 08:00 UTC);
+    let session = session_of(&owner, at);
+    let id = session.id;
+    let unlimited = sessiond_domain::ports::SessionLimit {
+        max_sessions: 10,
+        on_limit: sessiond_domain::model::LimitAction::Reject,
+    };
+    sessions
+        .create_within_limit(&session, unlimited, at)
+        .await
+        .unwrap();
+    // Something outside this adapter writes an address that is not one.
+    let mut conn = pool.get().await.unwrap();
+    diesel::sql_query("UPDATE user_sessions SET ip_address = 'not-an-ip' WHERE id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(id.as_uuid())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let error = sessions.find(id).await.unwrap_err();
+    assert!(matches!(error, StoreError::Internal(_)), "{error:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_refuses_what_the_domain_never_writes() {
+    let pool = fresh_pool().await.unwrap();
+    let mut conn = pool.get().await.unwrap();
+    let upper = diesel::sql_query(
+        "INSERT INTO users (id, email, password_hash, role, created_at, updated_at) \
+         VALUES (gen_random_uuid(), 'Alice@Example.com', 'x', 'guest', now(), now())",
+    )
+    .execute(&mut conn)
+    .await;
+    assert!(upper.is_err(), "an upper-case e-mail was accepted");
+    let role = diesel::sql_query(
+        "INSERT INTO users (id, email, password_hash, role, created_at, updated_at) \
+         VALUES (gen_random_uuid(), 'root@example.com', 'x', 'root', now(), now())",
+    )
+    .execute(&mut conn)
+    .await;
+    assert!(role.is_err(), "an unknown role was accepted");
+}
+
+/// `run_migrations` must not need the multi-threaded runtime (diesel-async's harness
+/// blocks in place; we run it on a blocking thread).
+#[tokio::test(flavor = "current_thread")]
+async fn migrations_run_on_a_current_thread_runtime() {
+    migrated_from_scratch().await;
+}
+
+/// Four admins on four instances (pools) all disable themselves at once: exactly one admin
+/// stays active, and no transaction deadlocks (that would surface as a store error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn admins_disabled_at_once_on_several_instances_leave_exactly_one() {
+    let url = fresh_database_url().await.unwrap();
+    let mut instances = Vec::new();
+    for _ in 0..4 {
+        let pool = PgPool::connect(&settings(url.clone())).await.unwrap();
+        instances.push(PgUserRepository::new(pool));
+    }
+    let mut admins = Vec::new();
+    for _ in 0..4 {
+        let mut admin = user();
+        admin.role = Role::SystemAdmin;
+        instances[0].create(&admin).await.unwrap();
+        admins.push(admin.id);
+    }
+    let disable = UserChange {
+        role: None,
+        is_active: Some(false),
+    };
+    let at = datetime!(2026-05-02 08:00 UTC);
+    let attempts = admins
+        .iter()
+        .zip(instances.iter().cycle())
+        .map(|(id, users)| {
+            let users = users.clone();
+            let id = *id;
+            tokio::spawn(async move { users.update(id, disable, at).await })
+        });
+    let results: Vec<_> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|joined| joined.unwrap())
+        .collect();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(UpdateUserError::LastActiveAdmin)))
+        .count();
+    let done = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!((done, refused), (3, 1), "{results:?}");
+    let mut active = 0;
+    for id in &admins {
+        let stored = instances[0].find(*id).await.unwrap().unwrap();
+        if stored.is_active {
+            active += 1;
+            assert_eq!(
+                stored.updated_at,
+                user().updated_at,
+                "a refused change was written"
+            );
+        }
+    }
+    assert_eq!(active, 1);
+}
+
+/// Parallel failures of one key on several instances are each counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_failures_of_one_key_are_each_counted() {
+    let url = fresh_database_url().await.unwrap();
+    let mut counters = Vec::new();
+    for _ in 0..2 {
+        counters.push(PgAttemptCounter::new(
+            PgPool::connect(&settings(url.clone())).await.unwrap(),
+        ));
+    }
+    let start = datetime!(2026-05-01 08:00 UTC);
+    let end = start + time::Duration::minutes(15);
+    let attempts = (0..40).map(|i| {
+        let counter = counters[i % 2].clone();
+        tokio::spawn(async move { counter.record_failure("account:x", start, end).await })
+    });
+    let mut counts: Vec<u32> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|joined| joined.unwrap().unwrap())
+        .collect();
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=40).collect::<Vec<u32>>());
+    assert_eq!(counters[0].failures("account:x", start).await.unwrap(), 40);
+}

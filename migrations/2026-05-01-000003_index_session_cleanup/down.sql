@@ -1,0 +1,2 @@
+DROP INDEX idx_sessions_ended_at;
+DROP INDEX idx_sessions_expiring;
