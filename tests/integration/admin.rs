@@ -84,13 +84,7 @@ async fn a_role_change_ends_every_session_and_the_next_sign_in_carries_the_new_r
     let email = app.create_user(Role::Guest).await;
     let phone = app.login(&email, IPHONE).await;
     let tablet = app.login(&email, ANDROID).await;
-    let user_id = app
-        .get("/api/v1/sessions/current", &phone.access_token)
-        .await
-        .body["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let user_id = app.user_id(&phone).await;
 
     let patched = app
         .call(
@@ -125,13 +119,7 @@ async fn deactivation_ends_every_session_and_blocks_sign_in_until_reactivated(ba
         .await;
     let email = app.create_user(Role::HotelEmployee).await;
     let device = app.login(&email, IPHONE).await;
-    let user_id = app
-        .get("/api/v1/sessions/current", &device.access_token)
-        .await
-        .body["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let user_id = app.user_id(&device).await;
     let set_active = async |active: bool| {
         app.call(
             Method::PATCH,
@@ -161,13 +149,7 @@ async fn the_last_active_admin_cannot_be_disabled_or_demoted(backend: Backend) {
     let first = app
         .login(&app.create_user(Role::SystemAdmin).await, WINDOWS)
         .await;
-    let first_id = app
-        .get("/api/v1/sessions/current", &first.access_token)
-        .await
-        .body["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let first_id = app.user_id(&first).await;
     let patch = async |token: &str, id: &str, body| {
         app.call(
             Method::PATCH,
@@ -206,13 +188,7 @@ async fn an_admin_lists_and_revokes_anyones_sessions(backend: Backend) {
     let email = app.create_user(Role::Guest).await;
     let phone = app.login(&email, IPHONE).await;
     let tablet = app.login(&email, ANDROID).await;
-    let user_id = app
-        .get("/api/v1/sessions/current", &phone.access_token)
-        .await
-        .body["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let user_id = app.user_id(&phone).await;
 
     let list = app
         .get(

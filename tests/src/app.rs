@@ -207,6 +207,17 @@ impl TestApp {
         email
     }
 
+    /// The id of the user signed in on `device`.
+    pub async fn user_id(&self, device: &Device) -> String {
+        let me = self
+            .get("/api/v1/sessions/current", &device.access_token)
+            .await;
+        me.body["user"]["id"]
+            .as_str()
+            .expect("whoami names the user")
+            .to_owned()
+    }
+
     /// Signs `email` in from a device with `user_agent`.
     pub async fn login(&self, email: &str, user_agent: &str) -> Device {
         let reply = self.try_login(email, PASSWORD, user_agent).await;

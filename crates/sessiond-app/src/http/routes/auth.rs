@@ -40,37 +40,33 @@ async fn register(
     Ok(HttpResponse::Created().json(UserView::from(&user)))
 }
 
+/// A sign-in, as the API and the web UI receive it.
 #[derive(Deserialize)]
-struct LoginRequest {
+pub(crate) struct LoginRequest {
     email: String,
     password: String,
     device_name: Option<String>,
 }
 
-async fn login(
-    state: web::Data<AppState>,
-    client: ClientInfo,
-    body: web::Json<LoginRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let password =
-        Password::presented(body.password).map_err(|e| ApiError::validation(e.to_string()))?;
-    let device_name = body
-        .device_name
-        .map(|name| name.trim().to_owned())
-        .filter(|name| !name.is_empty());
-    if device_name
-        .as_ref()
-        .is_some_and(|name| name.chars().count() > MAX_DEVICE_NAME_CHARS)
-    {
-        return Err(ApiError::validation(
-            "device_name: must be at most 100 characters",
-        ));
-    }
-    let signed_in = state
-        .auth
-        .sign_in(SignIn {
-            email: body.email,
+impl LoginRequest {
+    /// The domain's sign-in attempt from this body and the caller's connection.
+    pub(crate) fn into_sign_in(self, client: ClientInfo) -> Result<SignIn, ApiError> {
+        let password =
+            Password::presented(self.password).map_err(|e| ApiError::validation(e.to_string()))?;
+        let device_name = self
+            .device_name
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty());
+        if device_name
+            .as_ref()
+            .is_some_and(|name| name.chars().count() > MAX_DEVICE_NAME_CHARS)
+        {
+            return Err(ApiError::validation(
+                "device_name: must be at most 100 characters",
+            ));
+        }
+        Ok(SignIn {
+            email: self.email,
             password,
             context: NewSessionContext {
                 ip_address: client.ip,
@@ -78,6 +74,17 @@ async fn login(
                 device_name,
             },
         })
+    }
+}
+
+async fn login(
+    state: web::Data<AppState>,
+    client: ClientInfo,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let signed_in = state
+        .auth
+        .sign_in(body.into_inner().into_sign_in(client)?)
         .await?;
     Ok(tokens(&state, &signed_in))
 }

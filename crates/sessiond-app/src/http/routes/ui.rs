@@ -18,13 +18,13 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, Scope, web};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sessiond_domain::DomainError;
-use sessiond_domain::model::{NewSessionContext, Password};
-use sessiond_domain::service::{SignIn, SignedIn};
+use sessiond_domain::service::SignedIn;
 
 use crate::http::authenticated::Authenticated;
 use crate::http::client::ClientInfo;
+use crate::http::routes::auth::LoginRequest;
 use crate::http::routes::web::harden;
 use crate::http::views::SessionView;
 use crate::http::{ApiError, AppState};
@@ -36,9 +36,6 @@ pub const COOKIE_PATH: &str = "/ui/auth";
 /// The header (and value) every call of this scope must carry.
 pub const CSRF_HEADER: &str = "x-requested-with";
 pub const CSRF_VALUE: &str = "sessiond-ui";
-
-/// Longest device name a user may give (as the API).
-const MAX_DEVICE_NAME_CHARS: usize = 100;
 
 pub fn scope() -> Scope {
     web::scope(COOKIE_PATH)
@@ -58,13 +55,6 @@ struct UiTokenView {
     session: SessionView,
 }
 
-#[derive(Deserialize)]
-struct LoginRequest {
-    email: String,
-    password: String,
-    device_name: Option<String>,
-}
-
 async fn login(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -72,32 +62,9 @@ async fn login(
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     require_same_origin(&request)?;
-    let body = body.into_inner();
-    let password =
-        Password::presented(body.password).map_err(|e| ApiError::validation(e.to_string()))?;
-    let device_name = body
-        .device_name
-        .map(|name| name.trim().to_owned())
-        .filter(|name| !name.is_empty());
-    if device_name
-        .as_ref()
-        .is_some_and(|name| name.chars().count() > MAX_DEVICE_NAME_CHARS)
-    {
-        return Err(ApiError::validation(
-            "device_name: must be at most 100 characters",
-        ));
-    }
     let signed_in = state
         .auth
-        .sign_in(SignIn {
-            email: body.email,
-            password,
-            context: NewSessionContext {
-                ip_address: client.ip,
-                user_agent: client.user_agent,
-                device_name,
-            },
-        })
+        .sign_in(body.into_inner().into_sign_in(client)?)
         .await?;
     Ok(tokens(&request, &state, &signed_in))
 }
