@@ -269,11 +269,17 @@ async fn whoami_returns_the_session_and_the_user(backend: Backend) {
         .get("/api/v1/sessions/current", &device.access_token)
         .await;
     assert_eq!(me.status, StatusCode::OK);
-    assert_eq!(me.body["user"]["email"], email.as_str());
     assert_eq!(me.body["user"]["role"], "hotel_employee");
-    assert!(me.body["user"].get("password_hash").is_none());
     assert_eq!(me.body["session"]["id"], device.session_id.as_str());
     assert_eq!(me.body["session"]["is_current"], true);
+    assert_eq!(me.body["session"]["device_info"], "iPhone");
+
+    let profile = app.get("/api/v1/users/me", &device.access_token).await;
+    assert_eq!(profile.status, StatusCode::OK);
+    assert_eq!(profile.body["id"], me.body["user"]["id"]);
+    assert_eq!(profile.body["email"], email.as_str());
+    assert_eq!(profile.body["role"], "hotel_employee");
+    assert!(profile.body.get("password_hash").is_none());
 }
 
 async fn registration_and_sign_in_answer_clearly_and_alike_for_unknown_accounts(backend: Backend) {

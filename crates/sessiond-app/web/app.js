@@ -208,8 +208,7 @@ function registerView() {
 
 async function loadUser() {
   if (user) return;
-  const current = await client.api('/sessions/current');
-  user = current.user;
+  user = await client.api('/users/me');
   document.getElementById('account-email').textContent = user.email;
 }
 

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use sessiond_domain::model::{Role, Session, SessionId, SessionSummary, User};
-use sessiond_domain::service::SignedIn;
+use sessiond_domain::service::{Principal, SignedIn};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -156,11 +156,28 @@ impl TokenView {
     }
 }
 
-/// `GET /sessions/current`.
+/// `GET /sessions/current`: answered from the validated session alone, so that the
+/// services that call it on every request cost one cache read and no database query.
 #[derive(Debug, Serialize)]
 pub struct CurrentView {
     pub session: SessionView,
-    pub user: UserView,
+    pub user: PrincipalView,
+}
+
+/// Who the caller is: enough to authorize. The profile is `GET /users/me`.
+#[derive(Debug, Serialize)]
+pub struct PrincipalView {
+    pub id: Uuid,
+    pub role: Role,
+}
+
+impl From<&Principal> for PrincipalView {
+    fn from(principal: &Principal) -> Self {
+        Self {
+            id: principal.user_id.as_uuid(),
+            role: principal.role,
+        }
+    }
 }
 
 /// The answer to ending sessions.

@@ -5,10 +5,22 @@ use serde::Deserialize;
 use sessiond_domain::model::Password;
 
 use crate::http::authenticated::Authenticated;
+use crate::http::views::UserView;
 use crate::http::{ApiError, AppState, no_content};
 
 pub fn scope() -> Scope {
-    web::scope("/users/me").route("/password", web::post().to(change_password))
+    web::scope("/users/me")
+        .route("", web::get().to(profile))
+        .route("/password", web::post().to(change_password))
+}
+
+/// The caller's own account.
+async fn profile(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let user = state.sessions.current_user(&caller.0).await?;
+    Ok(HttpResponse::Ok().json(UserView::from(&user)))
 }
 
 #[derive(Deserialize)]

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, Scope, web};
 use sessiond_domain::model::SessionId;
 
 use crate::http::authenticated::Authenticated;
-use crate::http::views::{CurrentView, EndedSessionView, EndedView, SessionView, UserView};
+use crate::http::views::{CurrentView, EndedSessionView, EndedView, PrincipalView, SessionView};
 use crate::http::{ApiError, AppState};
 
 pub fn scope() -> Scope {
@@ -26,15 +26,12 @@ async fn list(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpR
     Ok(HttpResponse::Ok().json(views))
 }
 
-async fn current(
-    state: web::Data<AppState>,
-    caller: Authenticated,
-) -> Result<HttpResponse, ApiError> {
-    let user = state.sessions.current_user(&caller.0).await?;
-    Ok(HttpResponse::Ok().json(CurrentView {
-        session: SessionView::current(&caller.0.session),
-        user: UserView::from(&user),
-    }))
+async fn current(caller: Authenticated) -> HttpResponse {
+    let principal = &caller.0;
+    HttpResponse::Ok().json(CurrentView {
+        session: SessionView::current(&principal.session),
+        user: PrincipalView::from(principal),
+    })
 }
 
 async fn end_one(
