@@ -6,6 +6,8 @@
 
 mod admin;
 mod browser;
+mod faults;
+mod hardening;
 mod http;
 mod memory;
 mod postgres;

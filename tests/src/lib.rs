@@ -8,4 +8,6 @@ pub mod app;
 pub mod browser;
 pub mod contract;
 pub mod lifecycle_contract;
+pub mod logs;
 pub mod redis_server;
+pub mod tcp_proxy;

@@ -47,6 +47,7 @@ pub async fn cleanup(settings: &Settings) -> anyhow::Result<()> {
     let services = Services::build(settings, storage)?;
     let started = std::time::Instant::now();
     let report = services.cleanup.run_once().await?;
+    crate::metrics::record_cleanup(&report);
     if report.skipped {
         println!("cleanup: another instance is running a pass; nothing done");
     } else {

@@ -238,6 +238,14 @@ pub struct HttpConfig {
     pub json_limit: usize,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// Origins allowed to call the API from a browser (CORS); none by default.
+    pub cors_allowed_origins: Vec<String>,
+    /// Send `Strict-Transport-Security` (only behind HTTPS).
+    pub hsts: bool,
+    /// Longest accepted URL (path and query), bytes: 414 beyond.
+    pub max_url_bytes: usize,
+    /// Largest accepted header block, bytes: 431 beyond.
+    pub max_header_bytes: usize,
 }
 
 impl Default for HttpConfig {
@@ -246,6 +254,10 @@ impl Default for HttpConfig {
             trusted_proxies: Vec::new(),
             json_limit: 4096,
             workers: 0,
+            cors_allowed_origins: Vec::new(),
+            hsts: false,
+            max_url_bytes: 4096,
+            max_header_bytes: 16 * 1024,
         }
     }
 }

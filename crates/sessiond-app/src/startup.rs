@@ -5,17 +5,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use sessiond_argon2::{Argon2Cost, Argon2Hasher};
 use sessiond_domain::model::{Email, Password, Role};
+use sessiond_domain::ports::SessionRepository;
 use sessiond_domain::service::{
     AccountService, AdminService, AuthService, CleanupService, NewAccount, Ports, SessionService,
 };
 use sessiond_jwt::{JwtCodec, JwtSettings, SigningKey};
 use sessiond_useragent::WootheeClassifier;
 
+use crate::audit::AuditedSessionRepository;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::storage::Storage;
@@ -66,11 +69,24 @@ impl Application {
         let port = listener.local_addr()?.port();
         let json_limit = settings.http.json_limit;
         let accounts = state.accounts.clone();
+        let cors_origins = settings.http.cors_allowed_origins.clone();
+        let hsts = settings.http.hsts;
+        let limits = http::hardening::RequestLimits {
+            max_url_bytes: settings.http.max_url_bytes,
+            max_header_bytes: settings.http.max_header_bytes,
+        };
+        // Install the recorder before the first request.
+        crate::metrics::handle();
         let state = web::Data::new(state);
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .configure(|config| http::configure(config, json_limit))
+                .app_data(web::Data::new(limits))
+                .wrap(from_fn(http::hardening::enforce_limits))
+                .wrap(http::hardening::cors(&cors_origins))
+                .wrap(http::hardening::security_headers(hsts))
+                .wrap(from_fn(http::observe::observe))
         })
         .shutdown_timeout(10);
         if settings.http.workers > 0 {
@@ -133,12 +149,15 @@ async fn cleanup_job(cleanup: CleanupService, every: Duration) {
             Ok(report) if report.skipped => {
                 tracing::info!("cleanup: another instance is running a pass");
             }
-            Ok(report) => tracing::info!(
-                expired = report.expired,
-                purged = report.purged,
-                duration_ms = started.elapsed().as_millis(),
-                "cleanup pass done"
-            ),
+            Ok(report) => {
+                crate::metrics::record_cleanup(&report);
+                tracing::info!(
+                    expired = report.expired,
+                    purged = report.purged,
+                    duration_ms = started.elapsed().as_millis(),
+                    "cleanup pass done"
+                );
+            }
             Err(error) => tracing::warn!(%error, "cleanup pass failed; next one in an interval"),
         }
     }
@@ -163,6 +182,8 @@ impl Services {
 
 fn services(settings: &Settings, storage: Storage) -> anyhow::Result<Services> {
     let probes = storage.probes.clone();
+    let sessions: Arc<dyn SessionRepository> =
+        Arc::new(AuditedSessionRepository::new(storage.sessions));
     let jwt = JwtCodec::new(JwtSettings {
         current: SigningKey {
             kid: settings.jwt.kid.clone(),
@@ -188,7 +209,7 @@ fn services(settings: &Settings, storage: Storage) -> anyhow::Result<Services> {
     })?;
     let ports = Ports {
         users: storage.users,
-        sessions: storage.sessions,
+        sessions,
         hasher: Arc::new(hasher),
         tokens: Arc::new(jwt),
         devices: Arc::new(WootheeClassifier::new()),

@@ -6,11 +6,11 @@ use std::pin::Pin;
 
 use std::future::{Ready, ready};
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::middleware::Next;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
 use sessiond_domain::DomainError;
 use sessiond_domain::model::Role;
 use sessiond_domain::service::Principal;
@@ -60,21 +60,29 @@ pub struct AdminCaller(pub Principal);
 pub async fn require_admin(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let state = request.app_data::<web::Data<AppState>>().cloned();
-    let token = bearer_token(request.request());
-    let token = token.ok_or_else(ApiError::unauthenticated)?;
-    let state = state.ok_or_else(|| ApiError::unauthenticated().detail("no state"))?;
-    let principal = state
-        .auth
-        .authenticate(&token)
-        .await
-        .map_err(ApiError::from)?;
-    if principal.role != Role::SystemAdmin {
-        return Err(ApiError::from(DomainError::Forbidden).into());
-    }
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let principal = match admin_principal(&request).await {
+        Ok(principal) => principal,
+        // Answered here, as a response: outer middleware then sees it like any other.
+        Err(refused) => {
+            return Ok(request
+                .into_response(refused.error_response())
+                .map_into_right_body());
+        }
+    };
     request.extensions_mut().insert(principal);
-    next.call(request).await
+    Ok(next.call(request).await?.map_into_left_body())
+}
+
+async fn admin_principal(request: &ServiceRequest) -> Result<Principal, ApiError> {
+    let state = request.app_data::<web::Data<AppState>>().cloned();
+    let token = bearer_token(request.request()).ok_or_else(ApiError::unauthenticated)?;
+    let state = state.ok_or_else(|| ApiError::unauthenticated().detail("no state"))?;
+    let principal = state.auth.authenticate(&token).await?;
+    if principal.role != Role::SystemAdmin {
+        return Err(DomainError::Forbidden.into());
+    }
+    Ok(principal)
 }
 
 impl FromRequest for AdminCaller {

@@ -2,6 +2,8 @@
 
 mod authenticated;
 mod client;
+pub mod hardening;
+pub mod observe;
 mod problem;
 mod routes;
 mod views;
@@ -40,6 +42,7 @@ pub fn configure(config: &mut web::ServiceConfig, json_limit: usize) {
             }),
         )
         .service(routes::health::scope())
+        .service(routes::metrics::resource())
         .service(
             web::scope("/api/v1")
                 .service(routes::auth::scope())

@@ -32,6 +32,9 @@ struct Problem<'a> {
     code: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+    /// On 5xx answers: the id to quote when reporting the failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
 }
 
 impl ApiError {
@@ -215,7 +218,13 @@ impl ResponseError for ApiError {
             detail: &self.detail,
             code: self.code,
             reason: self.reason.map(InvalidationReason::as_str),
+            request_id: self
+                .status
+                .is_server_error()
+                .then(super::observe::current_request_id)
+                .flatten(),
         };
+        metrics::counter!(crate::metrics::PROBLEMS, "code" => self.code).increment(1);
         let mut response = HttpResponse::build(self.status);
         response.content_type("application/problem+json");
         if self.status == StatusCode::UNAUTHORIZED {

@@ -10,8 +10,8 @@ use crate::http::{ApiError, AppState, no_content};
 
 pub fn scope() -> Scope {
     web::scope("/users/me")
-        .route("", web::get().to(profile))
-        .route("/password", web::post().to(change_password))
+        .service(web::resource("").route(web::get().to(profile)))
+        .service(web::resource("/password").route(web::post().to(change_password)))
 }
 
 /// The caller's own account.

@@ -15,14 +15,14 @@ use crate::http::{ApiError, AppState};
 pub fn scope() -> impl HttpServiceFactory {
     web::scope("/admin")
         .wrap(from_fn(require_admin))
-        .route("/users", web::post().to(create_user))
-        .route("/users/{user_id}", web::patch().to(update_user))
-        .route("/users/{user_id}/sessions", web::get().to(user_sessions))
-        .route(
-            "/users/{user_id}/sessions",
-            web::delete().to(end_user_sessions),
+        .service(web::resource("/users").route(web::post().to(create_user)))
+        .service(web::resource("/users/{user_id}").route(web::patch().to(update_user)))
+        .service(
+            web::resource("/users/{user_id}/sessions")
+                .route(web::get().to(user_sessions))
+                .route(web::delete().to(end_user_sessions)),
         )
-        .route("/sessions/{session_id}", web::delete().to(end_session))
+        .service(web::resource("/sessions/{session_id}").route(web::delete().to(end_session)))
 }
 
 fn user_id(raw: &str) -> Result<UserId, ApiError> {

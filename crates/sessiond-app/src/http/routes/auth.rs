@@ -16,10 +16,10 @@ const MAX_DEVICE_NAME_CHARS: usize = 100;
 
 pub fn scope() -> Scope {
     web::scope("/auth")
-        .route("/register", web::post().to(register))
-        .route("/login", web::post().to(login))
-        .route("/refresh", web::post().to(refresh))
-        .route("/logout", web::post().to(logout))
+        .service(web::resource("/register").route(web::post().to(register)))
+        .service(web::resource("/login").route(web::post().to(login)))
+        .service(web::resource("/refresh").route(web::post().to(refresh)))
+        .service(web::resource("/logout").route(web::post().to(logout)))
 }
 
 #[derive(Deserialize)]

@@ -12,8 +12,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub fn scope() -> Scope {
     web::scope("/health")
-        .route("/live", web::get().to(live))
-        .route("/ready", web::get().to(ready))
+        .service(web::resource("/live").route(web::get().to(live)))
+        .service(web::resource("/ready").route(web::get().to(ready)))
 }
 
 async fn live() -> HttpResponse {

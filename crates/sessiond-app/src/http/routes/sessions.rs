@@ -9,11 +9,14 @@ use crate::http::{ApiError, AppState};
 
 pub fn scope() -> Scope {
     web::scope("/sessions")
-        .route("", web::get().to(list))
-        .route("", web::delete().to(end_others))
-        .route("/current", web::get().to(current))
-        .route("/history", web::get().to(history))
-        .route("/{id}", web::delete().to(end_one))
+        .service(
+            web::resource("")
+                .route(web::get().to(list))
+                .route(web::delete().to(end_others)),
+        )
+        .service(web::resource("/current").route(web::get().to(current)))
+        .service(web::resource("/history").route(web::get().to(history)))
+        .service(web::resource("/{id}").route(web::delete().to(end_one)))
 }
 
 async fn list(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {

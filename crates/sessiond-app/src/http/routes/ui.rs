@@ -39,9 +39,9 @@ pub const CSRF_VALUE: &str = "sessiond-ui";
 
 pub fn scope() -> Scope {
     web::scope(COOKIE_PATH)
-        .route("/login", web::post().to(login))
-        .route("/refresh", web::post().to(refresh))
-        .route("/logout", web::post().to(logout))
+        .service(web::resource("/login").route(web::post().to(login)))
+        .service(web::resource("/refresh").route(web::post().to(refresh)))
+        .service(web::resource("/logout").route(web::post().to(logout)))
 }
 
 /// The answer to sign-in and refresh: the login answer of the API without the refresh

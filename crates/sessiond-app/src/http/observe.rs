@@ -1,0 +1,137 @@
+//! What every request goes through first: a request id (accepted from `X-Request-Id` or
+//! made up, echoed back, on every log line of the request and in 5xx problem bodies), one
+//! log line per request, HTTP metrics, and problem+json for the bare error answers the
+//! framework makes itself (405, 431, ...).
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, ResponseError};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::ApiError;
+use crate::metrics::{HTTP_DURATION, HTTP_REQUESTS};
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of the request being served, if any.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// A client's request id is kept when it is short and plain; anything else is replaced,
+/// so ids stay safe to log and to echo.
+fn accepted_id(value: &HeaderValue) -> Option<String> {
+    let id = value.to_str().ok()?;
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.:".contains(c);
+    (!id.is_empty() && id.len() <= 64 && id.chars().all(plain)).then(|| id.to_owned())
+}
+
+/// The middleware (`from_fn`).
+///
+/// # Errors
+/// The framework's own errors, passed through.
+pub async fn observe(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(accepted_id)
+        .unwrap_or_else(|| Uuid::new_v4().to_string());
+    let method = request.method().clone();
+    // The path only: a query string may carry what must never be logged.
+    let path = request.path().to_owned();
+    let span =
+        tracing::info_span!("request", request.id = %id, http.method = %method, http.path = %path);
+    let started = Instant::now();
+
+    // No clone of the request may live across `next.call`: routing needs it unshared.
+    // Middleware inside answers its refusals as responses, so errors here are the
+    // framework's own and pass through as they are.
+    let served = REQUEST_ID.scope(id.clone(), async move {
+        next.call(request)
+            .await
+            .map(|response| as_problem(response.map_into_boxed_body()))
+    });
+    let mut response = served.instrument(span.clone()).await?;
+
+    let status = response.status();
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let elapsed = started.elapsed();
+    span.in_scope(|| {
+        tracing::info!(
+            http.route = %route,
+            http.status = status.as_u16(),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "request served"
+        );
+    });
+    let labels = [
+        ("route", route),
+        ("method", method.to_string()),
+        ("status", status.as_u16().to_string()),
+    ];
+    metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
+    metrics::histogram!(HTTP_DURATION, &labels[..1]).record(elapsed.as_secs_f64());
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    Ok(response)
+}
+
+/// Error answers without a body (the framework's 405, 413 on headers, ...) become
+/// problem details like every other error.
+fn as_problem(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let status = response.status();
+    let bare = (status.is_client_error() || status.is_server_error())
+        && !response.headers().contains_key(CONTENT_TYPE);
+    if !bare {
+        return response;
+    }
+    let problem = match status {
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            status,
+            "method_not_allowed",
+            "This method is not allowed here",
+        ),
+        _ if status.is_server_error() => ApiError::new(status, "internal_error", "Internal error"),
+        _ => ApiError::new(status, "bad_request", "The request cannot be served"),
+    };
+    let allow = response.headers().get("allow").cloned();
+    let mut replacement: HttpResponse = problem.error_response();
+    if let Some(allow) = allow {
+        replacement
+            .headers_mut()
+            .insert(HeaderName::from_static("allow"), allow);
+    }
+    response.into_response(replacement)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_request_ids_are_kept_only_when_plain_and_short() {
+        let id = |s: &str| accepted_id(&HeaderValue::from_str(s).unwrap());
+        assert_eq!(id("abc-123_x.y:z").as_deref(), Some("abc-123_x.y:z"));
+        assert_eq!(id(""), None);
+        assert_eq!(id("has space"), None);
+        assert_eq!(id("evil\"quote"), None);
+        assert_eq!(id(&"a".repeat(65)), None);
+    }
+}

@@ -1,0 +1,54 @@
+//! Prometheus metrics: one process-wide recorder, rendered by `GET /metrics`.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Requests by route pattern, method and status.
+pub const HTTP_REQUESTS: &str = "sessiond_http_requests_total";
+/// Request latency by route pattern, seconds.
+pub const HTTP_DURATION: &str = "sessiond_http_request_duration_seconds";
+/// Error answers by problem `code` (`rate_limited` counts throttled sign-ins).
+pub const PROBLEMS: &str = "sessiond_problems_total";
+/// Sessions opened, by role.
+pub const SESSIONS_CREATED: &str = "sessiond_sessions_created_total";
+/// Sessions ended, by reason.
+pub const SESSIONS_ENDED: &str = "sessiond_sessions_ended_total";
+/// Cleanup passes, and what they did.
+pub const CLEANUP_RUNS: &str = "sessiond_cleanup_runs_total";
+pub const CLEANUP_EXPIRED: &str = "sessiond_cleanup_expired_total";
+pub const CLEANUP_PURGED: &str = "sessiond_cleanup_purged_total";
+/// The live-session cache: hits, misses, and reads that fell back to PostgreSQL.
+pub const CACHE_HITS: &str = "sessiond_cache_hits_total";
+pub const CACHE_MISSES: &str = "sessiond_cache_misses_total";
+pub const CACHE_FALLBACKS: &str = "sessiond_cache_fallbacks_total";
+pub const CACHE_DOWN: &str = "sessiond_cache_down";
+
+/// Latency buckets, seconds: sub-millisecond cache hits up to slow argon2 sign-ins.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// The process's recorder, installed on first use. Several applications in one process
+/// (tests) share it.
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.to_owned()), &BUCKETS)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder is installed: then ours renders nothing, which
+        // is visible, not fatal.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// Counts one cleanup pass.
+pub fn record_cleanup(report: &sessiond_domain::service::CleanupReport) {
+    metrics::counter!(CLEANUP_RUNS).increment(1);
+    metrics::counter!(CLEANUP_EXPIRED).increment(report.expired as u64);
+    metrics::counter!(CLEANUP_PURGED).increment(report.purged);
+}
