@@ -4,7 +4,7 @@ CARGO ?= cargo
 # nextest runs test binaries in parallel processes; plain cargo test where it is missing.
 TEST_RUNNER := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo "nextest run" || echo test)
 
-.PHONY: help run build test fmt fmt-check lint unit
+.PHONY: help run build test fmt fmt-check lint unit bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -24,8 +24,10 @@ fmt-check: ## Fail on unformatted code
 lint: ## clippy on every target, warnings are errors
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit: ## Only the fast tests (domain and adapters without services)
-	$(CARGO) $(TEST_RUNNER) --workspace --exclude sessiond-tests
+unit: ## Only the fast tests: domain, memory, crypto, user-agent and app units (no services)
+	$(CARGO) $(TEST_RUNNER) -p sessiond-domain -p sessiond-memory -p sessiond-jwt \
+		-p sessiond-argon2 -p sessiond-useragent -p sessiond-app
 
 test: fmt-check lint ## Everything: format, lint, unit, contract and HTTP tests on real services
 	$(CARGO) $(TEST_RUNNER) --workspace
+

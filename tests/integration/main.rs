@@ -6,6 +6,7 @@
 
 mod admin;
 mod browser;
+mod durability;
 mod faults;
 mod hardening;
 mod http;

@@ -7,7 +7,8 @@ use sessiond_app::config::Argon2Config;
 use sessiond_app::storage::Storage;
 use sessiond_app::{Application, Settings};
 use sessiond_domain::model::{Email, Password, Role};
-use sessiond_domain::service::{AccountService, NewAccount};
+use actix_web::dev::ServerHandle;
+use sessiond_domain::service::{AccountService, CleanupService, NewAccount};
 use sessiond_redis::{RedisSessionCache, RedisSettings};
 use uuid::Uuid;
 
@@ -42,6 +43,8 @@ pub struct TestApp {
     pub base_url: String,
     pub client: reqwest::Client,
     pub accounts: AccountService,
+    pub cleanup: CleanupService,
+    server: ServerHandle,
 }
 
 /// A signed-in device: its tokens and the session they belong to.
@@ -148,12 +151,21 @@ impl TestApp {
             .expect("the app builds");
         let base_url = format!("http://127.0.0.1:{}", app.port());
         let accounts = app.accounts();
+        let cleanup = app.cleanup();
+        let server = app.handle();
         tokio::spawn(app.run_until_stopped());
         Self {
             base_url,
             client: reqwest::Client::new(),
             accounts,
+            cleanup,
+            server,
         }
+    }
+
+    /// Stops the server gracefully, as SIGTERM would.
+    pub async fn stop(self) {
+        self.server.stop(true).await;
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {

@@ -1,12 +1,24 @@
 //! `sessiond`: reads the command line and configuration, then runs the chosen command.
 
+use std::process::ExitCode;
+
 use clap::Parser;
 use sessiond_app::cli::{Cli, Command, UserCommand};
 use sessiond_app::{Application, Settings, commands, telemetry};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line with the whole chain: "cannot read the configuration: …".
+            eprintln!("sessiond: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(&cli.config_dir)?;
     telemetry::init(settings.log_format);
     match cli.command.unwrap_or(Command::Serve) {

@@ -110,6 +110,11 @@ impl Application {
         self.port
     }
 
+    /// Stops the server from outside (tests; signals do this in production).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Account management on this application's storage (operator commands and tests).
     pub fn accounts(&self) -> AccountService {
         self.accounts.clone()

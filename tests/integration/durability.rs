@@ -1,0 +1,85 @@
+//! PostgreSQL is the durable record (issue 3, SPEC §3 invariant 1): sessions survive a
+//! restart of sessiond, and cleanup ends what expired and purges what is past retention.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use sessiond_app::storage::Storage;
+use sessiond_domain::model::Role;
+use sessiond_postgres::{PgPool, testing};
+use sessiond_tests::app::{IPHONE, TestApp, WINDOWS, test_settings};
+
+async fn instance(url: &str) -> TestApp {
+    let pool = PgPool::connect(&testing::settings(url.to_owned()))
+        .await
+        .expect("a pool");
+    TestApp::spawn_on(test_settings(), Storage::postgres(pool, None)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_every_session_and_its_state() {
+    let url = testing::fresh_database_url().await.expect("a database");
+    let before = instance(&url).await;
+    let email = before.create_user(Role::Guest).await;
+    let phone = before.login(&email, IPHONE).await;
+    let laptop = before.login(&email, WINDOWS).await;
+    let rotated = before.refreshed(&phone).await;
+    let ended = before
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/auth/logout",
+            Some(&laptop.access_token),
+            None,
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::NO_CONTENT);
+    before.stop().await;
+
+    let after = instance(&url).await;
+    // The live session, its rotated refresh token and its access token all carry over.
+    let list = after.get("/api/v1/sessions", &rotated.access_token).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(list.body.as_array().map(Vec::len), Some(1));
+    assert_eq!(list.body[0]["device_info"], "iPhone");
+    // The rotated-away token is still recognised as such, the ended session stays ended.
+    assert_eq!(
+        after.refresh(&phone.refresh_token).await.code(),
+        "refresh_token_rotated"
+    );
+    let refused = after.get("/api/v1/sessions", &laptop.access_token).await;
+    assert_eq!(refused.body["reason"], "user_logout");
+    after.refreshed(&rotated).await;
+    let history = after.get("/api/v1/sessions/history", &rotated.access_token).await;
+    assert_eq!(history.body[0]["id"], laptop.session_id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_ends_expired_sessions_once_and_the_device_is_told_why() {
+    let url = testing::fresh_database_url().await.expect("a database");
+    let pool = PgPool::connect(&testing::settings(url))
+        .await
+        .expect("a pool");
+    let mut settings = test_settings();
+    settings.roles.hotel_employee.timeout = 1;
+    settings.roles.hotel_employee.absolute_lifetime = 1;
+    let app = TestApp::spawn_on(settings, Storage::postgres(pool, None)).await;
+    let short = app.create_user(Role::HotelEmployee).await;
+    let first = app.login(&short, IPHONE).await;
+    app.login(&short, WINDOWS).await;
+    let guest = app.login(&app.create_user(Role::Guest).await, IPHONE).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let report = app.cleanup.run_once().await.expect("a pass");
+    assert!(!report.skipped);
+    assert_eq!(report.expired, 2);
+    let again = app.cleanup.run_once().await.expect("a pass");
+    assert_eq!(again.expired, 0);
+    // The guest's day-long session is untouched.
+    assert_eq!(
+        app.get("/api/v1/sessions", &guest.access_token).await.status,
+        StatusCode::OK
+    );
+    let refresh = app.refresh(&first.refresh_token).await;
+    assert_eq!(refresh.code(), "session_revoked");
+    assert_eq!(refresh.body["reason"], "expired");
+}
