@@ -30,4 +30,7 @@ unit: ## Only the fast tests: domain, memory, crypto, user-agent and app units (
 
 test: fmt-check lint ## Everything: format, lint, unit, contract and HTTP tests on real services
 	$(CARGO) $(TEST_RUNNER) --workspace
+	$(MAKE)
 
+bench: ## Measure validate/refresh/sign-in, storage, cleanup against the targets; writes docs/BENCHMARKS.md (needs PostgreSQL and redis-server; ~6 min)
+	$(CARGO) run --release -p sessiond-bench

@@ -1,0 +1,258 @@
+//! The load generator: a fixed number of keep-alive HTTP/1.1 connections, one worker task
+//! per connection sending one request at a time (closed loop), a warm-up that is not
+//! recorded, then a measured period (a duration or a request count), latencies in an HDR
+//! histogram (microseconds).
+//!
+//! It runs on a tokio runtime of its own (see `main`), so its threads are not the servers'.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// What one worker sends, and what it does with each answer (a refresh keeps the new token).
+pub trait Scenario: Send + 'static {
+    /// The next request of this worker.
+    fn request(&mut self) -> Request<Full<Bytes>>;
+    /// Called with every answer; returns whether it counts as a success.
+    fn response(&mut self, status: u16, body: &Bytes) -> bool {
+        let _ = body;
+        (200..300).contains(&status)
+    }
+}
+
+/// When the measured part stops.
+#[derive(Debug, Clone, Copy)]
+pub enum Stop {
+    /// After this long.
+    After(Duration),
+    /// After this many requests in all (workers take them from a shared counter).
+    Requests(u64),
+    /// After this many requests by each worker (a sweep that must cover every worker's
+    /// share).
+    Each(u64),
+}
+
+/// The shape of one run.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub connections: usize,
+    pub warm_up: Duration,
+    pub stop: Stop,
+}
+
+/// What a run measured (the warm-up excluded).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub requests: u64,
+    pub errors: u64,
+    pub elapsed: Duration,
+    pub histogram: Histogram<u64>,
+}
+
+impl Outcome {
+    /// Successful and failed requests per second.
+    pub fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// A latency quantile in milliseconds.
+    pub fn ms(&self, quantile: f64) -> f64 {
+        self.histogram.value_at_quantile(quantile) as f64 / 1000.0
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 µs .. 60 s, 3 significant figures.
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Runs `plan` against `addr`; `scenario(worker)` builds each worker's scenario.
+pub async fn run<S: Scenario>(
+    addr: SocketAddr,
+    plan: Plan,
+    scenario: impl Fn(usize) -> S,
+) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let measure_from = started + plan.warm_up;
+    let budget = Arc::new(AtomicU64::new(match plan.stop {
+        Stop::Requests(n) => n,
+        Stop::After(_) | Stop::Each(_) => u64::MAX,
+    }));
+    let deadline = match plan.stop {
+        Stop::After(duration) => Some(measure_from + duration),
+        Stop::Requests(_) | Stop::Each(_) => None,
+    };
+    let each = match plan.stop {
+        Stop::Each(n) => n,
+        _ => u64::MAX,
+    };
+    let mut workers = Vec::with_capacity(plan.connections);
+    for worker in 0..plan.connections {
+        let scenario = scenario(worker);
+        let budget = Arc::clone(&budget);
+        workers.push(tokio::spawn(drive(
+            addr,
+            scenario,
+            measure_from,
+            deadline,
+            budget,
+            each,
+        )));
+    }
+    let mut total = Outcome {
+        requests: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        histogram: histogram(),
+    };
+    let mut last_end = measure_from;
+    for worker in workers {
+        let (requests, errors, hist, ended) = worker.await??;
+        total.requests += requests;
+        total.errors += errors;
+        total.histogram.add(&hist)?;
+        last_end = last_end.max(ended);
+    }
+    total.elapsed = match deadline {
+        Some(deadline) => deadline.saturating_duration_since(measure_from),
+        None => last_end.saturating_duration_since(measure_from),
+    };
+    Ok(total)
+}
+
+async fn connect(
+    addr: SocketAddr,
+) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+async fn drive<S: Scenario>(
+    addr: SocketAddr,
+    mut scenario: S,
+    measure_from: Instant,
+    deadline: Option<Instant>,
+    budget: Arc<AtomicU64>,
+    each: u64,
+) -> anyhow::Result<(u64, u64, Histogram<u64>, Instant)> {
+    let mut sender = connect(addr).await?;
+    let mut hist = histogram();
+    let (mut requests, mut errors) = (0u64, 0u64);
+    let mut ended = Instant::now();
+    loop {
+        let now = Instant::now();
+        let measuring = now >= measure_from;
+        if measuring {
+            if deadline.is_some_and(|d| now >= d) || requests >= each {
+                break;
+            }
+            if deadline.is_none()
+                && budget
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                        left.checked_sub(1)
+                    })
+                    .is_err()
+            {
+                break;
+            }
+        }
+        let request = scenario.request();
+        let sent = Instant::now();
+        let answer = async {
+            sender.ready().await?;
+            let response = sender.send_request(request).await?;
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await?.to_bytes();
+            anyhow::Ok((status, body))
+        }
+        .await;
+        let latency = sent.elapsed();
+        let ok = match answer {
+            Ok((status, body)) => scenario.response(status, &body),
+            Err(_) => {
+                // A closed connection: open another one and count the failure.
+                sender = connect(addr).await?;
+                false
+            }
+        };
+        if measuring {
+            requests += 1;
+            if !ok {
+                errors += 1;
+            }
+            hist.saturating_record(latency.as_micros().max(1) as u64);
+            ended = Instant::now();
+        }
+    }
+    Ok((requests, errors, hist, ended))
+}
+
+/// A GET with a fixed `authorization` header value, from a shared list spread over workers.
+#[derive(Debug)]
+pub struct GetWithAuth {
+    pub uri: hyper::Uri,
+    pub host: hyper::header::HeaderValue,
+    pub headers: Arc<Vec<hyper::header::HeaderValue>>,
+    pub next: usize,
+    pub step: usize,
+}
+
+impl GetWithAuth {
+    /// Worker `worker` of `workers` takes headers `worker`, `worker + workers`, … so that the
+    /// connections together sweep the whole list.
+    pub fn new(
+        addr: SocketAddr,
+        path: &str,
+        headers: Arc<Vec<hyper::header::HeaderValue>>,
+        worker: usize,
+        workers: usize,
+    ) -> Self {
+        Self {
+            uri: path.parse().expect("a valid path"),
+            host: hyper::header::HeaderValue::from_str(&addr.to_string()).expect("a host"),
+            next: worker % headers.len().max(1),
+            step: workers.max(1),
+            headers,
+        }
+    }
+}
+
+impl Scenario for GetWithAuth {
+    fn request(&mut self) -> Request<Full<Bytes>> {
+        let header = self.headers[self.next].clone();
+        self.next = (self.next + self.step) % self.headers.len();
+        Request::get(self.uri.clone())
+            .header(hyper::header::HOST, self.host.clone())
+            .header(hyper::header::AUTHORIZATION, header)
+            .body(Full::new(Bytes::new()))
+            .expect("a valid request")
+    }
+}
+
+/// A JSON POST.
+pub fn post_json(
+    addr: SocketAddr,
+    path: &str,
+    body: &serde_json::Value,
+    user_agent: &str,
+) -> Request<Full<Bytes>> {
+    Request::post(path)
+        .header(hyper::header::HOST, addr.to_string())
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(hyper::header::USER_AGENT, user_agent)
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("a valid request")
+}
