@@ -4,7 +4,7 @@ CARGO ?= cargo
 # nextest runs test binaries in parallel processes; plain cargo test where it is missing.
 TEST_RUNNER := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo "nextest run" || echo test)
 
-.PHONY: help run build test fmt fmt-check lint unit bench
+.PHONY: help run build test fmt fmt-check lint unit bench fuzz-api
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -28,9 +28,12 @@ unit: ## Only the fast tests: domain, memory, crypto, user-agent and app units (
 	$(CARGO) $(TEST_RUNNER) -p sessiond-domain -p sessiond-memory -p sessiond-jwt \
 		-p sessiond-argon2 -p sessiond-useragent -p sessiond-app
 
-test: fmt-check lint ## Everything: format, lint, unit, contract and HTTP tests on real services
+# The API fuzzing runs before the test suite so that the suite's summary closes the output.
+test: fmt-check lint fuzz-api ## Everything: format, lint, API fuzzing, unit, contract, HTTP and browser tests on real services
 	$(CARGO) $(TEST_RUNNER) --workspace
-	$(MAKE)
+
+fuzz-api: ## schemathesis against /api/openapi.json of a live sessiond on PostgreSQL + Redis (~3 min; venv in target/)
+	CARGO="$(CARGO)" scripts/fuzz-api.sh
 
 bench: ## Measure validate/refresh/sign-in, storage, cleanup against the targets; writes docs/BENCHMARKS.md (needs PostgreSQL and redis-server; ~6 min)
 	$(CARGO) run --release -p sessiond-bench

@@ -49,7 +49,9 @@ async fn a_restart_keeps_every_session_and_its_state() {
     let refused = after.get("/api/v1/sessions", &laptop.access_token).await;
     assert_eq!(refused.body["reason"], "user_logout");
     after.refreshed(&rotated).await;
-    let history = after.get("/api/v1/sessions/history", &rotated.access_token).await;
+    let history = after
+        .get("/api/v1/sessions/history", &rotated.access_token)
+        .await;
     assert_eq!(history.body[0]["id"], laptop.session_id.as_str());
 }
 
@@ -76,7 +78,9 @@ async fn cleanup_ends_expired_sessions_once_and_the_device_is_told_why() {
     assert_eq!(again.expired, 0);
     // The guest's day-long session is untouched.
     assert_eq!(
-        app.get("/api/v1/sessions", &guest.access_token).await.status,
+        app.get("/api/v1/sessions", &guest.access_token)
+            .await
+            .status,
         StatusCode::OK
     );
     let refresh = app.refresh(&first.refresh_token).await;

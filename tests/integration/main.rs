@@ -11,5 +11,7 @@ mod faults;
 mod hardening;
 mod http;
 mod memory;
+mod openapi;
 mod postgres;
+mod properties;
 mod redis;

@@ -1,5 +1,6 @@
 //! A real sessiond on a free port, and a client that speaks its API.
 
+use actix_web::dev::ServerHandle;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -7,7 +8,6 @@ use sessiond_app::config::Argon2Config;
 use sessiond_app::storage::Storage;
 use sessiond_app::{Application, Settings};
 use sessiond_domain::model::{Email, Password, Role};
-use actix_web::dev::ServerHandle;
 use sessiond_domain::service::{AccountService, CleanupService, NewAccount};
 use sessiond_redis::{RedisSessionCache, RedisSettings};
 use uuid::Uuid;
@@ -22,7 +22,7 @@ pub const ANDROID: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/
 pub fn test_settings() -> Settings {
     let mut settings = Settings {
         env: "test".into(),
-        bind_addr: "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()),
+        bind_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         ..Settings::default()
     };
     settings.jwt.secret = Some(SecretString::from(

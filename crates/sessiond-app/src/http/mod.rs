@@ -4,6 +4,7 @@ mod authenticated;
 mod client;
 pub mod hardening;
 pub mod observe;
+pub mod openapi;
 mod problem;
 mod routes;
 mod views;
@@ -50,6 +51,7 @@ pub fn configure(config: &mut web::ServiceConfig, json_limit: usize) {
                 .service(routes::account::scope())
                 .service(routes::admin::scope()),
         )
+        .service(openapi::resource())
         .service(routes::ui::scope())
         .service(routes::web::resources())
         .default_service(web::to(not_found));

@@ -22,15 +22,21 @@ pub struct ApiError {
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// The body of every error answer (`application/problem+json`), as documented in OpenAPI.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+pub(super) struct Problem<'a> {
+    /// `urn:sessiond:problem:<code>`.
     #[serde(rename = "type")]
     kind: String,
     title: &'a str,
     status: u16,
     detail: &'a str,
+    /// Stable, snake_case: what a client matches on.
     code: &'a str,
+    /// Why the session ended, on `session_revoked` and `session_expired`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<super::openapi::ReasonSchema>)]
     reason: Option<&'a str>,
     /// On 5xx answers: the id to quote when reporting the failure.
     #[serde(skip_serializing_if = "Option::is_none")]

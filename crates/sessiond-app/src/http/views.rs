@@ -4,10 +4,13 @@ use serde::Serialize;
 use sessiond_domain::model::{Role, Session, SessionId, SessionSummary, User};
 use sessiond_domain::service::{Principal, SignedIn};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::openapi::{ReasonSchema, RoleSchema};
+
 /// A session as its owner sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SessionView {
     pub id: Uuid,
     /// The seed's device class: iPhone, Android, iPad, Mac, Windows, Linux, Mobile, Unknown.
@@ -65,7 +68,7 @@ impl SessionView {
 }
 
 /// An ended session in the history.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EndedSessionView {
     pub id: Uuid,
     pub device_info: &'static str,
@@ -80,6 +83,7 @@ pub struct EndedSessionView {
     pub last_activity: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub ended_at: OffsetDateTime,
+    #[schema(value_type = ReasonSchema)]
     pub reason: &'static str,
 }
 
@@ -104,10 +108,11 @@ impl EndedSessionView {
 }
 
 /// A user account, without its password hash.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UserView {
     pub id: Uuid,
     pub email: String,
+    #[schema(value_type = RoleSchema)]
     pub role: Role,
     pub hotel_id: Option<i64>,
     pub is_active: bool,
@@ -129,10 +134,12 @@ impl From<&User> for UserView {
 }
 
 /// The answer to sign-in and refresh.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TokenView {
     pub access_token: String,
     pub refresh_token: String,
+    /// Always `Bearer`.
+    #[schema(value_type = String, pattern = "^Bearer$")]
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: i64,
@@ -158,16 +165,17 @@ impl TokenView {
 
 /// `GET /sessions/current`: answered from the validated session alone, so that the
 /// services that call it on every request cost one cache read and no database query.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CurrentView {
     pub session: SessionView,
     pub user: PrincipalView,
 }
 
 /// Who the caller is: enough to authorize. The profile is `GET /users/me`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PrincipalView {
     pub id: Uuid,
+    #[schema(value_type = RoleSchema)]
     pub role: Role,
 }
 
@@ -181,10 +189,11 @@ impl From<&Principal> for PrincipalView {
 }
 
 /// The answer to ending sessions.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EndedView {
     pub success: bool,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<u64>, minimum = 0)]
     pub revoked: Option<usize>,
 }

@@ -15,6 +15,18 @@ pub fn scope() -> Scope {
 }
 
 /// The caller's own account.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/me",
+    tag = "account",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "My account", body = UserView),
+        (status = 401, description = "No, a bad or an expired access token, or the session ended (`reason` says why)"),
+        (status = 404, description = "The account no longer exists"),
+        (status = 503, description = "A store is unavailable; retry shortly"),
+    )
+)]
 async fn profile(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -23,12 +35,30 @@ async fn profile(
     Ok(HttpResponse::Ok().json(UserView::from(&user)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ChangePasswordRequest {
     current_password: String,
     new_password: String,
 }
 
+/// Changes my password; ends all my other sessions (`password_changed`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/me/password",
+    tag = "account",
+    security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 204, description = "Changed"),
+        (status = 400, description = "Malformed JSON or a field out of range"),
+        (status = 413, description = "The body is over the JSON limit"),
+        (status = 415, description = "The body is not `application/json`"),
+        (status = 401, description = "No, a bad or an expired access token, or the session ended (`reason` says why)"),
+        (status = 403, description = "`wrong_password`: the current password is wrong"),
+        (status = 404, description = "The account no longer exists"),
+        (status = 503, description = "A store is unavailable; retry shortly"),
+    )
+)]
 async fn change_password(
     state: web::Data<AppState>,
     caller: Authenticated,

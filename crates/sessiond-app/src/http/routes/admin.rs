@@ -30,15 +30,34 @@ fn user_id(raw: &str) -> Result<UserId, ApiError> {
         .map_err(|_| ApiError::validation("the user id must be a UUID"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateUserRequest {
     email: String,
     password: String,
+    #[schema(value_type = crate::http::openapi::RoleSchema)]
     role: Role,
     hotel_id: Option<i64>,
 }
 
+/// Creates a user of any role.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/users",
+    tag = "admin",
+    security(("bearer" = [])),
+    request_body = CreateUserRequest,
+    responses(
+        (status = 201, description = "The new user", body = UserView),
+        (status = 400, description = "Malformed JSON or a field out of range"),
+        (status = 413, description = "The body is over the JSON limit"),
+        (status = 415, description = "The body is not `application/json`"),
+        (status = 401, description = "No, a bad or an expired access token, or the session ended (`reason` says why)"),
+        (status = 403, description = "`forbidden`: the caller is not a `system_admin`"),
+        (status = 409, description = "`email_taken`"),
+        (status = 503, description = "A store is unavailable; retry shortly"),
+    )
+)]
 async fn create_user(
     state: web::Data<AppState>,
     caller: AdminCaller,
@@ -56,13 +75,35 @@ async fn create_user(
     Ok(HttpResponse::Created().json(UserView::from(&user)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateUserRequest {
+    #[schema(value_type = Option<crate::http::openapi::RoleSchema>)]
     role: Option<Role>,
     is_active: Option<bool>,
 }
 
+/// Changes a user's role or active flag; either ends all the user's sessions
+/// (`role_changed`, `account_disabled`).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/admin/users/{user_id}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("user_id" = uuid::Uuid, Path, description = "The user id")),
+    request_body = UpdateUserRequest,
+    responses(
+        (status = 200, description = "The user as changed", body = UserView),
+        (status = 400, description = "Malformed JSON or a field out of range"),
+        (status = 413, description = "The body is over the JSON limit"),
+        (status = 415, description = "The body is not `application/json`"),
+        (status = 401, description = "No, a bad or an expired access token, or the session ended (`reason` says why)"),
+        (status = 403, description = "`forbidden`: the caller is not a `system_admin`"),
+        (status = 404, description = "No such user"),
+        (status = 409, description = "`last_admin`: the last active system_admin cannot be demoted or disabled"),
+        (status = 503, description = "A store is unavailable; retry shortly"),
+    )
+)]
 async fn update_user(
     state: web::Data<AppState>,
     caller: AdminCaller,
@@ -78,6 +119,22 @@ async fn update_user(
     Ok(HttpResponse::Ok().json(UserView::from(&user)))
 }
 
+/// Any user's live sessions.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/users/{user_id}/sessions",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("user_id" = uuid::Uuid, Path, description = "The user id")),
+    responses(
+        (status = 200, description = "The user's live sessions", body = [SessionView]),
+        (status = 400, description = "The id is not a UUID"),
+        (status = 401, description = "No, a bad or an expired access token, or the session ended (`reason` says why)"),
+        (status = 403, description = "`forbidden`: the caller is not a `system_admin`"),
+        (status = 404, description = "No such user"),
+        (status = 503, description = "A store is unavailable; retry shortly"),
+    )
+)]
 async fn user_sessions(
     state: web::Data<AppState>,
     caller: AdminCaller,
@@ -93,6 +150,22 @@ async fn user_sessions(
     Ok(HttpResponse::Ok().json(views))
 }
 
+/// Ends all of a user's sessions (`admin_revoked`).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/users/{user_id}/sessions",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("user_id" = uuid::Uuid, Path, description = "The user id")),
+    responses(
+        (status = 200, description = "How many ended", body = EndedView),
+        (status = 400, description = "The id is not a UUID"),
+        (status = 401, description = "No, a bad or an expired access token, or the session ended (`reason` says why)"),
+        (status = 403, description = "`forbidden`: the caller is not a `system_admin`"),
+        (status = 404, description = "No such user"),
+        (status = 503, description = "A store is unavailable; retry shortly"),
+    )
+)]
 async fn end_user_sessions(
     state: web::Data<AppState>,
     caller: AdminCaller,
@@ -107,6 +180,22 @@ async fn end_user_sessions(
     }))
 }
 
+/// Ends one session of anyone (`admin_revoked`).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/sessions/{session_id}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("session_id" = uuid::Uuid, Path, description = "The session id")),
+    responses(
+        (status = 200, description = "Ended", body = EndedView),
+        (status = 400, description = "The id is not a UUID"),
+        (status = 401, description = "No, a bad or an expired access token, or the session ended (`reason` says why)"),
+        (status = 403, description = "`forbidden`: the caller is not a `system_admin`"),
+        (status = 404, description = "No such session"),
+        (status = 503, description = "A store is unavailable; retry shortly"),
+    )
+)]
 async fn end_session(
     state: web::Data<AppState>,
     caller: AdminCaller,

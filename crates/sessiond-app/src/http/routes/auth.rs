@@ -22,12 +22,27 @@ pub fn scope() -> Scope {
         .service(web::resource("/logout").route(web::post().to(logout)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct RegisterRequest {
     email: String,
     password: String,
 }
 
+/// Registers a new account with the role `guest`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/register",
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "The new user", body = UserView),
+        (status = 400, description = "Malformed JSON or a field out of range"),
+        (status = 413, description = "The body is over the JSON limit"),
+        (status = 415, description = "The body is not `application/json`"),
+        (status = 409, description = "`email_taken`"),
+        (status = 503, description = "A store is unavailable; retry shortly"),
+    )
+)]
 async fn register(
     state: web::Data<AppState>,
     body: web::Json<RegisterRequest>,
@@ -41,10 +56,11 @@ async fn register(
 }
 
 /// A sign-in, as the API and the web UI receive it.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct LoginRequest {
     email: String,
     password: String,
+    /// A name for this device, at most 100 characters.
     device_name: Option<String>,
 }
 
@@ -77,6 +93,24 @@ impl LoginRequest {
     }
 }
 
+/// Signs in on this device: a new session and its token pair.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenView),
+        (status = 400, description = "Malformed JSON or a field out of range"),
+        (status = 413, description = "The body is over the JSON limit"),
+        (status = 415, description = "The body is not `application/json`"),
+        (status = 401, description = "`invalid_credentials`: wrong e-mail or password"),
+        (status = 403, description = "`account_disabled`"),
+        (status = 409, description = "`max_sessions_reached`: the role refuses sign-ins at its maximum"),
+        (status = 429, description = "`rate_limited`: too many failed sign-ins; see `Retry-After`"),
+        (status = 503, description = "A store is unavailable; retry shortly"),
+    )
+)]
 async fn login(
     state: web::Data<AppState>,
     client: ClientInfo,
@@ -89,11 +123,27 @@ async fn login(
     Ok(tokens(&state, &signed_in))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct RefreshRequest {
     refresh_token: String,
 }
 
+/// Trades the refresh token for a new pair and slides the session's expiry. Each refresh
+/// token works once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A rotated token pair", body = TokenView),
+        (status = 400, description = "Malformed JSON or a field out of range"),
+        (status = 413, description = "The body is over the JSON limit"),
+        (status = 415, description = "The body is not `application/json`"),
+        (status = 401, description = "`refresh_token_invalid`, `refresh_token_rotated`, `session_revoked` (a reused token ends the session) or `session_expired`"),
+        (status = 503, description = "A store is unavailable; retry shortly"),
+    )
+)]
 async fn refresh(
     state: web::Data<AppState>,
     body: web::Json<RefreshRequest>,
@@ -102,6 +152,18 @@ async fn refresh(
     Ok(tokens(&state, &signed_in))
 }
 
+/// Ends the current session.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, description = "No, a bad or an expired access token, or the session ended (`reason` says why)"),
+        (status = 503, description = "A store is unavailable; retry shortly"),
+    )
+)]
 async fn logout(
     state: web::Data<AppState>,
     caller: Authenticated,

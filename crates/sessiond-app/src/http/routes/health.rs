@@ -16,12 +16,28 @@ pub fn scope() -> Scope {
         .service(web::resource("/ready").route(web::get().to(ready)))
 }
 
+/// The process answers.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "operations",
+    responses((status = 200, description = "Alive", body = crate::http::openapi::Liveness))
+)]
 async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
 /// 200 when every configured store answers, 503 naming those that do not. In-memory storage
 /// is always ready.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Every configured store answers", body = crate::http::openapi::Readiness),
+        (status = 503, description = "A store is down", body = crate::http::openapi::Readiness),
+    )
+)]
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let probes = &state.probes;
     let postgres = match &probes.postgres {

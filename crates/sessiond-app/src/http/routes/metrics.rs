@@ -9,6 +9,13 @@ pub fn resource() -> Resource {
     web::resource("/metrics").route(web::get().to(render))
 }
 
+/// Counters, gauges and latency histograms in the Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
+)]
 async fn render(state: web::Data<AppState>) -> HttpResponse {
     if let Some(cache) = &state.probes.redis {
         // The adapter counts in atomics; publish its counters at scrape time.

@@ -19,6 +19,18 @@ pub fn scope() -> Scope {
         .service(web::resource("/{id}").route(web::delete().to(end_one)))
 }
 
+/// My live sessions, most recently active first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sessions",
+    tag = "sessions",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "My live sessions", body = [SessionView]),
+        (status = 401, description = "No, a bad or an expired access token, or the session ended (`reason` says why)"),
+        (status = 503, description = "A store is unavailable; retry shortly"),
+    )
+)]
 async fn list(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, ApiError> {
     let current = caller.0.session.id;
     let sessions = state.sessions.list(&caller.0).await?;
@@ -29,6 +41,18 @@ async fn list(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpR
     Ok(HttpResponse::Ok().json(views))
 }
 
+/// This session and who I am ("whoami").
+#[utoipa::path(
+    get,
+    path = "/api/v1/sessions/current",
+    tag = "sessions",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The current session and user", body = CurrentView),
+        (status = 401, description = "No, a bad or an expired access token, or the session ended (`reason` says why)"),
+        (status = 503, description = "A store is unavailable; retry shortly"),
+    )
+)]
 async fn current(caller: Authenticated) -> HttpResponse {
     let principal = &caller.0;
     HttpResponse::Ok().json(CurrentView {
@@ -37,6 +61,21 @@ async fn current(caller: Authenticated) -> HttpResponse {
     })
 }
 
+/// Ends one of my sessions; another user's session id is 404, as if it did not exist.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/sessions/{id}",
+    tag = "sessions",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The session id")),
+    responses(
+        (status = 200, description = "Ended", body = EndedView),
+        (status = 400, description = "The id is not a UUID"),
+        (status = 401, description = "No, a bad or an expired access token, or the session ended (`reason` says why)"),
+        (status = 404, description = "No such session of mine"),
+        (status = 503, description = "A store is unavailable; retry shortly"),
+    )
+)]
 async fn end_one(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -53,6 +92,18 @@ async fn end_one(
     }))
 }
 
+/// Ends all my sessions but this one.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/sessions",
+    tag = "sessions",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "How many ended", body = EndedView),
+        (status = 401, description = "No, a bad or an expired access token, or the session ended (`reason` says why)"),
+        (status = 503, description = "A store is unavailable; retry shortly"),
+    )
+)]
 async fn end_others(
     state: web::Data<AppState>,
     caller: Authenticated,
@@ -65,6 +116,18 @@ async fn end_others(
     }))
 }
 
+/// My ended sessions of the retention period, newest first, with why each ended.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sessions/history",
+    tag = "sessions",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "My ended sessions", body = [EndedSessionView]),
+        (status = 401, description = "No, a bad or an expired access token, or the session ended (`reason` says why)"),
+        (status = 503, description = "A store is unavailable; retry shortly"),
+    )
+)]
 async fn history(
     state: web::Data<AppState>,
     caller: Authenticated,
