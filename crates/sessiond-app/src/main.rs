@@ -6,6 +6,9 @@ use clap::Parser;
 use sessiond_app::cli::{Cli, Command, UserCommand};
 use sessiond_app::{Application, Settings, commands, telemetry};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     match run(Cli::parse()).await {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use secrecy::ExposeSecret;
@@ -84,7 +84,11 @@ impl Application {
                 .configure(|config| http::configure(config, json_limit))
                 .app_data(web::Data::new(limits))
                 .wrap(from_fn(http::hardening::enforce_limits))
-                .wrap(http::hardening::cors(&cors_origins))
+                // No origins, no CORS work at all (the UI is same-origin).
+                .wrap(Condition::new(
+                    !cors_origins.is_empty(),
+                    http::hardening::cors(&cors_origins),
+                ))
                 .wrap(http::hardening::security_headers(hsts))
                 .wrap(from_fn(http::observe::observe))
         })

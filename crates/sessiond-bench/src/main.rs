@@ -108,6 +108,10 @@ struct Knobs {
     client_threads: usize,
 }
 
+// The same allocator as the `sessiond` binary, which this process hosts.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let knobs = Knobs {
         duration: Duration::from_secs(knob("BENCH_DURATION_SECS", 6)),
