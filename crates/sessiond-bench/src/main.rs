@@ -53,28 +53,9 @@ use crate::report::{Report, Row};
 pub const PASSWORD: &str = "correct horse battery";
 pub const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
 
-/// The batch statements of `crates/sessiond-postgres/src/cleanup.rs` (private there), copied
-/// verbatim for EXPLAIN; keep in step.
-const EXPIRE_BATCH: &str = "\
-UPDATE user_sessions \
-SET is_active = false, invalidated_at = expires_at, invalidation_reason = 'expired' \
-WHERE is_active AND id = ANY(ARRAY( \
-    SELECT id FROM user_sessions \
-    WHERE is_active AND expires_at <= $1 \
-    ORDER BY expires_at \
-    LIMIT $2 \
-    FOR UPDATE SKIP LOCKED)) \
-RETURNING user_id, id";
-const PURGE_BATCH: &str = "\
-DELETE FROM user_sessions \
-WHERE id = ANY(ARRAY( \
-    SELECT id FROM user_sessions \
-    WHERE NOT is_active AND invalidated_at < $1 \
-    ORDER BY invalidated_at \
-    LIMIT $2 \
-    FOR UPDATE SKIP LOCKED))";
-/// `CleanupService`'s batch size (`crates/sessiond-domain/src/service/cleanup.rs`).
-const CLEANUP_BATCH: u32 = 5_000;
+/// The cleanup's own batch statements and size, for EXPLAIN and the timed passes.
+use sessiond_domain::service::CLEANUP_BATCH_SIZE as CLEANUP_BATCH;
+use sessiond_postgres::cleanup::{EXPIRE_BATCH, PURGE_BATCH};
 
 fn knob(name: &str, default: u64) -> u64 {
     std::env::var(name)

@@ -41,7 +41,7 @@ const CLEANUP_LOCK_KEY: i64 = 0x7365_7373_636c_6e75; // "sessclnu"
 /// partial index (`idx_sessions_expiring` here), then the outer statement fetches exactly
 /// those rows by key. `= ANY(ARRAY(…))` rather than `IN (…)`: with `IN` the planner may
 /// pick a semi-join that scans every active session to match the batch against.
-const EXPIRE_BATCH: &str = "\
+pub const EXPIRE_BATCH: &str = "\
 UPDATE user_sessions \
 SET is_active = false, invalidated_at = expires_at, invalidation_reason = 'expired' \
 WHERE is_active AND id = ANY(ARRAY( \
@@ -53,7 +53,7 @@ WHERE is_active AND id = ANY(ARRAY( \
 RETURNING user_id, id";
 
 /// Deletes up to `$2` sessions that ended before `$1`. Served by `idx_sessions_ended_at`.
-const PURGE_BATCH: &str = "\
+pub const PURGE_BATCH: &str = "\
 DELETE FROM user_sessions \
 WHERE id = ANY(ARRAY( \
     SELECT id FROM user_sessions \

@@ -15,7 +15,7 @@
 //! `CreateUserError::EmailTaken`.
 
 mod attempts;
-mod cleanup;
+pub mod cleanup;
 mod error;
 mod pool;
 mod rows;

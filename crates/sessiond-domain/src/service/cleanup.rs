@@ -9,8 +9,10 @@ use crate::model::SessionPolicy;
 use crate::model::{SessionId, UserId};
 use crate::ports::{SessionCache, SessionCleanup};
 
-/// Rows per batch: small enough to keep each transaction short.
-const BATCH_SIZE: u32 = 5_000;
+/// Rows per batch: each batch is one short statement; fewer, larger batches cut the
+/// per-statement cost of ending 1 000 000 sessions (make bench) while staying well under a
+/// second per batch.
+pub const CLEANUP_BATCH_SIZE: u32 = 20_000;
 
 /// What a cleanup pass reports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -60,7 +62,10 @@ impl CleanupService {
     pub async fn run_once(&self) -> Result<CleanupReport, DomainError> {
         let now = self.ports.clock.now();
         let purge_before = now - self.policy.history_retention;
-        let outcome = self.cleanup.run_pass(now, purge_before, BATCH_SIZE).await?;
+        let outcome = self
+            .cleanup
+            .run_pass(now, purge_before, CLEANUP_BATCH_SIZE)
+            .await?;
         Ok(match outcome {
             None => CleanupReport {
                 skipped: true,

@@ -16,7 +16,7 @@ use std::sync::Arc;
 pub use account::{AccountService, NewAccount};
 pub use admin::AdminService;
 pub use auth::{AuthService, SignIn, SignedIn};
-pub use cleanup::{CleanupReport, CleanupService};
+pub use cleanup::{CLEANUP_BATCH_SIZE, CleanupReport, CleanupService};
 pub use sessions::SessionService;
 
 use crate::model::{Role, SessionSummary, UserId};

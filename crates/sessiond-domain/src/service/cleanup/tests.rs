@@ -20,7 +20,11 @@ async fn a_pass_expires_purges_and_prunes_the_cache_per_user() {
     let mut cleanup = MockSessionCleanup::new();
     cleanup
         .expect_run_pass()
-        .with(eq(NOW), eq(NOW - Duration::days(30)), eq(BATCH_SIZE))
+        .with(
+            eq(NOW),
+            eq(NOW - Duration::days(30)),
+            eq(CLEANUP_BATCH_SIZE),
+        )
         .times(1)
         .returning(move |_, _, _| {
             Ok(Some(CleanupOutcome {
