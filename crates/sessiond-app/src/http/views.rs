@@ -34,17 +34,9 @@ impl SessionView {
     /// A stored session; `current` is the caller's session.
     pub fn new(session: &Session, current: SessionId) -> Self {
         Self {
-            id: session.id.as_uuid(),
-            device_info: session.device.class.as_str(),
-            device_kind: session.device.class.kind().as_str(),
-            browser: session.device.browser.clone(),
-            device_name: session.device_name.clone(),
-            ip_address: session.ip_address.map(|ip| ip.to_string()),
             user_agent: session.user_agent.clone(),
-            created_at: session.created_at,
-            last_activity: session.last_activity,
-            expires_at: session.expires_at,
             is_current: session.id == current,
+            ..Self::current(&SessionSummary::from(session))
         }
     }
 
