@@ -189,3 +189,23 @@ pub struct EndedView {
     #[schema(value_type = Option<u64>, minimum = 0)]
     pub revoked: Option<usize>,
 }
+
+impl EndedView {
+    /// One session ended.
+    pub fn one() -> Self {
+        Self {
+            success: true,
+            message: "Session ended".into(),
+            revoked: None,
+        }
+    }
+
+    /// Several sessions ended; `whose` reads "other " for the caller's others, "" for all.
+    pub fn many(revoked: usize, whose: &str) -> Self {
+        Self {
+            success: true,
+            message: format!("Ended {revoked} {whose}session(s)"),
+            revoked: Some(revoked),
+        }
+    }
+}

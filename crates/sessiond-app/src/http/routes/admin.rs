@@ -4,7 +4,7 @@ use actix_web::dev::HttpServiceFactory;
 use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use sessiond_domain::model::{Email, Password, Role, SessionId, UserId};
+use sessiond_domain::model::{Email, Password, Role};
 use sessiond_domain::ports::UserChange;
 use sessiond_domain::service::NewAccount;
 
@@ -23,11 +23,6 @@ pub fn scope() -> impl HttpServiceFactory {
                 .route(web::delete().to(end_user_sessions)),
         )
         .service(web::resource("/sessions/{session_id}").route(web::delete().to(end_session)))
-}
-
-fn user_id(raw: &str) -> Result<UserId, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::validation("the user id must be a UUID"))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -110,7 +105,7 @@ async fn update_user(
     path: web::Path<String>,
     body: web::Json<UpdateUserRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = user_id(&path)?;
+    let id = super::user_id(&path)?;
     let change = UserChange {
         role: body.role,
         is_active: body.is_active,
@@ -140,7 +135,7 @@ async fn user_sessions(
     caller: AdminCaller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = user_id(&path)?;
+    let id = super::user_id(&path)?;
     let sessions = state.admin.user_sessions(&caller.0, id).await?;
     let current = caller.0.session.id;
     let views: Vec<SessionView> = sessions
@@ -171,13 +166,9 @@ async fn end_user_sessions(
     caller: AdminCaller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = user_id(&path)?;
+    let id = super::user_id(&path)?;
     let revoked = state.admin.end_user_sessions(&caller.0, id).await?;
-    Ok(HttpResponse::Ok().json(EndedView {
-        success: true,
-        message: format!("Ended {revoked} session(s)"),
-        revoked: Some(revoked),
-    }))
+    Ok(HttpResponse::Ok().json(EndedView::many(revoked, "")))
 }
 
 /// Ends one session of anyone (`admin_revoked`).
@@ -201,13 +192,7 @@ async fn end_session(
     caller: AdminCaller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id: SessionId = path
-        .parse()
-        .map_err(|_| ApiError::validation("the session id must be a UUID"))?;
+    let id = super::session_id(&path)?;
     state.admin.end_session(&caller.0, id).await?;
-    Ok(HttpResponse::Ok().json(EndedView {
-        success: true,
-        message: "Session ended".into(),
-        revoked: None,
-    }))
+    Ok(HttpResponse::Ok().json(EndedView::one()))
 }

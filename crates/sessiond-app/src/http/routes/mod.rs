@@ -8,3 +8,19 @@ pub mod metrics;
 pub mod sessions;
 pub mod ui;
 pub mod web;
+
+use sessiond_domain::model::{SessionId, UserId};
+
+use super::ApiError;
+
+/// A session id from a path: 400, not 404, for one that cannot be an id.
+pub(crate) fn session_id(raw: &str) -> Result<SessionId, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::validation("the session id must be a UUID"))
+}
+
+/// A user id from a path.
+pub(crate) fn user_id(raw: &str) -> Result<UserId, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::validation("the user id must be a UUID"))
+}

@@ -1,7 +1,6 @@
 //! `/sessions`: the caller's own sessions.
 
 use actix_web::{HttpResponse, Scope, web};
-use sessiond_domain::model::SessionId;
 
 use crate::http::authenticated::Authenticated;
 use crate::http::views::{CurrentView, EndedSessionView, EndedView, PrincipalView, SessionView};
@@ -81,15 +80,9 @@ async fn end_one(
     caller: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id: SessionId = id
-        .parse()
-        .map_err(|_| ApiError::validation("the session id must be a UUID"))?;
+    let id = super::session_id(&id)?;
     state.sessions.end_own(&caller.0, id).await?;
-    Ok(HttpResponse::Ok().json(EndedView {
-        success: true,
-        message: "Session ended".into(),
-        revoked: None,
-    }))
+    Ok(HttpResponse::Ok().json(EndedView::one()))
 }
 
 /// Ends all my sessions but this one.
@@ -109,11 +102,7 @@ async fn end_others(
     caller: Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     let revoked = state.sessions.end_others(&caller.0).await?;
-    Ok(HttpResponse::Ok().json(EndedView {
-        success: true,
-        message: format!("Ended {revoked} other session(s)"),
-        revoked: Some(revoked),
-    }))
+    Ok(HttpResponse::Ok().json(EndedView::many(revoked, "other ")))
 }
 
 /// My ended sessions of the retention period, newest first, with why each ended.
