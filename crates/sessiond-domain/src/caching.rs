@@ -109,9 +109,11 @@ impl SessionRepository for CachedSessionRepository {
         id: SessionId,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.store.record_activity(user_id, id, at).await?;
+        let stored = self.store.record_activity(user_id, id, at).await;
+        // Touched even when the repository failed: with the database down, the cached copy
+        // then stops asking for an activity write on every request.
         let _ = self.cache.touch(user_id, id, at).await;
-        Ok(())
+        stored
     }
 
     async fn end(

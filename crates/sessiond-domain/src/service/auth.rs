@@ -174,7 +174,8 @@ impl AuthService {
     }
 
     /// Validates the access token of a request: a valid JWT AND a live session (SPEC §2).
-    /// Records activity when the stored `last_activity` is older than the policy's interval.
+    /// Records activity when the stored `last_activity` is older than the policy's interval,
+    /// on a best-effort basis.
     ///
     /// The user's own state needs no separate read: deactivating a user or changing their
     /// role ends all their sessions, so a live session implies an active user with this role.
@@ -199,11 +200,16 @@ impl AuthService {
             .ok_or(DomainError::TokenInvalid)?;
         refuse_unless_live(session.liveness(now))?;
         if self.policy.activity_is_due(session.last_activity, now) {
-            self.ports
+            // Best effort: a valid request is never refused because its activity could not
+            // be stored (PostgreSQL down behind a warm cache); the next one tries again.
+            let recorded = self
+                .ports
                 .sessions
                 .record_activity(session.user_id, session.id, now)
-                .await?;
-            session.last_activity = now;
+                .await;
+            if recorded.is_ok() {
+                session.last_activity = now;
+            }
         }
         Ok(Principal {
             user_id: session.user_id,

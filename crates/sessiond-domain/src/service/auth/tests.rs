@@ -488,3 +488,27 @@ async fn failed_sign_ins_are_counted_per_account_and_address() {
     let error = service(mocks).sign_in(wrong).await.unwrap_err();
     assert!(matches!(error, DomainError::InvalidCredentials));
 }
+
+#[tokio::test]
+async fn a_failed_activity_write_does_not_refuse_a_valid_request() {
+    let mut mocks = Mocks::new();
+    let mut session = fixtures::session();
+    session.last_activity = NOW - Duration::minutes(5);
+    let claims = claims_for(&session, NOW + Duration::minutes(10));
+    mocks
+        .tokens
+        .expect_decode()
+        .returning(move |_| Ok(claims.clone()));
+    let stored = SessionSummary::from(&session);
+    mocks
+        .sessions
+        .expect_find_summary()
+        .returning(move |_, _| Ok(Some(stored.clone())));
+    mocks
+        .sessions
+        .expect_record_activity()
+        .times(1)
+        .returning(|_, _, _| Err(crate::StoreError::Unavailable("database down".into())));
+    let principal = service(mocks).authenticate("jwt").await.unwrap();
+    assert_eq!(principal.session.last_activity, NOW - Duration::minutes(5));
+}
