@@ -38,6 +38,29 @@ impl PgSessionRepository {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
+
+    /// The session `id`, of `owner` when given: one primary-key lookup, the owner checked in
+    /// the same statement.
+    async fn fetch(
+        &self,
+        id: SessionId,
+        owner: Option<UserId>,
+    ) -> Result<Option<Session>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let mut query = user_sessions::table
+            .find(id.as_uuid())
+            .select(SessionRow::as_select())
+            .into_boxed();
+        if let Some(owner) = owner {
+            query = query.filter(user_sessions::user_id.eq(owner.as_uuid()));
+        }
+        let row = query
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(PgError::from)?;
+        Ok(row.map(Session::try_from).transpose()?)
+    }
 }
 
 /// Why the sign-in transaction rolled back.
@@ -164,15 +187,7 @@ impl SessionRepository for PgSessionRepository {
     }
 
     async fn find(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
-        let mut conn = self.pool.get().await?;
-        let row = user_sessions::table
-            .find(id.as_uuid())
-            .select(SessionRow::as_select())
-            .first(&mut conn)
-            .await
-            .optional()
-            .map_err(PgError::from)?;
-        Ok(row.map(Session::try_from).transpose()?)
+        self.fetch(id, None).await
     }
 
     async fn find_summary(
@@ -180,16 +195,7 @@ impl SessionRepository for PgSessionRepository {
         user_id: UserId,
         id: SessionId,
     ) -> Result<Option<SessionSummary>, StoreError> {
-        let mut conn = self.pool.get().await?;
-        let row = user_sessions::table
-            .find(id.as_uuid())
-            .filter(user_sessions::user_id.eq(user_id.as_uuid()))
-            .select(SessionRow::as_select())
-            .first(&mut conn)
-            .await
-            .optional()
-            .map_err(PgError::from)?;
-        let session = row.map(Session::try_from).transpose()?;
+        let session = self.fetch(id, Some(user_id)).await?;
         Ok(session.as_ref().map(SessionSummary::from))
     }
 
