@@ -10,6 +10,7 @@ mod durability;
 mod faults;
 mod hardening;
 mod http;
+mod invariants;
 mod memory;
 mod openapi;
 mod postgres;
