@@ -84,6 +84,6 @@ async fn cleanup_ends_expired_sessions_once_and_the_device_is_told_why() {
         StatusCode::OK
     );
     let refresh = app.refresh(&first.refresh_token).await;
-    assert_eq!(refresh.code(), "session_revoked");
+    assert_eq!(refresh.code(), "session_expired");
     assert_eq!(refresh.body["reason"], "expired");
 }

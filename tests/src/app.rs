@@ -34,6 +34,8 @@ pub fn test_settings() -> Settings {
         parallelism: 1,
     };
     settings.http.workers = 2;
+    // Tests run cleanup when they mean to, never at a random moment in between.
+    settings.cleanup.interval = 0;
     settings
 }
 

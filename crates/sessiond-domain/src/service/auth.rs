@@ -330,7 +330,10 @@ fn ensure_live(session: &Session, now: OffsetDateTime) -> Result<(), DomainError
 fn refuse_unless_live(liveness: Liveness) -> Result<(), DomainError> {
     match liveness {
         Liveness::Live => Ok(()),
-        Liveness::Expired => Err(DomainError::SessionExpired),
+        // The same answer whether or not cleanup has marked the session yet.
+        Liveness::Expired | Liveness::Ended(InvalidationReason::Expired) => {
+            Err(DomainError::SessionExpired)
+        }
         Liveness::Ended(reason) => Err(DomainError::SessionRevoked(reason)),
     }
 }

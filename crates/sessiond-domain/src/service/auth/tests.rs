@@ -38,6 +38,23 @@ fn claims_for(session: &Session, expires_at: OffsetDateTime) -> AccessClaims {
     }
 }
 
+/// Mocks in which a valid access token names `session`, which the repository holds.
+fn holding(session: &Session) -> Mocks {
+    let mut mocks = Mocks::new();
+    let claims = claims_for(session, NOW + Duration::minutes(10));
+    mocks
+        .tokens
+        .expect_decode()
+        .returning(move |_| Ok(claims.clone()));
+    let stored = SessionSummary::from(session);
+    mocks
+        .sessions
+        .expect_find_summary()
+        .with(eq(session.user_id), eq(session.id))
+        .returning(move |_, _| Ok(Some(stored.clone())));
+    mocks
+}
+
 /// Mocks in which alice exists with `role` and password "right".
 fn alice_exists(role: Role) -> Mocks {
     let mut mocks = Mocks::unthrottled();
@@ -162,20 +179,9 @@ async fn a_role_set_to_reject_refuses_the_sign_in_at_its_maximum() {
 
 #[tokio::test]
 async fn a_valid_token_on_a_live_session_authenticates_without_writing_when_activity_is_fresh() {
-    let mut mocks = Mocks::new();
     let mut session = fixtures::session();
     session.last_activity = NOW - Duration::seconds(59);
-    let claims = claims_for(&session, NOW + Duration::minutes(10));
-    mocks
-        .tokens
-        .expect_decode()
-        .returning(move |_| Ok(claims.clone()));
-    let stored = SessionSummary::from(&session);
-    mocks
-        .sessions
-        .expect_find_summary()
-        .with(eq(session.user_id), eq(session.id))
-        .returning(move |_, _| Ok(Some(stored.clone())));
+    let mut mocks = holding(&session);
     mocks.sessions.expect_record_activity().times(0);
     let principal = service(mocks).authenticate("jwt").await.unwrap();
     assert_eq!(principal.session, SessionSummary::from(&session));
@@ -183,19 +189,9 @@ async fn a_valid_token_on_a_live_session_authenticates_without_writing_when_acti
 
 #[tokio::test]
 async fn activity_is_recorded_once_the_interval_has_passed() {
-    let mut mocks = Mocks::new();
     let mut session = fixtures::session();
     session.last_activity = NOW - Duration::seconds(60);
-    let claims = claims_for(&session, NOW + Duration::minutes(10));
-    mocks
-        .tokens
-        .expect_decode()
-        .returning(move |_| Ok(claims.clone()));
-    let stored = SessionSummary::from(&session);
-    mocks
-        .sessions
-        .expect_find_summary()
-        .returning(move |_, _| Ok(Some(stored.clone())));
+    let mut mocks = holding(&session);
     mocks
         .sessions
         .expect_record_activity()
@@ -221,24 +217,25 @@ async fn ended_and_expired_sessions_are_refused_with_their_reason() {
         s.expires_at = NOW;
         s
     };
+    // Expired and already marked so by cleanup: the same answer as before the mark.
+    let marked_expired = {
+        let mut s = fixtures::session();
+        s.expires_at = NOW - Duration::minutes(1);
+        s.status = SessionStatus::Ended {
+            at: s.expires_at,
+            reason: InvalidationReason::Expired,
+        };
+        s
+    };
     for (session, expected) in [
         (
             ended,
             DomainError::SessionRevoked(InvalidationReason::MaxSessionsExceeded),
         ),
         (expired, DomainError::SessionExpired),
+        (marked_expired, DomainError::SessionExpired),
     ] {
-        let mut mocks = Mocks::new();
-        let claims = claims_for(&session, NOW + Duration::minutes(10));
-        mocks
-            .tokens
-            .expect_decode()
-            .returning(move |_| Ok(claims.clone()));
-        let stored = SessionSummary::from(&session);
-        mocks
-            .sessions
-            .expect_find_summary()
-            .returning(move |_, _| Ok(Some(stored.clone())));
+        let mut mocks = holding(&session);
         mocks.sessions.expect_record_activity().times(0);
         let error = service(mocks).authenticate("jwt").await.unwrap_err();
         assert_eq!(error.to_string(), expected.to_string());
@@ -491,19 +488,9 @@ async fn failed_sign_ins_are_counted_per_account_and_address() {
 
 #[tokio::test]
 async fn a_failed_activity_write_does_not_refuse_a_valid_request() {
-    let mut mocks = Mocks::new();
     let mut session = fixtures::session();
     session.last_activity = NOW - Duration::minutes(5);
-    let claims = claims_for(&session, NOW + Duration::minutes(10));
-    mocks
-        .tokens
-        .expect_decode()
-        .returning(move |_| Ok(claims.clone()));
-    let stored = SessionSummary::from(&session);
-    mocks
-        .sessions
-        .expect_find_summary()
-        .returning(move |_, _| Ok(Some(stored.clone())));
+    let mut mocks = holding(&session);
     mocks
         .sessions
         .expect_record_activity()
