@@ -48,11 +48,10 @@ impl Clock for TestClock {
     }
 }
 
-/// Access tokens as opaque handles to their claims, expiring on the test clock (the JWT
-/// codec checks `exp` against the system clock).
+/// Access tokens as opaque handles to their claims, expiring exactly at `exp` (no leeway),
+/// so that the properties can step the clock onto the boundary.
 #[derive(Debug)]
 struct TestTokens {
-    clock: Arc<TestClock>,
     issued: Mutex<HashMap<String, AccessClaims>>,
 }
 
@@ -66,7 +65,7 @@ impl TokenCodec for TestTokens {
         Ok(token)
     }
 
-    fn decode(&self, token: &str) -> Result<AccessClaims, TokenError> {
+    fn decode(&self, token: &str, now: OffsetDateTime) -> Result<AccessClaims, TokenError> {
         let claims = self
             .issued
             .lock()
@@ -74,7 +73,7 @@ impl TokenCodec for TestTokens {
             .get(token)
             .cloned()
             .ok_or(TokenError::Invalid)?;
-        if self.clock.now() >= claims.expires_at {
+        if now >= claims.expires_at {
             return Err(TokenError::Expired);
         }
         Ok(claims)
@@ -259,7 +258,6 @@ impl World {
             sessions: sessions_repo.clone(),
             hasher: Arc::new(PlainHasher),
             tokens: Arc::new(TestTokens {
-                clock: clock.clone(),
                 issued: Mutex::default(),
             }),
             devices: Arc::new(NoDevices),

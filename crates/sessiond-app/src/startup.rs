@@ -70,7 +70,9 @@ impl Application {
         let json_limit = settings.http.json_limit;
         let accounts = state.accounts.clone();
         let cors_origins = settings.http.cors_allowed_origins.clone();
-        let hsts = settings.http.hsts;
+        let security_headers = http::hardening::SecurityHeaders {
+            hsts: settings.http.hsts,
+        };
         let limits = http::hardening::RequestLimits {
             max_url_bytes: settings.http.max_url_bytes,
             max_header_bytes: settings.http.max_header_bytes,
@@ -83,13 +85,13 @@ impl Application {
                 .app_data(state.clone())
                 .configure(|config| http::configure(config, json_limit))
                 .app_data(web::Data::new(limits))
+                .app_data(web::Data::new(security_headers))
                 .wrap(from_fn(http::hardening::enforce_limits))
                 // No origins, no CORS work at all (the UI is same-origin).
                 .wrap(Condition::new(
                     !cors_origins.is_empty(),
                     http::hardening::cors(&cors_origins),
                 ))
-                .wrap(http::hardening::security_headers(hsts))
                 .wrap(from_fn(http::observe::observe))
         })
         .shutdown_timeout(10);
@@ -210,7 +212,8 @@ fn services(settings: &Settings, storage: Storage) -> anyhow::Result<Services> {
         issuer: settings.jwt.issuer.clone(),
         audience: settings.jwt.audience.clone(),
         leeway_seconds: u64::from(settings.jwt.leeway),
-    });
+    })
+    .context("the JWT signing keys")?;
     let hasher = Argon2Hasher::new(Argon2Cost {
         memory_kib: settings.argon2.memory_kib,
         iterations: settings.argon2.iterations,

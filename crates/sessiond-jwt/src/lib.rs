@@ -2,18 +2,25 @@
 //! previous keys accepted for rotation, and strict validation: an algorithm allow-list of
 //! one, required `exp`/`iss`/`aud`/`sub`/`sid`, a leeway of seconds rather than the
 //! library's minute.
+//!
+//! `jsonwebtoken` signs; verification, on every request, is the one pass of
+//! [`signature`] and one parse of the claims.
 
-use std::collections::HashMap;
+mod signature;
+
+use std::borrow::Cow;
 use std::fmt;
 
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::EncodingKey;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sessiond_domain::model::{AccessClaims, Role, SessionId, UserId};
 use sessiond_domain::ports::{TokenCodec, TokenError};
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+pub use signature::UnusableKey;
+use signature::Verifier;
 
 /// A signing key and the id it is published under.
 #[derive(Debug, Clone)]
@@ -35,14 +42,14 @@ pub struct JwtSettings {
     pub leeway_seconds: u64,
 }
 
-/// The `TokenCodec` port on `jsonwebtoken`.
+/// The `TokenCodec` port.
 pub struct JwtCodec {
     kid: String,
     encoding_key: EncodingKey,
-    decoding_keys: HashMap<String, DecodingKey>,
-    validation: Validation,
+    verifier: Verifier,
     issuer: String,
     audience: String,
+    leeway_seconds: i64,
 }
 
 impl fmt::Debug for JwtCodec {
@@ -54,80 +61,66 @@ impl fmt::Debug for JwtCodec {
     }
 }
 
-/// The claims on the wire.
+/// The claims on the wire; every one is required. `iss` and `aud` borrow from the decoded
+/// claims when they hold no escapes.
 #[derive(Debug, Serialize, Deserialize)]
-struct WireClaims {
+struct WireClaims<'a> {
     sub: Uuid,
     sid: Uuid,
     role: Role,
     iat: i64,
     exp: i64,
-    iss: String,
-    aud: String,
+    #[serde(borrow)]
+    iss: Cow<'a, str>,
+    #[serde(borrow)]
+    aud: Cow<'a, str>,
     jti: Uuid,
 }
 
 impl JwtCodec {
-    pub fn new(settings: JwtSettings) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.algorithms = vec![Algorithm::HS256];
-        validation.leeway = settings.leeway_seconds;
-        validation.validate_exp = true;
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.set_issuer(&[&settings.issuer]);
-        validation.set_audience(&[&settings.audience]);
-
-        let decoding_keys = std::iter::once(&settings.current)
-            .chain(&settings.previous)
-            .map(|key| {
-                let secret = key.secret.expose_secret().as_bytes();
-                (key.kid.clone(), DecodingKey::from_secret(secret))
-            })
-            .collect();
-        Self {
+    /// # Errors
+    /// [`UnusableKey`] when a key cannot key HMAC-SHA256 (none can't: HMAC takes any length).
+    pub fn new(settings: JwtSettings) -> Result<Self, UnusableKey> {
+        let verifier = Verifier::new(std::iter::once(&settings.current).chain(&settings.previous))?;
+        Ok(Self {
             kid: settings.current.kid.clone(),
             encoding_key: EncodingKey::from_secret(
                 settings.current.secret.expose_secret().as_bytes(),
             ),
-            decoding_keys,
-            validation,
+            verifier,
             issuer: settings.issuer,
             audience: settings.audience,
-        }
+            leeway_seconds: i64::try_from(settings.leeway_seconds).unwrap_or(i64::MAX),
+        })
     }
 }
 
 impl TokenCodec for JwtCodec {
     fn encode(&self, claims: &AccessClaims) -> Result<String, TokenError> {
-        let mut header = Header::new(Algorithm::HS256);
-        header.kid = Some(self.kid.clone());
+        let header = signature::header(&self.kid);
         let wire = WireClaims {
             sub: claims.user_id.as_uuid(),
             sid: claims.session_id.as_uuid(),
             role: claims.role,
             iat: claims.issued_at.unix_timestamp(),
             exp: claims.expires_at.unix_timestamp(),
-            iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            iss: Cow::Borrowed(&self.issuer),
+            aud: Cow::Borrowed(&self.audience),
             jti: claims.token_id,
         };
         jsonwebtoken::encode(&header, &wire, &self.encoding_key).map_err(|_| TokenError::Invalid)
     }
 
-    fn decode(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
-        let key = header
-            .kid
-            .as_ref()
-            .and_then(|kid| self.decoding_keys.get(kid))
-            .ok_or(TokenError::Invalid)?;
-        let data = jsonwebtoken::decode::<WireClaims>(token, key, &self.validation).map_err(
-            |e| match e.kind() {
-                ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid,
-            },
-        )?;
-        let wire = data.claims;
+    fn decode(&self, token: &str, now: OffsetDateTime) -> Result<AccessClaims, TokenError> {
+        let claims = self.verifier.verified_claims(token)?;
+        let wire: WireClaims<'_> =
+            serde_json::from_slice(&claims).map_err(|_| TokenError::Invalid)?;
+        if wire.iss != self.issuer || wire.aud != self.audience {
+            return Err(TokenError::Invalid);
+        }
+        if wire.exp.saturating_add(self.leeway_seconds) < now.unix_timestamp() {
+            return Err(TokenError::Expired);
+        }
         let instant =
             |seconds| OffsetDateTime::from_unix_timestamp(seconds).map_err(|_| TokenError::Invalid);
         Ok(AccessClaims {

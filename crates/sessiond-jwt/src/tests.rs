@@ -1,5 +1,8 @@
 use base64::Engine as _;
-use jsonwebtoken::{EncodingKey, Header};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use sha2::Sha256;
 use time::{Duration, OffsetDateTime};
 
 use super::*;
@@ -24,9 +27,14 @@ fn settings() -> JwtSettings {
     }
 }
 
-#[allow(clippy::disallowed_methods)] // jsonwebtoken checks `exp` against the system clock
+const NOW: OffsetDateTime = time::macros::datetime!(2026-03-01 12:00 UTC);
+
+fn codec() -> JwtCodec {
+    JwtCodec::new(settings()).unwrap()
+}
+
 fn claims(lifetime: Duration) -> AccessClaims {
-    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let now = NOW;
     AccessClaims {
         user_id: UserId::from_uuid(Uuid::new_v4()),
         session_id: SessionId::from_uuid(Uuid::new_v4()),
@@ -39,10 +47,10 @@ fn claims(lifetime: Duration) -> AccessClaims {
 
 #[test]
 fn a_token_round_trips_with_every_claim() {
-    let codec = JwtCodec::new(settings());
+    let codec = codec();
     let claims = claims(Duration::minutes(15));
     let token = codec.encode(&claims).unwrap();
-    assert_eq!(codec.decode(&token).unwrap(), claims);
+    assert_eq!(codec.decode(&token, NOW).unwrap(), claims);
     let header = jsonwebtoken::decode_header(&token).unwrap();
     assert_eq!(header.kid.as_deref(), Some("k2"));
     assert_eq!(header.alg, Algorithm::HS256);
@@ -50,9 +58,9 @@ fn a_token_round_trips_with_every_claim() {
 
 #[test]
 fn expired_tokens_are_told_apart_from_invalid_ones() {
-    let codec = JwtCodec::new(settings());
+    let codec = codec();
     let token = codec.encode(&claims(Duration::seconds(-10))).unwrap();
-    assert_eq!(codec.decode(&token), Err(TokenError::Expired));
+    assert_eq!(codec.decode(&token, NOW), Err(TokenError::Expired));
 }
 
 #[test]
@@ -61,9 +69,10 @@ fn tokens_signed_by_a_previous_key_still_verify() {
     old.current = key("k1", OLD_SECRET);
     old.previous.clear();
     let token = JwtCodec::new(old)
+        .unwrap()
         .encode(&claims(Duration::minutes(5)))
         .unwrap();
-    assert!(JwtCodec::new(settings()).decode(&token).is_ok());
+    assert!(codec().decode(&token, NOW).is_ok());
 }
 
 #[test]
@@ -77,24 +86,24 @@ fn unknown_keys_issuers_audiences_and_garbage_are_invalid() {
     wrong_audience.audience = "another-service".into();
     let mut wrong_secret = settings();
     wrong_secret.current = key("k2", "a-different-secret-of-enough-length!!");
-    let codec = JwtCodec::new(settings());
+    let codec = codec();
     for forged in [unknown_kid, wrong_issuer, wrong_audience, wrong_secret] {
-        let token = JwtCodec::new(forged).encode(&claims).unwrap();
-        assert_eq!(codec.decode(&token), Err(TokenError::Invalid));
+        let token = JwtCodec::new(forged).unwrap().encode(&claims).unwrap();
+        assert_eq!(codec.decode(&token, NOW), Err(TokenError::Invalid));
     }
-    assert_eq!(codec.decode("not.a.jwt"), Err(TokenError::Invalid));
-    assert_eq!(codec.decode(""), Err(TokenError::Invalid));
+    assert_eq!(codec.decode("not.a.jwt", NOW), Err(TokenError::Invalid));
+    assert_eq!(codec.decode("", NOW), Err(TokenError::Invalid));
 }
 
 #[test]
 fn alg_none_and_missing_claims_are_refused() {
-    let codec = JwtCodec::new(settings());
+    let codec = codec();
     let valid = codec.encode(&claims(Duration::minutes(5))).unwrap();
     let payload = valid.split('.').nth(1).unwrap();
     let none_header = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(br#"{"alg":"none","typ":"JWT","kid":"k2"}"#);
     assert_eq!(
-        codec.decode(&format!("{none_header}.{payload}.")),
+        codec.decode(&format!("{none_header}.{payload}."), NOW),
         Err(TokenError::Invalid)
     );
 
@@ -111,5 +120,120 @@ fn alg_none_and_missing_claims_are_refused() {
         &EncodingKey::from_secret(SECRET.as_bytes()),
     )
     .unwrap();
-    assert_eq!(codec.decode(&token), Err(TokenError::Invalid));
+    assert_eq!(codec.decode(&token, NOW), Err(TokenError::Invalid));
+}
+
+/// A token with exactly this header and these claims, signed with `secret`.
+fn signed_by_hand(header: &str, claims: &str, secret: &str) -> String {
+    let signed = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims)
+    );
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(signed.as_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{signed}.{signature}")
+}
+
+fn claims_json(exp: i64, iss: &str) -> String {
+    format!(
+        r#"{{"sub":"{}","sid":"{}","role":"guest","iat":{},"exp":{exp},"iss":"{iss}","aud":"sessiond","jti":"{}"}}"#,
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        NOW.unix_timestamp(),
+        Uuid::new_v4()
+    )
+}
+
+#[test]
+fn expiry_allows_the_leeway_and_not_a_second_more() {
+    let codec = codec();
+    // settings() tolerates 2 s of skew.
+    for (age, expected) in [(0, true), (2, true), (3, false)] {
+        let mut claims = claims(Duration::minutes(5));
+        claims.expires_at = NOW - Duration::seconds(age);
+        let token = codec.encode(&claims).unwrap();
+        let decoded = codec.decode(&token, NOW);
+        if expected {
+            assert_eq!(decoded, Ok(claims), "{age} s past exp");
+        } else {
+            assert_eq!(decoded, Err(TokenError::Expired), "{age} s past exp");
+        }
+    }
+}
+
+#[test]
+fn the_tokens_this_service_signs_skip_header_parsing() {
+    let codec = codec();
+    let token = codec.encode(&claims(Duration::minutes(5))).unwrap();
+    let header = token.split('.').next().unwrap();
+    assert!(codec.verifier.knows_header_segment(header));
+}
+
+#[test]
+fn a_header_minted_differently_is_parsed_and_must_name_hs256_and_a_known_key() {
+    let codec = codec();
+    let exp = (NOW + Duration::minutes(5)).unix_timestamp();
+    let claims = claims_json(exp, "sessiond");
+    let reordered = signed_by_hand(r#"{"kid":"k2","typ":"JWT","alg":"HS256"}"#, &claims, SECRET);
+    assert!(codec.decode(&reordered, NOW).is_ok());
+    let previous_key = signed_by_hand(r#"{"kid":"k1","alg":"HS256"}"#, &claims, OLD_SECRET);
+    assert!(codec.decode(&previous_key, NOW).is_ok());
+
+    for (header, secret) in [
+        (r#"{"kid":"k9","alg":"HS256"}"#, SECRET),
+        (r#"{"alg":"HS256"}"#, SECRET),
+        (r#"{"kid":"k2","alg":"HS384"}"#, SECRET),
+        (r#"{"kid":"k2","alg":"none"}"#, SECRET),
+        (r#"{"kid":"k1","alg":"HS256"}"#, SECRET),
+        (r#"{"kid":"k2","alg":"HS256"#, SECRET),
+    ] {
+        let token = signed_by_hand(header, &claims, secret);
+        assert_eq!(
+            codec.decode(&token, NOW),
+            Err(TokenError::Invalid),
+            "{header}"
+        );
+    }
+}
+
+#[test]
+fn escaped_claims_mean_what_they_say() {
+    let codec = codec();
+    let exp = (NOW + Duration::minutes(5)).unix_timestamp();
+    let header = r#"{"typ":"JWT","alg":"HS256","kid":"k2"}"#;
+    let escaped = signed_by_hand(header, &claims_json(exp, r"sess\u0069ond"), SECRET);
+    assert!(codec.decode(&escaped, NOW).is_ok());
+    let other = signed_by_hand(header, &claims_json(exp, r"sess\u0069on"), SECRET);
+    assert_eq!(codec.decode(&other, NOW), Err(TokenError::Invalid));
+}
+
+#[test]
+fn any_change_to_a_signed_token_is_refused() {
+    let codec = codec();
+    let token = codec.encode(&claims(Duration::minutes(5))).unwrap();
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let mut tampered = vec![
+        format!("{signed}."),
+        format!("{signed}.{}", &signature[..signature.len() - 1]),
+        format!("{signed}.{signature}A"),
+        format!("{signed}.{signature}.{signature}"),
+        format!("{signed}"),
+        token.replacen('.', "..", 1),
+    ];
+    // Every single-character change anywhere in the token.
+    for (at, c) in token.char_indices() {
+        let replacement = if c == 'A' { 'B' } else { 'A' };
+        let mut changed = token.clone();
+        changed.replace_range(at..=at, &replacement.to_string());
+        tampered.push(changed);
+    }
+    for token in tampered {
+        assert_eq!(
+            codec.decode(&token, NOW),
+            Err(TokenError::Invalid),
+            "{token}"
+        );
+    }
 }

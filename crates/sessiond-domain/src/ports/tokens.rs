@@ -1,3 +1,5 @@
+use time::OffsetDateTime;
+
 use crate::model::AccessClaims;
 
 /// Why an access token was refused.
@@ -21,9 +23,9 @@ pub trait TokenCodec: Send + Sync {
     fn encode(&self, claims: &AccessClaims) -> Result<String, TokenError>;
 
     /// The claims of a token this service issued, checked for signature, algorithm, key id,
-    /// issuer, audience and expiry.
+    /// issuer, audience, and expiry at `now`.
     ///
     /// # Errors
     /// [`TokenError::Expired`] or [`TokenError::Invalid`].
-    fn decode(&self, token: &str) -> Result<AccessClaims, TokenError>;
+    fn decode(&self, token: &str, now: OffsetDateTime) -> Result<AccessClaims, TokenError>;
 }

@@ -183,15 +183,15 @@ impl AuthService {
     /// # Errors
     /// `TokenExpired`, `TokenInvalid`, `SessionRevoked(reason)` or `SessionExpired`.
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, DomainError> {
+        let now = self.ports.clock.now();
         let claims = self
             .ports
             .tokens
-            .decode(access_token)
+            .decode(access_token, now)
             .map_err(|e| match e {
                 TokenError::Expired => DomainError::TokenExpired,
                 TokenError::Invalid => DomainError::TokenInvalid,
             })?;
-        let now = self.ports.clock.now();
         let mut session = self
             .ports
             .sessions

@@ -45,7 +45,9 @@ fn holding(session: &Session) -> Mocks {
     mocks
         .tokens
         .expect_decode()
-        .returning(move |_| Ok(claims.clone()));
+        // Expiry is judged at the clock's time, not the system's.
+        .withf(|_, now| *now == NOW)
+        .returning(move |_, _| Ok(claims.clone()));
     let stored = SessionSummary::from(session);
     mocks
         .sessions
@@ -252,7 +254,7 @@ async fn token_failures_and_foreign_sessions_are_refused() {
         mocks
             .tokens
             .expect_decode()
-            .returning(move |_| Err(decoded));
+            .returning(move |_, _| Err(decoded));
         mocks.sessions.expect_find_summary().times(0);
         let error = service(mocks).authenticate("jwt").await.unwrap_err();
         assert_eq!(error.to_string(), expected);
@@ -268,7 +270,7 @@ async fn token_failures_and_foreign_sessions_are_refused() {
     mocks
         .tokens
         .expect_decode()
-        .returning(move |_| Ok(claims.clone()));
+        .returning(move |_, _| Ok(claims.clone()));
     mocks
         .sessions
         .expect_find_summary()
