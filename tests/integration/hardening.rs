@@ -248,3 +248,69 @@ async fn a_full_flow_logs_no_token_and_no_password() {
         "a password hash reached the logs"
     );
 }
+
+/// The value of the `sessiond_http_requests_total` series with exactly these labels.
+fn requests_counted(metrics: &str, route: &str, method: &str, status: u16) -> f64 {
+    let series = format!(
+        r#"sessiond_http_requests_total{{route="{route}",method="{method}",status="{status}"}} "#
+    );
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0.0, |value| value.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn request_metrics_count_by_route_pattern_with_bounded_labels() {
+    let app = TestApp::spawn().await;
+    let email = app.create_user(Role::Guest).await;
+    let device = app.login(&email, IPHONE).await;
+    let scrape = || async {
+        app.request(Method::GET, "/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let current = "/api/v1/sessions/current";
+    let before = scrape().await;
+
+    for _ in 0..3 {
+        assert_eq!(
+            app.get(current, &device.access_token).await.status,
+            StatusCode::OK
+        );
+    }
+    // An id in the path counts under its pattern; a made-up method and a made-up path
+    // under shared labels, so that clients cannot mint new series.
+    let one = format!("/api/v1/sessions/{}", uuid::Uuid::new_v4());
+    assert_eq!(
+        app.delete(&one, &device.access_token).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let brew = Method::from_bytes(b"BREW").unwrap();
+    read(app.request(brew, current)).await;
+    let random_path = format!("/nothing-{}", uuid::Uuid::new_v4());
+    read(app.request(Method::GET, &random_path)).await;
+
+    let after = scrape().await;
+    let grew = |route: &str, method: &str, status: u16| {
+        requests_counted(&after, route, method, status)
+            - requests_counted(&before, route, method, status)
+    };
+    assert!(grew(current, "GET", 200) >= 3.0, "{after}");
+    assert!(
+        grew("/api/v1/sessions/{id}", "DELETE", 404) >= 1.0,
+        "{after}"
+    );
+    assert!(grew("unmatched", "GET", 404) >= 1.0, "{after}");
+    assert!(after.contains(r#"method="OTHER""#), "{after}");
+    assert!(!after.contains("BREW"), "{after}");
+    assert!(!after.contains(&random_path), "{after}");
+    assert!(
+        after.contains("sessiond_http_request_duration_seconds_bucket"),
+        "{after}"
+    );
+}

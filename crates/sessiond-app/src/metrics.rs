@@ -42,8 +42,27 @@ pub fn handle() -> &'static PrometheusHandle {
         // Fails only if another recorder is installed: then ours renders nothing, which
         // is visible, not fatal.
         let _ = metrics::set_global_recorder(recorder);
+        start_upkeep(handle.clone());
         handle
     })
+}
+
+/// Histogram samples are kept until they are folded into their buckets, which rendering
+/// `/metrics` does, and so does upkeep: without it, a service nobody scrapes would hold
+/// every latency sample it ever took.
+fn start_upkeep(handle: PrometheusHandle) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "no metrics upkeep thread: histograms fold only when scraped");
+    }
 }
 
 /// Counts one cleanup pass.

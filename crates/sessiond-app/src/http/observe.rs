@@ -1,22 +1,25 @@
 //! What every request goes through first: a request id (accepted from `X-Request-Id` or
 //! made up, echoed back, on every log line of the request and in 5xx problem bodies), one
-//! log line per request, HTTP metrics, and problem+json for the bare error answers the
-//! framework makes itself (405, 431, ...).
+//! log line per request, HTTP metrics, the security headers of every answer, and
+//! problem+json for the bare error answers the framework makes itself (405, 431, ...).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::{HttpResponse, ResponseError, web};
 use tracing::Instrument;
 use uuid::Uuid;
 
 use super::ApiError;
+use super::hardening::SecurityHeaders;
 use crate::metrics::{HTTP_DURATION, HTTP_REQUESTS};
 
 tokio::task_local! {
@@ -45,6 +48,60 @@ fn accepted_id(value: &HeaderValue) -> Option<String> {
     let id = value.to_str().ok()?;
     let plain = |c: char| c.is_ascii_alphanumeric() || "-_.:".contains(c);
     (!id.is_empty() && id.len() <= 64 && id.chars().all(plain)).then(|| id.to_owned())
+}
+
+/// The method as a metric label: the standard ones by name, any other as `OTHER`, so that
+/// made-up methods cannot grow the label set without bound.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// The metric handles of one route, method and status.
+struct RouteMetrics {
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+/// Route pattern → (method label, status) → handles.
+type MetricsByRoute = HashMap<String, HashMap<(&'static str, u16), RouteMetrics>>;
+
+thread_local! {
+    /// Handles resolved once per worker thread, not per request: building the labels and
+    /// looking them up in the registry was the costliest part of this middleware. Bounded
+    /// by routes × methods × statuses (unmatched paths share one label).
+    static ROUTE_METRICS: RefCell<MetricsByRoute> = RefCell::new(HashMap::new());
+}
+
+fn count(route: Option<String>, method: &'static str, status: u16, elapsed: f64) {
+    let route = route.unwrap_or_else(|| "unmatched".to_owned());
+    ROUTE_METRICS.with_borrow_mut(|routes| {
+        let by_outcome = match routes.get_mut(route.as_str()) {
+            Some(found) => found,
+            None => routes.entry(route.clone()).or_default(),
+        };
+        let handles = by_outcome.entry((method, status)).or_insert_with(|| {
+            let labels = [
+                ("route", route.clone()),
+                ("method", method.to_owned()),
+                ("status", status.to_string()),
+            ];
+            RouteMetrics {
+                requests: metrics::counter!(HTTP_REQUESTS, &labels),
+                duration: metrics::histogram!(HTTP_DURATION, &labels[..1]),
+            }
+        });
+        handles.requests.increment(1);
+        handles.duration.record(elapsed);
+    });
 }
 
 /// The middleware (`from_fn`).
@@ -78,26 +135,29 @@ pub async fn observe(
     let mut response = served.instrument(span.clone()).await?;
 
     let status = response.status();
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route = response.request().match_pattern();
     let elapsed = started.elapsed();
     span.in_scope(|| {
         tracing::info!(
-            http.route = %route,
+            http.route = route.as_deref().unwrap_or("unmatched"),
             http.status = status.as_u16(),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             "request served"
         );
     });
-    let labels = [
-        ("route", route),
-        ("method", method.to_string()),
-        ("status", status.as_u16().to_string()),
-    ];
-    metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
-    metrics::histogram!(HTTP_DURATION, &labels[..1]).record(elapsed.as_secs_f64());
+    let security = response
+        .request()
+        .app_data::<web::Data<SecurityHeaders>>()
+        .map(|headers| *headers.get_ref());
+    if let Some(security) = security {
+        security.add_to(response.headers_mut());
+    }
+    count(
+        route,
+        method_label(&method),
+        status.as_u16(),
+        elapsed.as_secs_f64(),
+    );
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
@@ -135,6 +195,14 @@ fn as_problem(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn made_up_methods_share_one_metric_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        let made_up = Method::from_bytes(b"BREW").unwrap();
+        assert_eq!(method_label(&made_up), "OTHER");
+    }
 
     #[test]
     fn client_request_ids_are_kept_only_when_plain_and_short() {
