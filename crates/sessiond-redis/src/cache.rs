@@ -16,6 +16,7 @@ use sessiond_domain::model::{SessionId, SessionStatus, SessionSummary, UserId};
 use sessiond_domain::ports::SessionCache;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
+use uuid::Uuid;
 
 use crate::codec::{self, LAST_ACTIVITY_OFFSET, VERSION};
 use crate::error::{RedisCacheError, is_unavailable};
@@ -103,11 +104,21 @@ struct Keys {
 
 impl Keys {
     fn session(&self, user_id: UserId, id: SessionId) -> String {
-        self.session_of_member(user_id, &id.to_string())
+        let mut member = Uuid::encode_buffer();
+        self.session_of_member(user_id, id.as_uuid().hyphenated().encode_lower(&mut member))
     }
 
+    /// Built by hand rather than with `format!`: it is on every validated request.
     fn session_of_member(&self, user_id: UserId, member: &str) -> String {
-        format!("{}session:{{{user_id}}}:{member}", self.prefix)
+        let mut user = Uuid::encode_buffer();
+        let user = user_id.as_uuid().hyphenated().encode_lower(&mut user);
+        let mut key = String::with_capacity(
+            self.prefix.len() + "session:{}:".len() + user.len() + member.len(),
+        );
+        for part in [self.prefix.as_str(), "session:{", user, "}:", member] {
+            key.push_str(part);
+        }
+        key
     }
 
     fn index(&self, user_id: UserId) -> String {
@@ -430,9 +441,15 @@ impl Inner {
     /// The shared connection, opening one if there is none: one caller connects, the others
     /// wait for it; after a failed attempt, callers fail fast for [`RECONNECT_BACKOFF`].
     async fn connection(&self) -> Result<(u64, MultiplexedConnection), RedisCacheError> {
-        if let Some(found) = self.current() {
-            return Ok(found);
+        match self.current() {
+            Some(found) => Ok(found),
+            // Boxed: the connecting state is large, and every command's future would
+            // otherwise carry (and move) it.
+            None => Box::pin(self.reconnect()).await,
         }
+    }
+
+    async fn reconnect(&self) -> Result<(u64, MultiplexedConnection), RedisCacheError> {
         let mut last_failure = tokio::time::timeout(self.timeout, self.connecting.lock())
             .await
             .map_err(|_| RedisCacheError::Timeout(self.timeout))?;
@@ -621,5 +638,28 @@ impl SessionCache for RedisSessionCache {
             }
             Err(error) => Err(error.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_layout_of_spec_section_3() {
+        let keys = Keys {
+            prefix: "test:".into(),
+        };
+        let user = UserId::from_uuid(Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef));
+        let id = SessionId::from_uuid(Uuid::from_u128(u128::MAX - 1));
+        assert_eq!(
+            keys.session(user, id),
+            "test:session:{01234567-89ab-cdef-0123-456789abcdef}:ffffffff-ffff-ffff-ffff-fffffffffffe"
+        );
+        assert_eq!(
+            keys.session(user, id),
+            format!("test:session:{{{user}}}:{id}")
+        );
+        assert_eq!(keys.index(user), format!("test:sessions:{{{user}}}"));
     }
 }
