@@ -12,7 +12,8 @@
 //! best kept, 2), `BENCH_USERS` (10 000), `BENCH_CLEANUP_SESSIONS` (1 000 000),
 //! `BENCH_SERVER_WORKERS` (actix workers of each server, 2), `BENCH_CLIENT_THREADS` (load
 //! generator threads, 2), `BENCH_ONLY=validate` (set up and run only the sessiond validate
-//! load, for a profiler), `BENCH_OUT` (the Markdown file; `-` to write none),
+//! load, for a profiler; likewise `floor` and `ceiling`), `BENCH_ONLY=ratio` (the three
+//! loads and their ratios, nothing else), `BENCH_OUT` (the Markdown file; `-` to write none),
 //! `BENCH_DATABASE_URL` (the PostgreSQL server, default the local `postgres` superuser).
 
 // A measurement tool, not library code: a failed step should stop the run loudly, so
@@ -263,7 +264,8 @@ async fn bench(
         issuer: settings.jwt.issuer.clone(),
         audience: settings.jwt.audience.clone(),
         leeway_seconds: u64::from(settings.jwt.leeway),
-    });
+    })
+    .unwrap();
     let policy = settings.session_policy();
     let issued = now();
     let tokens: Vec<HeaderValue> = sessions
@@ -341,7 +343,9 @@ async fn bench(
     let floor_addr = reference::spawn_floor(&redis.url, knobs.server_workers).await?;
     let ceiling_addr = reference::spawn_ceiling(values, knobs.server_workers)?;
     let floor_tokens = Arc::new(floor_tokens);
-    let only_validate = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "validate");
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    // One of the three alone (for a profiler), or the three and their ratios only.
+    let only_one = ["validate", "floor", "ceiling"].contains(&only.as_str());
     let mut best: HashMap<(&str, usize), Outcome> = HashMap::new();
     let targets: [(&str, SocketAddr, &str, &Arc<Vec<HeaderValue>>); 3] = [
         (
@@ -356,7 +360,7 @@ async fn bench(
     for round in 0..knobs.rounds {
         for connections in [32usize, 128] {
             for (name, target, path, headers) in &targets {
-                if only_validate && *name != "validate" {
+                if only_one && *name != only {
                     continue;
                 }
                 let (target, path, headers) = (*target, *path, Arc::clone(headers));
@@ -393,7 +397,7 @@ async fn bench(
             }
         }
     }
-    if only_validate {
+    if only_one {
         return Ok(());
     }
     for connections in [32usize, 128] {
@@ -410,6 +414,9 @@ async fn bench(
             "≥ 0.90",
             ratio >= 0.9,
         ));
+    }
+    if only == "ratio" {
+        return Ok(());
     }
 
     // --- commands and statements per validated request --------------------------------------
