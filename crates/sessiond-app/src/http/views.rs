@@ -1,5 +1,7 @@
 //! Wire types of responses, built from domain values. Requests are parsed in the routes.
 
+use std::net::IpAddr;
+
 use serde::Serialize;
 use sessiond_domain::model::{Role, Session, SessionId, SessionSummary, User};
 use sessiond_domain::service::{Principal, SignedIn};
@@ -9,18 +11,20 @@ use uuid::Uuid;
 
 use super::openapi::{ReasonSchema, RoleSchema};
 
-/// A session as its owner sees it.
+/// A session as its owner sees it. Borrows from the session it shows: rendering it is on
+/// the path of every `GET /sessions/current`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SessionView {
+pub struct SessionView<'a> {
     pub id: Uuid,
     /// The seed's device class: iPhone, Android, iPad, Mac, Windows, Linux, Mobile, Unknown.
     pub device_info: &'static str,
     /// phone, tablet, computer or other: which icon to show.
     pub device_kind: &'static str,
-    pub browser: Option<String>,
-    pub device_name: Option<String>,
-    pub ip_address: Option<String>,
-    pub user_agent: Option<String>,
+    pub browser: Option<&'a str>,
+    pub device_name: Option<&'a str>,
+    #[schema(value_type = Option<String>)]
+    pub ip_address: Option<IpAddr>,
+    pub user_agent: Option<&'a str>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -30,26 +34,34 @@ pub struct SessionView {
     pub is_current: bool,
 }
 
-impl SessionView {
+impl<'a> SessionView<'a> {
     /// A stored session; `current` is the caller's session.
-    pub fn new(session: &Session, current: SessionId) -> Self {
+    pub fn new(session: &'a Session, current: SessionId) -> Self {
         Self {
-            user_agent: session.user_agent.clone(),
+            id: session.id.as_uuid(),
+            device_info: session.device.class.as_str(),
+            device_kind: session.device.class.kind().as_str(),
+            browser: session.device.browser.as_deref(),
+            device_name: session.device_name.as_deref(),
+            ip_address: session.ip_address,
+            user_agent: session.user_agent.as_deref(),
+            created_at: session.created_at,
+            last_activity: session.last_activity,
+            expires_at: session.expires_at,
             is_current: session.id == current,
-            ..Self::current(&SessionSummary::from(session))
         }
     }
 
     /// The caller's own session as validation saw it (no User-Agent: validation does not
     /// read it).
-    pub fn current(session: &SessionSummary) -> Self {
+    pub fn current(session: &'a SessionSummary) -> Self {
         Self {
             id: session.id.as_uuid(),
             device_info: session.device.class.as_str(),
             device_kind: session.device.class.kind().as_str(),
-            browser: session.device.browser.clone(),
-            device_name: session.device_name.clone(),
-            ip_address: session.ip_address.map(|ip| ip.to_string()),
+            browser: session.device.browser.as_deref(),
+            device_name: session.device_name.as_deref(),
+            ip_address: session.ip_address,
             user_agent: None,
             created_at: session.created_at,
             last_activity: session.last_activity,
@@ -127,7 +139,7 @@ impl From<&User> for UserView {
 
 /// The answer to sign-in and refresh.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct TokenView {
+pub struct TokenView<'a> {
     pub access_token: String,
     pub refresh_token: String,
     /// Always `Bearer`.
@@ -137,11 +149,11 @@ pub struct TokenView {
     pub expires_in: i64,
     /// Refresh when fewer seconds than this are left.
     pub refresh_threshold: i64,
-    pub session: SessionView,
+    pub session: SessionView<'a>,
 }
 
-impl TokenView {
-    pub fn new(signed_in: &SignedIn, refresh_threshold: i64) -> Self {
+impl<'a> TokenView<'a> {
+    pub fn new(signed_in: &'a SignedIn, refresh_threshold: i64) -> Self {
         Self {
             access_token: signed_in.access_token.clone(),
             refresh_token: signed_in.refresh_token.expose(),
@@ -158,8 +170,8 @@ impl TokenView {
 /// `GET /sessions/current`: answered from the validated session alone, so that the
 /// services that call it on every request cost one cache read and no database query.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CurrentView {
-    pub session: SessionView,
+pub struct CurrentView<'a> {
+    pub session: SessionView<'a>,
     pub user: PrincipalView,
 }
 

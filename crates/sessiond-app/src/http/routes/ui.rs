@@ -47,12 +47,12 @@ pub fn scope() -> Scope {
 /// The answer to sign-in and refresh: the login answer of the API without the refresh
 /// token, which went into the cookie.
 #[derive(Debug, Serialize)]
-struct UiTokenView {
+struct UiTokenView<'a> {
     access_token: String,
     token_type: &'static str,
     expires_in: i64,
     refresh_threshold: i64,
-    session: SessionView,
+    session: SessionView<'a>,
 }
 
 async fn login(
