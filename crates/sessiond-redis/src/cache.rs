@@ -207,9 +207,12 @@ impl RedisSessionCache {
     /// unusable (a malformed URL).
     pub async fn connect(settings: RedisSettings) -> Result<RedisSessionCache, RedisCacheError> {
         let timeout = settings.command_timeout.max(Duration::from_millis(1));
+        // No response timeout on the connection: `Inner::run` bounds every command,
+        // including its wait for the connection's queue; a second timer per command (the
+        // library's default is 500 ms) would only cost.
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout));
+            .set_response_timeout(None);
         let manager = Manager::new_with_config(settings.url.as_str(), config)
             .map_err(RedisCacheError::Settings)?;
         // The pool only opens connections (with deadpool's hooks and runtime): every command

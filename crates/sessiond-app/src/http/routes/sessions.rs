@@ -1,5 +1,7 @@
 //! `/sessions`: the caller's own sessions.
 
+use actix_web::http::StatusCode;
+use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, Scope, web};
 
 use crate::http::authenticated::Authenticated;
@@ -52,13 +54,28 @@ async fn list(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpR
         (status = 503, description = "A store is unavailable; retry shortly"),
     )
 )]
-async fn current(caller: Authenticated) -> HttpResponse {
+async fn current(caller: Authenticated) -> Result<HttpResponse, ApiError> {
     let principal = &caller.0;
-    HttpResponse::Ok().json(CurrentView {
+    let view = CurrentView {
         session: SessionView::current(&principal.session),
         user: PrincipalView::from(principal),
-    })
+    };
+    // Sized for the whole answer at once (serde_json starts at 128 bytes and grows).
+    let mut body = Vec::with_capacity(CURRENT_VIEW_CAPACITY);
+    serde_json::to_writer(&mut body, &view).map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Internal error",
+        )
+    })?;
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body))
 }
+
+/// Room for a `CurrentView` with a long browser and device name.
+const CURRENT_VIEW_CAPACITY: usize = 768;
 
 /// Ends one of my sessions; another user's session id is 404, as if it did not exist.
 #[utoipa::path(
