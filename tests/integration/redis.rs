@@ -407,6 +407,46 @@ async fn each_get_puts_exactly_one_command_on_the_wire() {
     assert_eq!(cache.stats().connections_opened, 1);
 }
 
+/// Each thread that sends commands gets a connection of its own, once: an actix worker
+/// drives its connection on its own runtime, so no reply crosses threads.
+#[tokio::test]
+async fn each_thread_keeps_one_connection_of_its_own() {
+    let server = RedisServer::start();
+    let cache = cache_on(&server.url(), "").await;
+    let now = now();
+    let user = new_user();
+    let session = summary(user, Role::Guest, now);
+    cache.put(&session, now).await.unwrap();
+    // connect() opened this thread's connection.
+    assert_eq!(cache.stats().connections_opened, 1);
+
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let cache = cache.clone();
+            let id = session.id;
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    for _ in 0..20 {
+                        assert!(cache.get(user, id).await.unwrap().is_some());
+                    }
+                });
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    assert_eq!(cache.stats().connections_opened, 3);
+
+    // This thread still uses the connection it opened first.
+    assert!(cache.get(user, session.id).await.unwrap().is_some());
+    assert_eq!(cache.stats().connections_opened, 3);
+}
+
 #[tokio::test]
 async fn start_up_with_redis_down_is_degraded_mode() {
     let mut server = RedisServer::start();
