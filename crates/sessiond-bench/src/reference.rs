@@ -5,6 +5,10 @@
 //!   the bearer value: the practical limit of any Redis-backed validation. The connection is
 //!   opened at start-up on the servers' runtime, as `RedisSessionCache::connect` opens
 //!   sessiond's (its start-up `PING`), so both drive their connection from the same threads;
+//! - **floor, per worker**: the same `GET`, over a connection per actix worker opened on the
+//!   worker's first request (so driven on the worker's own thread), as sessiond's are: what
+//!   the same connection shape costs without sessiond's own work. Reported beside the
+//!   floor, which stays the target's reference;
 //! - **ceiling**: the same handler reading an in-process map: what no network costs.
 //!
 //! The bearer value the load generator sends them is the session's Redis key itself, so
@@ -22,6 +26,12 @@ struct Floor {
     conn: MultiplexedConnection,
 }
 
+/// A worker's own connection, opened by its first request.
+struct WorkerFloor {
+    url: String,
+    conn: tokio::sync::OnceCell<MultiplexedConnection>,
+}
+
 fn bearer(request: &HttpRequest) -> Option<&str> {
     request
         .headers()
@@ -36,6 +46,31 @@ async fn floor(state: web::Data<Floor>, request: HttpRequest) -> HttpResponse {
         return HttpResponse::Unauthorized().finish();
     };
     let mut conn = state.conn.clone();
+    let value: redis::RedisResult<Option<Vec<u8>>> =
+        redis::cmd("GET").arg(key).query_async(&mut conn).await;
+    match value {
+        Ok(Some(bytes)) => HttpResponse::Ok().body(bytes),
+        Ok(None) => HttpResponse::Unauthorized().finish(),
+        Err(_) => HttpResponse::ServiceUnavailable().finish(),
+    }
+}
+
+async fn floor_per_worker(state: web::Data<WorkerFloor>, request: HttpRequest) -> HttpResponse {
+    let Some(key) = bearer(&request) else {
+        return HttpResponse::Unauthorized().finish();
+    };
+    let opened = state
+        .conn
+        .get_or_try_init(|| async {
+            redis::Client::open(state.url.as_str())?
+                .get_multiplexed_async_connection()
+                .await
+        })
+        .await;
+    let Ok(conn) = opened else {
+        return HttpResponse::ServiceUnavailable().finish();
+    };
+    let mut conn = conn.clone();
     let value: redis::RedisResult<Option<Vec<u8>>> =
         redis::cmd("GET").arg(key).query_async(&mut conn).await;
     match value {
@@ -64,6 +99,27 @@ pub async fn spawn_floor(redis_url: &str, workers: usize) -> anyhow::Result<Sock
         App::new()
             .app_data(state.clone())
             .route("/floor", web::get().to(floor))
+    })
+    .workers(workers)
+    .listen(listener)?
+    .run();
+    tokio::spawn(server);
+    Ok(addr)
+}
+
+/// Starts the per-worker floor server on a free port; returns its address.
+pub fn spawn_floor_per_worker(redis_url: &str, workers: usize) -> anyhow::Result<SocketAddr> {
+    let url = redis_url.to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let server = HttpServer::new(move || {
+        // The factory runs once per worker: each gets its own (lazily opened) connection.
+        App::new()
+            .app_data(web::Data::new(WorkerFloor {
+                url: url.clone(),
+                conn: tokio::sync::OnceCell::new(),
+            }))
+            .route("/floor", web::get().to(floor_per_worker))
     })
     .workers(workers)
     .listen(listener)?
