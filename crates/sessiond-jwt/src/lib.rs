@@ -79,7 +79,8 @@ struct WireClaims<'a> {
 
 impl JwtCodec {
     /// # Errors
-    /// [`UnusableKey`] when a key cannot key HMAC-SHA256 (none can't: HMAC takes any length).
+    /// [`UnusableKey`] when a key cannot key HMAC-SHA256 (none in practice: HMAC takes keys
+    /// of any length).
     pub fn new(settings: JwtSettings) -> Result<Self, UnusableKey> {
         let verifier = Verifier::new(std::iter::once(&settings.current).chain(&settings.previous))?;
         Ok(Self {

@@ -29,7 +29,7 @@
 //! thread, because each `pool.get()` checkout costs an `UNWATCH` + `PING` recycle check
 //! (three commands instead of one). One per thread rather than one for the process: an
 //! actix worker then drives its connection on its own runtime, and a command and its reply
-//! never wake another thread (make bench: validate / floor 0.70 → 0.81–0.88). A broken
+//! never wake another thread (make bench: validate / floor 0.70 → 0.77–0.88). A broken
 //! connection is dropped and the next call on its thread opens a new one; one caller
 //! connects while the others wait, and after a failed attempt calls fail at once for 200 ms. Every command is bounded by
 //! `command_timeout`, so a hung Redis cannot hang requests. `touch` and `put` are one
