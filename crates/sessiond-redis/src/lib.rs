@@ -31,10 +31,10 @@
 //! actix worker then drives its connection on its own runtime, and a command and its reply
 //! never wake another thread (make bench: validate / floor 0.70 → 0.77–0.88). A broken
 //! connection is dropped and the next call on its thread opens a new one; one caller
-//! connects while the others wait, and after a failed attempt calls fail at once for 200 ms. Every command is bounded by
-//! `command_timeout`, so a hung Redis cannot hang requests. `touch` and `put` are one
-//! `EVALSHA` each (scripts loaded on first use and again after `NOSCRIPT`), `remove` one
-//! `MULTI`/`EXEC` round trip.
+//! connects while the others wait, and after a failed attempt calls fail at once for
+//! 200 ms. Every command is bounded by `command_timeout`, so a hung Redis cannot hang
+//! requests. `touch` and `put` are one `EVALSHA` each (scripts loaded on first use and
+//! again after `NOSCRIPT`), `remove` one `MULTI`/`EXEC` round trip.
 //!
 //! # When Redis is away
 //!
