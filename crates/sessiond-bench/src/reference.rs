@@ -41,17 +41,22 @@ fn bearer(request: &HttpRequest) -> Option<&str> {
         .strip_prefix("Bearer ")
 }
 
-async fn floor(state: web::Data<Floor>, request: HttpRequest) -> HttpResponse {
-    let Some(key) = bearer(&request) else {
-        return HttpResponse::Unauthorized().finish();
-    };
-    let mut conn = state.conn.clone();
+/// The one `GET` both floors make, and its answer.
+async fn answer_from(conn: &MultiplexedConnection, key: &str) -> HttpResponse {
+    let mut conn = conn.clone();
     let value: redis::RedisResult<Option<Vec<u8>>> =
         redis::cmd("GET").arg(key).query_async(&mut conn).await;
     match value {
         Ok(Some(bytes)) => HttpResponse::Ok().body(bytes),
         Ok(None) => HttpResponse::Unauthorized().finish(),
         Err(_) => HttpResponse::ServiceUnavailable().finish(),
+    }
+}
+
+async fn floor(state: web::Data<Floor>, request: HttpRequest) -> HttpResponse {
+    match bearer(&request) {
+        Some(key) => answer_from(&state.conn, key).await,
+        None => HttpResponse::Unauthorized().finish(),
     }
 }
 
@@ -67,15 +72,8 @@ async fn floor_per_worker(state: web::Data<WorkerFloor>, request: HttpRequest) -
                 .await
         })
         .await;
-    let Ok(conn) = opened else {
-        return HttpResponse::ServiceUnavailable().finish();
-    };
-    let mut conn = conn.clone();
-    let value: redis::RedisResult<Option<Vec<u8>>> =
-        redis::cmd("GET").arg(key).query_async(&mut conn).await;
-    match value {
-        Ok(Some(bytes)) => HttpResponse::Ok().body(bytes),
-        Ok(None) => HttpResponse::Unauthorized().finish(),
+    match opened {
+        Ok(conn) => answer_from(conn, key).await,
         Err(_) => HttpResponse::ServiceUnavailable().finish(),
     }
 }
@@ -87,60 +85,55 @@ async fn ceiling(state: web::Data<HashMap<String, Bytes>>, request: HttpRequest)
     }
 }
 
+/// Serves `configure`'s routes on a free port with `workers` actix workers (the factory,
+/// so `configure`, runs once per worker); returns the address.
+fn serve<F>(workers: usize, configure: F) -> anyhow::Result<SocketAddr>
+where
+    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let server = HttpServer::new(move || App::new().configure(configure.clone()))
+        .workers(workers)
+        .listen(listener)?
+        .run();
+    tokio::spawn(server);
+    Ok(addr)
+}
+
 /// Starts the floor server on a free port; returns its address.
 pub async fn spawn_floor(redis_url: &str, workers: usize) -> anyhow::Result<SocketAddr> {
     let conn = redis::Client::open(redis_url)?
         .get_multiplexed_async_connection()
         .await?;
     let state = web::Data::new(Floor { conn });
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    let server = HttpServer::new(move || {
-        App::new()
+    serve(workers, move |config| {
+        config
             .app_data(state.clone())
-            .route("/floor", web::get().to(floor))
+            .route("/floor", web::get().to(floor));
     })
-    .workers(workers)
-    .listen(listener)?
-    .run();
-    tokio::spawn(server);
-    Ok(addr)
 }
 
 /// Starts the per-worker floor server on a free port; returns its address.
 pub fn spawn_floor_per_worker(redis_url: &str, workers: usize) -> anyhow::Result<SocketAddr> {
     let url = redis_url.to_owned();
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    let server = HttpServer::new(move || {
-        // The factory runs once per worker: each gets its own (lazily opened) connection.
-        App::new()
+    serve(workers, move |config| {
+        // Once per worker: each gets its own (lazily opened) connection.
+        config
             .app_data(web::Data::new(WorkerFloor {
                 url: url.clone(),
                 conn: tokio::sync::OnceCell::new(),
             }))
-            .route("/floor", web::get().to(floor_per_worker))
+            .route("/floor", web::get().to(floor_per_worker));
     })
-    .workers(workers)
-    .listen(listener)?
-    .run();
-    tokio::spawn(server);
-    Ok(addr)
 }
 
 /// Starts the ceiling server on a free port over `values` (key → cached value).
 pub fn spawn_ceiling(values: HashMap<String, Bytes>, workers: usize) -> anyhow::Result<SocketAddr> {
     let state = web::Data::new(values);
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    let server = HttpServer::new(move || {
-        App::new()
+    serve(workers, move |config| {
+        config
             .app_data(state.clone())
-            .route("/ceiling", web::get().to(ceiling))
+            .route("/ceiling", web::get().to(ceiling));
     })
-    .workers(workers)
-    .listen(listener)?
-    .run();
-    tokio::spawn(server);
-    Ok(addr)
 }
