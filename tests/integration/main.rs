@@ -16,3 +16,4 @@ mod openapi;
 mod postgres;
 mod properties;
 mod redis;
+mod revocation;

@@ -7,9 +7,11 @@ use sessiond_tests::contract::Stores;
 use sessiond_tests::lifecycle_contract::LifecycleStores;
 
 async fn stores() -> Stores {
+    let users = Arc::new(MemoryUserRepository::new());
     Stores {
-        users: Arc::new(MemoryUserRepository::new()),
-        sessions: Arc::new(MemorySessionRepository::new()),
+        users: users.clone(),
+        administration: users.clone(),
+        sessions: Arc::new(MemorySessionRepository::new(users)),
     }
 }
 
@@ -17,7 +19,7 @@ sessiond_tests::storage_contract_tests!(stores().await);
 
 async fn lifecycle_stores() -> LifecycleStores {
     let users = Arc::new(MemoryUserRepository::new());
-    let sessions = Arc::new(MemorySessionRepository::new());
+    let sessions = Arc::new(MemorySessionRepository::new(users.clone()));
     LifecycleStores {
         users: users.clone(),
         administration: users,

@@ -15,8 +15,10 @@ async fn stores() -> Stores {
     let pool = testing::fresh_pool()
         .await
         .expect("a fresh PostgreSQL test database");
+    let users = Arc::new(PgUserRepository::new(pool.clone()));
     Stores {
-        users: Arc::new(PgUserRepository::new(pool.clone())),
+        users: users.clone(),
+        administration: users,
         sessions: Arc::new(PgSessionRepository::new(pool)),
     }
 }

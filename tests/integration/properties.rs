@@ -252,9 +252,10 @@ impl World {
         let clock = Arc::new(TestClock(Mutex::new(
             OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap(),
         )));
-        let sessions_repo = Arc::new(MemorySessionRepository::new());
+        let users = Arc::new(MemoryUserRepository::new());
+        let sessions_repo = Arc::new(MemorySessionRepository::new(Arc::clone(&users)));
         let ports = Ports {
-            users: Arc::new(MemoryUserRepository::new()),
+            users,
             sessions: sessions_repo.clone(),
             hasher: Arc::new(PlainHasher),
             tokens: Arc::new(TestTokens {
@@ -264,6 +265,7 @@ impl World {
             clock: clock.clone(),
             random: Arc::new(CountingRandom::default()),
             attempts: Arc::new(MemoryAttemptCounter::new()),
+            events: Arc::new(sessiond_app::audit::AuditLog),
         };
         let mut policy = SessionPolicy::default();
         for (role, (max_sessions, on_limit)) in ROLES.into_iter().zip(limits) {

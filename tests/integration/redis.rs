@@ -2,14 +2,16 @@
 //!
 //! Tests that only read and write use the shared server at `TEST_REDIS_URL` (default
 //! `redis://127.0.0.1:6379`), each under its own key prefix `test:<uuid>:`, and delete what
-//! they wrote. Tests that count commands, measure memory, pause or kill Redis start their
-//! own `redis-server` ([`RedisServer`]).
+//! they wrote. Tests that count commands, measure memory, pause, kill Redis or hold its
+//! commands back start their own `redis-server` ([`RedisServer`]).
 
 // Test helpers: a failed expectation here is a failed test, which is what we want.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
 
 use deadpool_redis::redis::{self, aio::MultiplexedConnection};
@@ -22,6 +24,10 @@ use sessiond_domain::ports::SessionCache;
 use sessiond_redis::{RedisSessionCache, RedisSettings};
 use sessiond_tests::redis_server::RedisServer;
 use time::{Duration, OffsetDateTime};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 const TIMEOUT: StdDuration = StdDuration::from_millis(250);
@@ -39,12 +45,22 @@ fn now() -> OffsetDateTime {
         .unwrap()
 }
 
+/// The real time to the millisecond, for tests that compare expiry instants exactly.
+fn now_ms() -> OffsetDateTime {
+    let now = now();
+    now.replace_millisecond(now.millisecond()).unwrap()
+}
+
 /// A cache on `url` under `prefix`.
 async fn cache_on(url: &str, prefix: &str) -> RedisSessionCache {
+    cache_with_timeout(url, prefix, TIMEOUT).await
+}
+
+async fn cache_with_timeout(url: &str, prefix: &str, timeout: StdDuration) -> RedisSessionCache {
     RedisSessionCache::connect(RedisSettings {
         url: url.into(),
         key_prefix: prefix.into(),
-        command_timeout: TIMEOUT,
+        command_timeout: timeout,
     })
     .await
     .unwrap()
@@ -64,7 +80,35 @@ async fn admin(url: &str) -> MultiplexedConnection {
         .unwrap()
 }
 
-/// A typical session: Android, Chrome, named "Pixel", IPv4.
+/// Deletes every key under `prefix` on the shared server (a test's own keys only).
+async fn clean(prefix: &str) {
+    let mut conn = admin(&shared_url()).await;
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(1_000)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            let _: i64 = redis::cmd("UNLINK")
+                .arg(keys)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+        if next == 0 {
+            return;
+        }
+        cursor = next;
+    }
+}
+
+/// A typical session: Android, Chrome, named "Pixel", IPv4, generation 1.
 fn summary(user_id: UserId, role: Role, now: OffsetDateTime) -> SessionSummary {
     SessionSummary {
         id: SessionId::from_uuid(Uuid::new_v4()),
@@ -80,6 +124,7 @@ fn summary(user_id: UserId, role: Role, now: OffsetDateTime) -> SessionSummary {
         last_activity: now,
         expires_at: now + Duration::hours(8),
         status: SessionStatus::Active,
+        version: 1,
     }
 }
 
@@ -95,8 +140,24 @@ fn index_key(prefix: &str, user_id: UserId) -> String {
     format!("{prefix}sessions:{{{user_id}}}")
 }
 
+fn unix_ms(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos().div_euclid(1_000_000)).unwrap()
+}
+
 async fn pttl(conn: &mut MultiplexedConnection, key: &str) -> i64 {
     redis::cmd("PTTL").arg(key).query_async(conn).await.unwrap()
+}
+
+async fn pexpiretime(conn: &mut MultiplexedConnection, key: &str) -> i64 {
+    redis::cmd("PEXPIRETIME")
+        .arg(key)
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
+async fn raw(conn: &mut MultiplexedConnection, key: &str) -> Option<Vec<u8>> {
+    redis::cmd("GET").arg(key).query_async(conn).await.unwrap()
 }
 
 async fn exists(conn: &mut MultiplexedConnection, key: &str) -> bool {
@@ -134,9 +195,25 @@ async fn command_calls(conn: &mut MultiplexedConnection) -> BTreeMap<String, u64
         .collect()
 }
 
+/// Retries `check` for up to 5 s.
+async fn eventually<F, Fut>(mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + StdDuration::from_secs(5);
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(StdDuration::from_millis(10)).await;
+    }
+    panic!("the condition did not hold within 5 s");
+}
+
 #[tokio::test]
 async fn put_then_get_round_trips_every_field() {
-    let (cache, _prefix) = shared_cache().await;
+    let (cache, prefix) = shared_cache().await;
     let now = now();
     let user = new_user();
     let full = summary(user, Role::VendorAdmin, now);
@@ -144,10 +221,12 @@ async fn put_then_get_round_trips_every_field() {
     sparse.device = DeviceInfo::unknown();
     sparse.device_name = None;
     sparse.ip_address = None;
+    sparse.version = u64::MAX;
     let mut v6 = summary(user, Role::SystemAdmin, now);
     v6.ip_address = Some("2001:db8::42".parse().unwrap());
     v6.device.class = DeviceClass::IPad;
     v6.device_name = Some("Küche — iPad".into());
+    v6.version = 7;
     let all = [full, sparse, v6];
     for session in &all {
         cache.put(session, now).await.unwrap();
@@ -158,16 +237,27 @@ async fn put_then_get_round_trips_every_field() {
             Some(session)
         );
     }
-    // Only live sessions are cached: putting an ended one drops the cached copy.
+    // Only live sessions are cached, and a put never deletes: putting an ended copy leaves
+    // the cached one alone (ending is `tombstone`'s job).
     let mut ended = all[0].clone();
     ended.status = SessionStatus::Ended {
         at: now,
         reason: InvalidationReason::PasswordChanged,
     };
+    ended.version = 2;
     cache.put(&ended, now).await.unwrap();
-    assert_eq!(cache.get(user, ended.id).await.unwrap(), None);
-    let ids: Vec<SessionId> = all.iter().map(|s| s.id).collect();
-    cache.remove(user, &ids).await.unwrap();
+    assert_eq!(
+        cache.get(user, ended.id).await.unwrap().as_ref(),
+        Some(&all[0])
+    );
+    let other = summary(user, Role::Guest, now);
+    let ended_elsewhere = SessionSummary {
+        status: ended.status,
+        ..other.clone()
+    };
+    cache.put(&ended_elsewhere, now).await.unwrap();
+    assert_eq!(cache.get(user, other.id).await.unwrap(), None);
+    clean(&prefix).await;
 }
 
 #[tokio::test]
@@ -180,14 +270,14 @@ async fn get_of_an_unknown_session_is_a_miss() {
 }
 
 #[tokio::test]
-async fn touch_moves_last_activity_forward_and_keeps_the_ttl() {
+async fn touch_moves_last_activity_forward_and_keeps_the_expiry() {
     let (cache, prefix) = shared_cache().await;
     let mut conn = admin(&shared_url()).await;
     let now = now();
     let session = summary(new_user(), Role::Guest, now);
     let key = session_key(&prefix, &session);
     cache.put(&session, now).await.unwrap();
-    let ttl_before = pttl(&mut conn, &key).await;
+    let expiry_before = pexpiretime(&mut conn, &key).await;
 
     let later = now + Duration::seconds(42) + Duration::microseconds(7);
     cache
@@ -207,11 +297,7 @@ async fn touch_moves_last_activity_forward_and_keeps_the_ttl() {
             ..session.clone()
         }
     );
-    let ttl_after = pttl(&mut conn, &key).await;
-    assert!(
-        ttl_after <= ttl_before && ttl_after > ttl_before - 1_000,
-        "TTL {ttl_before} ms became {ttl_after} ms"
-    );
+    assert_eq!(pexpiretime(&mut conn, &key).await, expiry_before);
 
     // Never backwards.
     cache.touch(session.user_id, session.id, now).await.unwrap();
@@ -224,45 +310,99 @@ async fn touch_moves_last_activity_forward_and_keeps_the_ttl() {
     let missing_key = format!("{prefix}session:{{{}}}:{missing}", session.user_id);
     assert!(!exists(&mut conn, &missing_key).await);
 
-    cache.remove(session.user_id, &[session.id]).await.unwrap();
+    clean(&prefix).await;
 }
 
 #[tokio::test]
-async fn remove_deletes_the_keys_and_their_index_members() {
+async fn tombstone_replaces_the_keys_and_drops_their_index_members() {
     let (cache, prefix) = shared_cache().await;
     let mut conn = admin(&shared_url()).await;
-    let now = now();
+    let now = now_ms();
     let user = new_user();
     let first = summary(user, Role::Guest, now);
     let mut second = summary(user, Role::Guest, now);
     second.expires_at = now + Duration::hours(20);
-    cache.put(&first, now).await.unwrap();
-    cache.put(&second, now).await.unwrap();
+    let mut third = summary(user, Role::Guest, now);
+    third.expires_at = now + Duration::hours(10);
+    for session in [&first, &second, &third] {
+        cache.put(session, now).await.unwrap();
+    }
     let index = index_key(&prefix, user);
     let mut members = index_members(&mut conn, &index).await;
     members.sort();
-    let mut expected = vec![first.id.to_string(), second.id.to_string()];
+    let mut expected = vec![
+        first.id.to_string(),
+        second.id.to_string(),
+        third.id.to_string(),
+    ];
     expected.sort();
     assert_eq!(members, expected);
-    // The index lives as long as its latest member.
-    let index_ttl = pttl(&mut conn, &index).await;
-    assert!((index_ttl - 20 * 3_600_000).abs() <= 1_000, "{index_ttl}");
+    // The index expires with its latest member.
+    assert_eq!(
+        pexpiretime(&mut conn, &index).await,
+        unix_ms(second.expires_at)
+    );
 
-    cache.remove(user, &[first.id]).await.unwrap();
-    assert!(!exists(&mut conn, &session_key(&prefix, &first)).await);
-    assert_eq!(cache.get(user, first.id).await.unwrap(), None);
+    // Nothing to do is not an error.
+    cache.tombstone(user, &[], now).await.unwrap();
+
+    let until = now + Duration::minutes(30) + Duration::microseconds(1);
+    cache
+        .tombstone(user, &[first.id, third.id], until)
+        .await
+        .unwrap();
+    for ended in [&first, &third] {
+        let key = session_key(&prefix, ended);
+        assert_eq!(raw(&mut conn, &key).await, Some(vec![0]), "a tombstone");
+        // Rounded up: the tombstone lasts at least until `until`.
+        assert_eq!(pexpiretime(&mut conn, &key).await, unix_ms(until) + 1);
+        assert_eq!(cache.get(user, ended.id).await.unwrap(), None);
+    }
     assert_eq!(
         index_members(&mut conn, &index).await,
         vec![second.id.to_string()]
     );
     assert!(cache.get(user, second.id).await.unwrap().is_some());
 
-    cache.remove(user, &[second.id]).await.unwrap();
+    // A tombstone of a session that was not cached is written all the same.
+    let never_cached = summary(user, Role::Guest, now);
+    cache
+        .tombstone(user, &[second.id, never_cached.id], until)
+        .await
+        .unwrap();
+    assert_eq!(
+        raw(&mut conn, &session_key(&prefix, &never_cached)).await,
+        Some(vec![0])
+    );
     assert!(!exists(&mut conn, &index).await, "an empty index is gone");
+    clean(&prefix).await;
 }
 
 #[tokio::test]
-async fn the_ttl_is_the_time_until_expiry_for_every_role() {
+async fn a_tombstone_is_never_shortened() {
+    let (cache, prefix) = shared_cache().await;
+    let mut conn = admin(&shared_url()).await;
+    let now = now_ms();
+    let user = new_user();
+    let session = summary(user, Role::Guest, now);
+    let key = session_key(&prefix, &session);
+    cache.put(&session, now).await.unwrap();
+    let long = now + Duration::hours(1);
+    cache.tombstone(user, &[session.id], long).await.unwrap();
+    cache
+        .tombstone(user, &[session.id], now + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(pexpiretime(&mut conn, &key).await, unix_ms(long));
+    // ...but lengthened.
+    let longer = now + Duration::hours(2);
+    cache.tombstone(user, &[session.id], longer).await.unwrap();
+    assert_eq!(pexpiretime(&mut conn, &key).await, unix_ms(longer));
+    clean(&prefix).await;
+}
+
+#[tokio::test]
+async fn the_entry_expires_at_expires_at_for_every_role() {
     let (cache, prefix) = shared_cache().await;
     let mut conn = admin(&shared_url()).await;
     let policies = RolePolicies::default();
@@ -273,28 +413,31 @@ async fn the_ttl_is_the_time_until_expiry_for_every_role() {
         (Role::SystemAdmin, 14_400),
     ];
     let user = new_user();
-    let mut ids = Vec::new();
     for (role, seconds) in expected {
         let timeout = policies.get(role).timeout;
         assert_eq!(timeout, Duration::seconds(seconds));
         let now = now();
         let mut session = summary(user, role, now);
-        session.expires_at = now + timeout;
+        session.expires_at = now + timeout + Duration::microseconds(999);
         cache.put(&session, now).await.unwrap();
-        let ttl = pttl(&mut conn, &session_key(&prefix, &session)).await;
+        let key = session_key(&prefix, &session);
+        // Absolute (PXAT), rounded down: never later than `expires_at`.
+        assert_eq!(
+            pexpiretime(&mut conn, &key).await,
+            unix_ms(session.expires_at)
+        );
+        let ttl = pttl(&mut conn, &key).await;
         assert!(
             (ttl - seconds * 1_000).abs() <= 1_000,
             "{role}: TTL {ttl} ms, expected {seconds} s"
         );
-        ids.push(session.id);
     }
-    cache.remove(user, &ids).await.unwrap();
+    clean(&prefix).await;
 }
 
 #[tokio::test]
 async fn an_expired_entry_is_gone() {
     let (cache, prefix) = shared_cache().await;
-    let mut conn = admin(&shared_url()).await;
     let now = now();
     let user = new_user();
     let mut short = summary(user, Role::Guest, now);
@@ -303,14 +446,177 @@ async fn an_expired_entry_is_gone() {
     assert!(cache.get(user, short.id).await.unwrap().is_some());
     tokio::time::sleep(StdDuration::from_millis(450)).await;
     assert_eq!(cache.get(user, short.id).await.unwrap(), None);
+    clean(&prefix).await;
+}
 
-    // Putting a copy that has already expired replaces (drops) the cached one.
-    let mut session = summary(user, Role::Guest, now);
+#[tokio::test]
+async fn a_put_whose_expiry_has_passed_stores_nothing_and_deletes_nothing() {
+    let (cache, prefix) = shared_cache().await;
+    let mut conn = admin(&shared_url()).await;
+    let now = now();
+    let user = new_user();
+    let cached = summary(user, Role::Guest, now);
+    cache.put(&cached, now).await.unwrap();
+
+    // Expired on the caller's clock.
+    let mut expired = cached.clone();
+    expired.version = 2;
+    expired.expires_at = now - Duration::seconds(1);
+    cache.put(&expired, now).await.unwrap();
+    // Live on the caller's clock (a `now` taken before a long delay) but expired on Redis's
+    // by the time the write runs: still nothing.
+    cache
+        .put(&expired, now - Duration::seconds(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.get(user, cached.id).await.unwrap().as_ref(),
+        Some(&cached)
+    );
+
+    // A session never cached: no key, no index member.
+    let mut late = summary(user, Role::Guest, now);
+    late.expires_at = now - Duration::milliseconds(1);
+    cache.put(&late, now - Duration::seconds(2)).await.unwrap();
+    assert!(!exists(&mut conn, &session_key(&prefix, &late)).await);
+    assert_eq!(
+        index_members(&mut conn, &index_key(&prefix, user)).await,
+        vec![cached.id.to_string()]
+    );
+    clean(&prefix).await;
+}
+
+#[tokio::test]
+async fn an_older_generation_never_replaces_a_newer_one() {
+    let (cache, prefix) = shared_cache().await;
+    let now = now();
+    let user = new_user();
+    let mut v1 = summary(user, Role::HotelEmployee, now);
+    let mut v2 = v1.clone();
+    v2.version = 2;
+    v2.expires_at = now + Duration::hours(9);
+    v2.last_activity = now + Duration::seconds(1);
+
+    cache.put(&v2, now).await.unwrap();
+    cache.put(&v1, now).await.unwrap();
+    assert_eq!(cache.get(user, v1.id).await.unwrap().as_ref(), Some(&v2));
+
+    // Equal replaces (same state, e.g. a fresher last_activity), greater replaces.
+    let mut v2_again = v2.clone();
+    v2_again.last_activity = now + Duration::seconds(5);
+    cache.put(&v2_again, now).await.unwrap();
+    assert_eq!(
+        cache.get(user, v1.id).await.unwrap().as_ref(),
+        Some(&v2_again)
+    );
+    // Across the 32-bit halves the script compares.
+    let mut big = v2.clone();
+    big.version = 1 << 32;
+    cache.put(&big, now).await.unwrap();
+    v1.version = u64::from(u32::MAX);
+    cache.put(&v1, now).await.unwrap();
+    assert_eq!(cache.get(user, v1.id).await.unwrap().as_ref(), Some(&big));
+    clean(&prefix).await;
+}
+
+#[tokio::test]
+async fn a_put_after_a_tombstone_is_ignored_until_it_expires() {
+    let (cache, prefix) = shared_cache().await;
+    let mut conn = admin(&shared_url()).await;
+    let now = now();
+    let user = new_user();
+    let session = summary(user, Role::Guest, now);
     cache.put(&session, now).await.unwrap();
-    session.expires_at = now - Duration::seconds(1);
+    let until = now + Duration::milliseconds(400);
+    cache.tombstone(user, &[session.id], until).await.unwrap();
+
+    // Any generation, any number of times: the tombstone stays.
+    for version in [1, 2, u64::MAX] {
+        let refill = SessionSummary {
+            version,
+            ..session.clone()
+        };
+        cache.put(&refill, now).await.unwrap();
+        assert_eq!(cache.get(user, session.id).await.unwrap(), None);
+    }
+    let key = session_key(&prefix, &session);
+    assert_eq!(raw(&mut conn, &key).await, Some(vec![0]));
+    assert!(
+        index_members(&mut conn, &index_key(&prefix, user))
+            .await
+            .is_empty()
+    );
+
+    // Once `until` has passed, the tombstone is gone and a put lands again.
+    let wait = until - now + Duration::milliseconds(50);
+    tokio::time::sleep(wait.try_into().unwrap()).await;
+    assert!(!exists(&mut conn, &key).await);
+    let later = self::now();
+    cache.put(&session, later).await.unwrap();
+    assert_eq!(
+        cache.get(user, session.id).await.unwrap().as_ref(),
+        Some(&session)
+    );
+    assert_eq!(
+        index_members(&mut conn, &index_key(&prefix, user)).await,
+        vec![session.id.to_string()]
+    );
+    clean(&prefix).await;
+}
+
+#[tokio::test]
+async fn touch_does_not_revive_a_tombstone() {
+    let (cache, prefix) = shared_cache().await;
+    let mut conn = admin(&shared_url()).await;
+    let now = now();
+    let user = new_user();
+    let session = summary(user, Role::Guest, now);
     cache.put(&session, now).await.unwrap();
+    let until = now + Duration::hours(1);
+    cache.tombstone(user, &[session.id], until).await.unwrap();
+    let key = session_key(&prefix, &session);
+    let expiry = pexpiretime(&mut conn, &key).await;
+
+    cache
+        .touch(user, session.id, now + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(raw(&mut conn, &key).await, Some(vec![0]));
+    assert_eq!(pexpiretime(&mut conn, &key).await, expiry);
     assert_eq!(cache.get(user, session.id).await.unwrap(), None);
-    assert!(!exists(&mut conn, &index_key(&prefix, user)).await);
+    clean(&prefix).await;
+}
+
+/// What an instance of the previous release left behind (layout 1) is never served, and a
+/// refill replaces it.
+#[tokio::test]
+async fn a_value_of_the_previous_layout_is_not_served_and_is_replaced() {
+    let (cache, prefix) = shared_cache().await;
+    let mut conn = admin(&shared_url()).await;
+    let now = now();
+    let user = new_user();
+    let session = summary(user, Role::Guest, now);
+    let key = session_key(&prefix, &session);
+    let mut old = vec![1u8];
+    old.extend_from_slice(session.id.as_uuid().as_bytes());
+    old.extend_from_slice(user.as_uuid().as_bytes());
+    old.resize(61, 0);
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg(old)
+        .arg("EX")
+        .arg(60)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let error = cache.get(user, session.id).await.unwrap_err();
+    assert!(matches!(error, StoreError::Internal(_)), "{error:?}");
+    cache.put(&session, now).await.unwrap();
+    assert_eq!(
+        cache.get(user, session.id).await.unwrap().as_ref(),
+        Some(&session)
+    );
+    clean(&prefix).await;
 }
 
 #[tokio::test]
@@ -321,25 +627,34 @@ async fn prune_drops_index_members_whose_key_is_gone() {
     let user = new_user();
     let kept = summary(user, Role::Guest, now);
     let lost = summary(user, Role::Guest, now);
-    cache.put(&kept, now).await.unwrap();
-    cache.put(&lost, now).await.unwrap();
+    let ended = summary(user, Role::Guest, now);
+    for session in [&kept, &lost, &ended] {
+        cache.put(session, now).await.unwrap();
+    }
+    let index = index_key(&prefix, user);
     // As if evicted: the key goes, its member stays.
     let _: i64 = redis::cmd("DEL")
         .arg(session_key(&prefix, &lost))
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(cache.prune_user_index(user, now).await.unwrap(), 1);
-    let index = index_key(&prefix, user);
+    // A tombstone whose member is somehow still indexed (tombstone drops it itself).
+    let _: () = redis::cmd("SET")
+        .arg(session_key(&prefix, &ended))
+        .arg(vec![0u8])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(cache.prune_index(user, now).await.unwrap(), 2);
     assert_eq!(
         index_members(&mut conn, &index).await,
         vec![kept.id.to_string()]
     );
     // Past its expiry, the remaining member goes too.
     let after = kept.expires_at + Duration::seconds(1);
-    assert_eq!(cache.prune_user_index(user, after).await.unwrap(), 1);
-    assert_eq!(cache.prune_user_index(user, after).await.unwrap(), 0);
-    cache.remove(user, &[kept.id]).await.unwrap();
+    assert_eq!(cache.prune_index(user, after).await.unwrap(), 1);
+    assert_eq!(cache.prune_index(user, after).await.unwrap(), 0);
+    clean(&prefix).await;
 }
 
 #[tokio::test]
@@ -360,11 +675,7 @@ async fn a_typical_session_key_uses_at_most_256_bytes() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let value: Vec<u8> = redis::cmd("GET")
-        .arg(session_key("", &session))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let value = raw(&mut conn, &session_key("", &session)).await.unwrap();
     println!(
         "MEMORY USAGE of one session key: {bytes} bytes (value {} bytes)",
         value.len()
@@ -469,22 +780,6 @@ async fn start_up_with_redis_down_is_degraded_mode() {
     assert!(!cache.stats().outage);
 }
 
-/// Retries `check` for up to 5 s.
-async fn eventually<F, Fut>(mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + StdDuration::from_secs(5);
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(StdDuration::from_millis(50)).await;
-    }
-    panic!("the condition did not hold within 5 s");
-}
-
 #[tokio::test]
 async fn a_killed_redis_fails_fast_and_a_restart_brings_the_cache_back() {
     let mut server = RedisServer::start();
@@ -516,85 +811,303 @@ async fn a_killed_redis_fails_fast_and_a_restart_brings_the_cache_back() {
     }
     assert!(cache.stats().outage);
 
-    // A removal while Redis is down succeeds, and this instance then refuses cached reads.
-    let removed = summary(user, Role::Guest, now);
-    cache.remove(user, &[removed.id]).await.unwrap();
-    assert_eq!(cache.stats().pending_removals, 1);
+    // A tombstone that cannot reach Redis is an error for the caller, nothing more: it is
+    // not queued, and cached reads are not suspended once Redis is back (the revocation
+    // log, not this process, makes every instance refuse the session).
+    let ended = summary(user, Role::Guest, now);
+    let tombstone = cache
+        .tombstone(user, &[ended.id], now + Duration::hours(1))
+        .await;
+    assert!(
+        matches!(tombstone, Err(StoreError::Unavailable(_))),
+        "tombstone while down: {tombstone:?}"
+    );
 
     server.restart();
     // The same cache object reconnects (the restarted server is empty: --save "").
-    eventually(|| async { matches!(cache.get(user, session.id).await, Ok(None)) }).await;
-    assert_eq!(cache.stats().pending_removals, 0);
-    cache.put(&session, now).await.unwrap();
+    eventually(|| async { cache.put(&session, now).await.is_ok() }).await;
     assert_eq!(
         cache.get(user, session.id).await.unwrap().as_ref(),
         Some(&session)
     );
+    let mut conn = admin(&server.url()).await;
+    assert!(!exists(&mut conn, &session_key("", &ended)).await);
     assert!(!cache.stats().outage);
     assert!(cache.stats().connections_opened >= 2);
 }
 
-/// A paused Redis keeps its data: a removal that cannot reach it leaves a stale key behind,
-/// the one situation where the pending-removal queue matters (a killed server with
-/// `--save ""` comes back empty).
+/// A TCP proxy in front of one client that can hold its commands back: while held, what
+/// the client sends is buffered and reaches Redis, in order, only on release. Replies flow
+/// freely. It records what it received and counts the reply bytes, so a test waits for
+/// "the command is held" and "the command ran" instead of sleeping.
+///
+/// A held command still reaches Redis after the client gave up on it (a timeout closes the
+/// client's connection): exactly what a timed-out command on a recovering link does.
+struct HoldProxy {
+    port: u16,
+    gate: watch::Sender<bool>,
+    received: Arc<Mutex<Vec<u8>>>,
+    replies: Arc<AtomicUsize>,
+    acceptor: JoinHandle<()>,
+}
+
+impl HoldProxy {
+    async fn start(target_port: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (gate, _) = watch::channel(true);
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let replies = Arc::new(AtomicUsize::new(0));
+        let acceptor = {
+            let gate = gate.clone();
+            let received = Arc::clone(&received);
+            let replies = Arc::clone(&replies);
+            tokio::spawn(async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    let server = TcpStream::connect(("127.0.0.1", target_port))
+                        .await
+                        .unwrap();
+                    tokio::spawn(Self::relay(
+                        client,
+                        server,
+                        gate.subscribe(),
+                        Arc::clone(&received),
+                        Arc::clone(&replies),
+                    ));
+                }
+            })
+        };
+        Self {
+            port,
+            gate,
+            received,
+            replies,
+            acceptor,
+        }
+    }
+
+    async fn relay(
+        client: TcpStream,
+        server: TcpStream,
+        mut gate: watch::Receiver<bool>,
+        received: Arc<Mutex<Vec<u8>>>,
+        replies: Arc<AtomicUsize>,
+    ) {
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut server_read, mut server_write) = server.into_split();
+        let (chunks, mut queue) = mpsc::unbounded_channel::<Vec<u8>>();
+        // Client → queue: always read, so the client's write completes while held.
+        tokio::spawn(async move {
+            let mut buf = vec![0; 64 * 1024];
+            while let Ok(n) = client_read.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                received.lock().unwrap().extend_from_slice(&buf[..n]);
+                if chunks.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        // Queue → Redis, only through an open gate; what was queued goes even after the
+        // client has closed.
+        tokio::spawn(async move {
+            while let Some(chunk) = queue.recv().await {
+                if gate.wait_for(|open| *open).await.is_err()
+                    || server_write.write_all(&chunk).await.is_err()
+                {
+                    return;
+                }
+            }
+        });
+        // Redis → client, counted even when the client is gone.
+        let mut buf = vec![0; 64 * 1024];
+        while let Ok(n) = server_read.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            replies.fetch_add(n, Ordering::SeqCst);
+            let _ = client_write.write_all(&buf[..n]).await;
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn hold(&self) {
+        self.gate.send_replace(false);
+    }
+
+    fn release(&self) {
+        self.gate.send_replace(true);
+    }
+
+    fn has_received(&self, needle: &str) -> bool {
+        let received = self.received.lock().unwrap();
+        received
+            .windows(needle.len())
+            .any(|window| window == needle.as_bytes())
+    }
+
+    fn reply_bytes(&self) -> usize {
+        self.replies.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the proxy holds a command that mentions `needle` (a session id).
+    async fn wait_until_holding(&self, needle: &str) {
+        eventually(|| async { self.has_received(needle) }).await;
+    }
+}
+
+impl Drop for HoldProxy {
+    fn drop(&mut self) {
+        self.acceptor.abort();
+    }
+}
+
+/// Two caches on one private Redis: `slow` through a [`HoldProxy`] (with `timeout`),
+/// `direct` straight to it, both warmed up (connections open, scripts loaded) so that
+/// the held command is the put itself.
+struct LateWrite {
+    _server: RedisServer,
+    proxy: HoldProxy,
+    slow: RedisSessionCache,
+    direct: RedisSessionCache,
+    conn: MultiplexedConnection,
+}
+
+impl LateWrite {
+    async fn start(timeout: StdDuration) -> Self {
+        let server = RedisServer::start();
+        let proxy = HoldProxy::start(server.port()).await;
+        let slow = cache_with_timeout(&proxy.url(), "", timeout).await;
+        let direct = cache_on(&server.url(), "").await;
+        let now = now();
+        let warm = summary(new_user(), Role::Guest, now);
+        slow.put(&warm, now).await.unwrap();
+        direct
+            .tombstone(warm.user_id, &[warm.id], now)
+            .await
+            .unwrap();
+        let conn = admin(&server.url()).await;
+        Self {
+            _server: server,
+            proxy,
+            slow,
+            direct,
+            conn,
+        }
+    }
+
+    /// Sends `session`'s put through the proxy and returns once the proxy holds it.
+    async fn held_put(
+        &self,
+        session: &SessionSummary,
+        now: OffsetDateTime,
+    ) -> JoinHandle<Result<(), StoreError>> {
+        self.proxy.hold();
+        let put = {
+            let slow = self.slow.clone();
+            let session = session.clone();
+            tokio::spawn(async move { slow.put(&session, now).await })
+        };
+        self.proxy.wait_until_holding(&session.id.to_string()).await;
+        put
+    }
+}
+
+/// SPEC §3 invariant 2: a refill sent before a revocation and executed after it (a slow
+/// link) must not bring the session back.
 #[tokio::test]
-async fn a_removal_during_a_pause_is_delivered_later_and_reads_wait_for_it() {
-    let server = RedisServer::start();
-    let cache = cache_on(&server.url(), "").await;
+async fn a_put_held_back_until_after_a_tombstone_does_not_bring_the_session_back() {
+    let mut late = LateWrite::start(StdDuration::from_secs(30)).await;
     let now = now();
     let user = new_user();
-    let session = summary(user, Role::Guest, now);
-    let other = summary(user, Role::Guest, now);
-    cache.put(&session, now).await.unwrap();
-    cache.put(&other, now).await.unwrap();
+    let session = summary(user, Role::HotelEmployee, now);
 
-    let pause = StdDuration::from_millis(1_500);
-    let mut pauser = admin(&server.url()).await;
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(pause.as_millis() as u64)
-        .arg("ALL")
-        .query_async(&mut pauser)
+    let put = late.held_put(&session, now).await;
+    // The revocation, through another connection, while the put is on its way.
+    late.direct
+        .tombstone(user, &[session.id], now + Duration::hours(1))
         .await
         .unwrap();
-    let paused_at = Instant::now();
+    assert!(!put.is_finished(), "the put must still be held");
+    late.proxy.release();
+    // The put's reply came back: it ran, after the tombstone.
+    put.await.unwrap().unwrap();
 
-    let started = Instant::now();
-    cache.remove(user, &[session.id]).await.unwrap();
+    assert_eq!(late.direct.get(user, session.id).await.unwrap(), None);
+    let key = session_key("", &session);
+    assert_eq!(raw(&mut late.conn, &key).await, Some(vec![0]));
     assert!(
-        started.elapsed() < StdDuration::from_secs(1),
-        "{:?}",
-        started.elapsed()
+        index_members(&mut late.conn, &index_key("", user))
+            .await
+            .is_empty()
     );
-    assert_eq!(cache.stats().pending_removals, 1);
+}
 
-    // Until the removal is delivered, this instance answers no read from Redis at all, not
-    // even for sessions that were not removed.
-    let mut refused = 0;
-    loop {
-        match cache.get(user, session.id).await {
-            Err(StoreError::Unavailable(_)) => refused += 1,
-            Ok(None) => break,
-            other => panic!("a removed session must never be read back: {other:?}"),
-        }
-        tokio::time::sleep(StdDuration::from_millis(25)).await;
-        assert!(
-            paused_at.elapsed() < pause + StdDuration::from_secs(5),
-            "the removal was not delivered"
-        );
-    }
-    assert!(refused > 0);
-    assert!(paused_at.elapsed() >= pause);
-    assert_eq!(cache.stats().pending_removals, 0);
+/// The same with a put that timed out on the client: the caller got an error and moved on,
+/// the command still executes when the link recovers.
+#[tokio::test]
+async fn a_timed_out_put_that_runs_after_a_tombstone_changes_nothing() {
+    let mut late = LateWrite::start(StdDuration::from_millis(300)).await;
+    let now = now();
+    let user = new_user();
+    let session = summary(user, Role::HotelEmployee, now);
 
-    let mut conn = admin(&server.url()).await;
-    assert!(!exists(&mut conn, &session_key("", &session)).await);
-    assert_eq!(
-        index_members(&mut conn, &index_key("", user)).await,
-        vec![other.id.to_string()]
+    let put = late.held_put(&session, now).await;
+    let timed_out = put.await.unwrap();
+    assert!(
+        matches!(timed_out, Err(StoreError::Unavailable(_))),
+        "{timed_out:?}"
     );
+    late.direct
+        .tombstone(user, &[session.id], now + Duration::hours(1))
+        .await
+        .unwrap();
+    let replies = late.proxy.reply_bytes();
+    late.proxy.release();
+    // Redis answered the late command: it has run.
+    eventually(|| async { late.proxy.reply_bytes() > replies }).await;
+
+    assert_eq!(late.direct.get(user, session.id).await.unwrap(), None);
+    let key = session_key("", &session);
+    assert_eq!(raw(&mut late.conn, &key).await, Some(vec![0]));
+}
+
+/// A refill of generation 1 that lands after generation 2 was cached (a refresh on
+/// another instance) must not roll the session back. Also shows that a held write does
+/// land: the tests above would pass vacuously otherwise.
+#[tokio::test]
+async fn a_put_held_back_behind_a_newer_generation_does_not_roll_it_back() {
+    let late = LateWrite::start(StdDuration::from_secs(30)).await;
+    let now = now();
+    let user = new_user();
+    let v1 = summary(user, Role::Guest, now);
+    let v2 = SessionSummary {
+        version: 2,
+        expires_at: now + Duration::hours(9),
+        last_activity: now + Duration::seconds(1),
+        ..v1.clone()
+    };
+
+    let put = late.held_put(&v1, now).await;
+    late.direct.put(&v2, now).await.unwrap();
+    late.proxy.release();
+    put.await.unwrap().unwrap();
     assert_eq!(
-        cache.get(user, other.id).await.unwrap().as_ref(),
+        late.direct.get(user, v1.id).await.unwrap().as_ref(),
+        Some(&v2)
+    );
+
+    // Control: with nothing newer cached, the held write lands.
+    let other = summary(user, Role::Guest, now);
+    let put = late.held_put(&other, now).await;
+    late.proxy.release();
+    put.await.unwrap().unwrap();
+    assert_eq!(
+        late.direct.get(user, other.id).await.unwrap().as_ref(),
         Some(&other)
     );
 }

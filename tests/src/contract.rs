@@ -11,16 +11,20 @@ use sessiond_domain::model::{
     RefreshToken, Role, Session, SessionId, SessionStatus, SessionSummary, User, UserId,
 };
 use sessiond_domain::ports::{
-    CreateSessionError, CreateUserError, SessionLimit, SessionRepository, UserRepository,
+    CreateSessionError, CreateUserError, SessionLimit, SessionRepository, SignInCheck,
+    UserAdministration, UserChange, UserRepository,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-/// A pair of storage adapters under test, sharing one store.
+/// The storage adapters under test, sharing one store.
 #[derive(Clone)]
 pub struct Stores {
     pub users: Arc<dyn UserRepository>,
+    /// The same users, changed as an administrator does (the security events that sign-in
+    /// is serialised with).
+    pub administration: Arc<dyn UserAdministration>,
     pub sessions: Arc<dyn SessionRepository>,
 }
 
@@ -68,6 +72,14 @@ pub fn session(user: &User, created_at: OffsetDateTime) -> Session {
             previous: None,
             rotated_at: None,
         },
+        version: 1,
+    }
+}
+
+/// What a sign-in of `user` verified: its password hash as stored.
+pub fn check(user: &User) -> SignInCheck {
+    SignInCheck {
+        password_hash: user.password_hash.clone(),
     }
 }
 
@@ -86,17 +98,30 @@ async fn stored_user(stores: &Stores) -> User {
     user
 }
 
-async fn insert(stores: &Stores, session: &Session) {
-    let unlimited = SessionLimit {
-        max_sessions: 1000,
-        on_limit: LimitAction::Reject,
-    };
+const UNLIMITED: SessionLimit = SessionLimit {
+    max_sessions: 1000,
+    on_limit: LimitAction::Reject,
+};
+
+/// Stores `session` of `user` (who must be stored, with the password hash given).
+async fn insert_for(stores: &Stores, user: &User, session: &Session) {
     let evicted = stores
         .sessions
-        .create_within_limit(session, unlimited, session.created_at)
+        .create_within_limit(session, UNLIMITED, &check(user), session.created_at)
         .await
         .unwrap();
     assert!(evicted.is_empty());
+}
+
+/// Stores `session`, of a user made by [`user`] and stored unchanged.
+async fn insert(stores: &Stores, session: &Session) {
+    let owner = stores
+        .users
+        .find(session.user_id)
+        .await
+        .unwrap()
+        .expect("the session's user is stored");
+    insert_for(stores, &owner, session).await;
 }
 
 pub async fn users_round_trip_and_emails_are_unique(stores: Stores) {
@@ -182,7 +207,7 @@ pub async fn the_least_recently_active_session_is_evicted(stores: Stores) {
     let third = session(&user, now);
     let evicted = stores
         .sessions
-        .create_within_limit(&third, EVICT_AT_2, now)
+        .create_within_limit(&third, EVICT_AT_2, &check(&user), now)
         .await
         .unwrap();
     assert_eq!(evicted, vec![newer.id]);
@@ -217,7 +242,7 @@ pub async fn reject_at_the_limit_writes_nothing(stores: Stores) {
     };
     let result = stores
         .sessions
-        .create_within_limit(&refused, limit, now)
+        .create_within_limit(&refused, limit, &check(&user), now)
         .await;
     assert!(matches!(result, Err(CreateSessionError::LimitReached)));
     assert_eq!(stores.sessions.find(refused.id).await.unwrap(), None);
@@ -245,7 +270,7 @@ pub async fn expired_and_ended_sessions_do_not_count_against_the_limit(stores: S
     let fresh = session(&user, T0);
     let evicted = stores
         .sessions
-        .create_within_limit(&fresh, limit, T0)
+        .create_within_limit(&fresh, limit, &check(&user), T0)
         .await
         .unwrap();
     assert!(evicted.is_empty());
@@ -256,10 +281,11 @@ pub async fn parallel_sign_ins_never_exceed_the_maximum(stores: Stores) {
     let attempts = (0..50).map(|i| {
         let stores = stores.clone();
         let session = session(&user, T0 + Duration::milliseconds(i));
+        let check = check(&user);
         tokio::spawn(async move {
             stores
                 .sessions
-                .create_within_limit(&session, EVICT_AT_2, T0 + Duration::seconds(1))
+                .create_within_limit(&session, EVICT_AT_2, &check, T0 + Duration::seconds(1))
                 .await
         })
     });
@@ -303,6 +329,10 @@ pub async fn a_refresh_token_rotates_exactly_once_under_concurrency(stores: Stor
     assert_eq!(stored.refresh.rotated_at, Some(now));
     assert_eq!(stored.expires_at, expires);
     assert_eq!(stored.last_activity, now);
+    assert!(
+        stored.version > session.version,
+        "the rotation kept the version"
+    );
 }
 
 pub async fn an_ended_session_never_rotates(stores: Stores) {
@@ -556,6 +586,279 @@ pub async fn history_lists_ended_sessions_since_newest_first(stores: Stores) {
     );
 }
 
+/// A sign-in whose user changed between the password check and the commit writes nothing:
+/// no session, no eviction.
+async fn refused_sign_in_writes_nothing(
+    stores: &Stores,
+    user: &User,
+    verified: &User,
+    session: &Session,
+    expected: fn(&CreateSessionError) -> bool,
+) {
+    let now = session.created_at;
+    let before = stores.sessions.list_live(user.id, now).await.unwrap();
+    let result = stores
+        .sessions
+        .create_within_limit(session, EVICT_AT_2, &check(verified), now)
+        .await;
+    assert!(
+        result.as_ref().is_err_and(expected),
+        "unexpected outcome: {result:?}"
+    );
+    assert_eq!(stores.sessions.find(session.id).await.unwrap(), None);
+    assert_eq!(
+        stores.sessions.list_live(user.id, now).await.unwrap(),
+        before
+    );
+}
+
+/// Two live sessions of `user`: at the limit of [`EVICT_AT_2`], so that a sign-in that went
+/// through would evict one.
+async fn at_the_limit(stores: &Stores, user: &User) {
+    insert_for(stores, user, &session(user, T0)).await;
+    insert_for(stores, user, &session(user, T0)).await;
+}
+
+pub async fn sign_in_is_refused_when_the_user_was_disabled_meanwhile(stores: Stores) {
+    let user = stored_user(&stores).await;
+    at_the_limit(&stores, &user).await;
+    let disable = UserChange {
+        role: None,
+        is_active: Some(false),
+    };
+    stores
+        .administration
+        .update(user.id, disable, T0)
+        .await
+        .unwrap();
+    let attempt = session(&user, T0 + Duration::minutes(1));
+    refused_sign_in_writes_nothing(&stores, &user, &user, &attempt, |e| {
+        matches!(e, CreateSessionError::UserDisabled)
+    })
+    .await;
+}
+
+pub async fn sign_in_is_refused_when_the_password_changed_meanwhile(stores: Stores) {
+    let user = stored_user(&stores).await;
+    at_the_limit(&stores, &user).await;
+    let new_hash = PasswordHash::new("$argon2id$v=19$m=8,t=1,p=1$bmV3c2FsdA$bmV3".into());
+    assert!(
+        stores
+            .users
+            .set_password_hash(user.id, &new_hash, T0)
+            .await
+            .unwrap()
+    );
+    // Verified against the old hash: refused.
+    let attempt = session(&user, T0 + Duration::minutes(1));
+    refused_sign_in_writes_nothing(&stores, &user, &user, &attempt, |e| {
+        matches!(e, CreateSessionError::PasswordChanged)
+    })
+    .await;
+    // Verified against the new one: stored.
+    let changed = stores.users.find(user.id).await.unwrap().unwrap();
+    insert_for(
+        &stores,
+        &changed,
+        &session(&user, T0 + Duration::minutes(2)),
+    )
+    .await;
+}
+
+pub async fn sign_in_is_refused_with_the_new_role_when_the_role_changed_meanwhile(stores: Stores) {
+    let user = stored_user(&stores).await;
+    at_the_limit(&stores, &user).await;
+    let promote = UserChange {
+        role: Some(Role::VendorAdmin),
+        is_active: None,
+    };
+    stores
+        .administration
+        .update(user.id, promote, T0)
+        .await
+        .unwrap();
+    let attempt = session(&user, T0 + Duration::minutes(1));
+    refused_sign_in_writes_nothing(&stores, &user, &user, &attempt, |e| {
+        matches!(e, CreateSessionError::RoleChanged(Role::VendorAdmin))
+    })
+    .await;
+    // The same sign-in with the role the store reported goes through.
+    let mut retried = session(&user, T0 + Duration::minutes(2));
+    retried.role = Role::VendorAdmin;
+    let changed = stores.users.find(user.id).await.unwrap().unwrap();
+    insert_for(&stores, &changed, &retried).await;
+    assert_eq!(
+        stores
+            .sessions
+            .find(retried.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .role,
+        Role::VendorAdmin
+    );
+}
+
+pub async fn sign_in_of_a_user_that_is_gone_is_refused(stores: Stores) {
+    let ghost = user(&format!("{}@example.com", Uuid::new_v4()));
+    let attempt = session(&ghost, T0);
+    refused_sign_in_writes_nothing(&stores, &ghost, &ghost, &attempt, |e| {
+        matches!(e, CreateSessionError::UserGone)
+    })
+    .await;
+}
+
+pub async fn the_version_starts_at_1_and_grows_on_every_change_of_state(stores: Stores) {
+    let user = stored_user(&stores).await;
+    let session = session(&user, T0);
+    insert(&stores, &session).await;
+    let version = |s: Option<Session>| s.unwrap().version;
+    let mut last = version(stores.sessions.find(session.id).await.unwrap());
+    assert_eq!(last, 1);
+
+    // Activity is not a change of state: caches need not hear of it.
+    stores
+        .sessions
+        .record_activity(user.id, session.id, T0 + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        version(stores.sessions.find(session.id).await.unwrap()),
+        last
+    );
+
+    for byte in 1..3u8 {
+        let now = T0 + Duration::minutes(i64::from(byte) * 2);
+        let rotated = stores
+            .sessions
+            .rotate_refresh_token(
+                session.id,
+                token(session.id, byte).hash(),
+                token(session.id, byte + 1).hash(),
+                now + Duration::hours(8),
+                now,
+            )
+            .await
+            .unwrap();
+        let rotated = version(rotated);
+        assert!(rotated > last, "a rotation kept version {last}");
+        assert_eq!(
+            version(stores.sessions.find(session.id).await.unwrap()),
+            rotated
+        );
+        last = rotated;
+    }
+
+    let ended = version(
+        stores
+            .sessions
+            .end(
+                session.id,
+                InvalidationReason::UserLogout,
+                T0 + Duration::minutes(9),
+            )
+            .await
+            .unwrap(),
+    );
+    assert!(ended > last, "the end kept version {last}");
+    assert_eq!(
+        version(stores.sessions.find(session.id).await.unwrap()),
+        ended
+    );
+
+    // Every other way of ending moves it too.
+    let evicted = self::session(&user, T0);
+    let kept = self::session(&user, T0);
+    insert(&stores, &evicted).await;
+    insert(&stores, &kept).await;
+    stores
+        .sessions
+        .record_activity(user.id, kept.id, T0 + Duration::minutes(1))
+        .await
+        .unwrap();
+    let third = self::session(&user, T0 + Duration::minutes(2));
+    let victims = stores
+        .sessions
+        .create_within_limit(&third, EVICT_AT_2, &check(&user), third.created_at)
+        .await
+        .unwrap();
+    assert_eq!(victims, vec![evicted.id]);
+    assert!(version(stores.sessions.find(evicted.id).await.unwrap()) > 1);
+    stores
+        .sessions
+        .end_all_for_user(user.id, None, InvalidationReason::UserLogoutAll, T0)
+        .await
+        .unwrap();
+    for id in [kept.id, third.id] {
+        assert!(version(stores.sessions.find(id).await.unwrap()) > 1);
+    }
+}
+
+pub async fn every_earlier_refresh_token_of_a_session_is_recognised(stores: Stores) {
+    let user = stored_user(&stores).await;
+    let session = session(&user, T0);
+    let other = self::session(&user, T0);
+    insert(&stores, &session).await;
+    insert(&stores, &other).await;
+    let mut retired = Vec::new();
+    for byte in 1..=3u8 {
+        let now = T0 + Duration::minutes(i64::from(byte));
+        stores
+            .sessions
+            .rotate_refresh_token(
+                session.id,
+                token(session.id, byte).hash(),
+                token(session.id, byte + 1).hash(),
+                now + Duration::hours(8),
+                now,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        retired.push((token(session.id, byte).hash(), now));
+    }
+    for (hash, at) in retired {
+        assert_eq!(
+            stores
+                .sessions
+                .find_retired_refresh_token(session.id, hash)
+                .await
+                .unwrap(),
+            Some(at),
+            "a token retired at {at} is not recognised"
+        );
+        // Only as a token of its own session.
+        assert_eq!(
+            stores
+                .sessions
+                .find_retired_refresh_token(other.id, hash)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    // The current token is not retired, nor is one never issued.
+    for unknown in [token(session.id, 4).hash(), token(session.id, 99).hash()] {
+        assert_eq!(
+            stores
+                .sessions
+                .find_retired_refresh_token(session.id, unknown)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    let missing = SessionId::from_uuid(Uuid::new_v4());
+    assert_eq!(
+        stores
+            .sessions
+            .find_retired_refresh_token(missing, token(session.id, 1).hash())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
 /// Generates one `#[tokio::test]` per contract test, each with fresh stores from `$make`
 /// (an async expression evaluating to [`Stores`]).
 #[macro_export]
@@ -578,6 +881,12 @@ macro_rules! storage_contract_tests {
             activity_never_reaches_another_users_session,
             summaries_are_found_only_for_their_owner,
             history_lists_ended_sessions_since_newest_first,
+            sign_in_is_refused_when_the_user_was_disabled_meanwhile,
+            sign_in_is_refused_when_the_password_changed_meanwhile,
+            sign_in_is_refused_with_the_new_role_when_the_role_changed_meanwhile,
+            sign_in_of_a_user_that_is_gone_is_refused,
+            the_version_starts_at_1_and_grows_on_every_change_of_state,
+            every_earlier_refresh_token_of_a_session_is_recognised,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

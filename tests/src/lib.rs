@@ -7,6 +7,7 @@
 pub mod app;
 pub mod browser;
 pub mod contract;
+pub mod instances;
 pub mod lifecycle_contract;
 pub mod logs;
 pub mod redis_server;

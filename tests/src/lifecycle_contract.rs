@@ -123,6 +123,7 @@ pub async fn cleanup_expires_purges_and_is_idempotent(stores: LifecycleStores) {
                     max_sessions: 100,
                     on_limit: sessiond_domain::model::LimitAction::Reject,
                 },
+                &contract::check(&user),
                 s.created_at,
             )
             .await
@@ -146,7 +147,7 @@ pub async fn cleanup_expires_purges_and_is_idempotent(stores: LifecycleStores) {
     let purge_before = now - Duration::days(30);
     let outcome = stores
         .cleanup
-        .run_pass(now, purge_before, 2)
+        .run_pass(now, purge_before, purge_before, 2)
         .await
         .unwrap()
         .unwrap();
@@ -183,7 +184,7 @@ pub async fn cleanup_expires_purges_and_is_idempotent(stores: LifecycleStores) {
 
     let second = stores
         .cleanup
-        .run_pass(now, purge_before, 2)
+        .run_pass(now, purge_before, purge_before, 2)
         .await
         .unwrap()
         .unwrap_or_default();
@@ -203,6 +204,7 @@ pub async fn concurrent_cleanups_expire_each_session_once(stores: LifecycleStore
                     max_sessions: 100,
                     on_limit: sessiond_domain::model::LimitAction::Reject,
                 },
+                &contract::check(&user),
                 T0,
             )
             .await
@@ -213,7 +215,7 @@ pub async fn concurrent_cleanups_expire_each_session_once(stores: LifecycleStore
         tokio::spawn(async move {
             stores
                 .cleanup
-                .run_pass(now, T0 - Duration::days(365), 7)
+                .run_pass(now, T0 - Duration::days(365), T0 - Duration::days(365), 7)
                 .await
         })
     });

@@ -1,53 +1,17 @@
-//! The audit trail of session lifecycle events: a decorator over the session repository
-//! that logs every session opened and ended (with its reason) once, and counts them.
-//! No token, hash or password is ever part of what it logs.
+//! The audit trail of session lifecycle events: the domain's [`SessionEvents`], logged once
+//! per event and counted. No token, hash or password is ever part of what it logs.
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
-use sessiond_domain::StoreError;
-use sessiond_domain::model::{
-    InvalidationReason, RefreshTokenHash, Session, SessionId, SessionSummary, UserId,
-};
-use sessiond_domain::ports::{CreateSessionError, SessionLimit, SessionRepository};
-use time::OffsetDateTime;
+use sessiond_domain::model::{InvalidationReason, Session, SessionId, UserId};
+use sessiond_domain::ports::{EndedBy, SessionEvents};
 
 use crate::metrics::{SESSIONS_CREATED, SESSIONS_ENDED};
 
-/// A session repository whose lifecycle events are logged and counted.
-pub struct AuditedSessionRepository {
-    inner: Arc<dyn SessionRepository>,
-}
+/// Session events as log lines and Prometheus counters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuditLog;
 
-impl std::fmt::Debug for AuditedSessionRepository {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditedSessionRepository")
-            .finish_non_exhaustive()
-    }
-}
-
-impl AuditedSessionRepository {
-    pub fn new(inner: Arc<dyn SessionRepository>) -> Self {
-        Self { inner }
-    }
-}
-
-fn ended(user_id: UserId, ids: &[SessionId], reason: InvalidationReason) {
-    for id in ids {
-        tracing::info!(session.id = %id, user.id = %user_id, reason = reason.as_str(), "session ended");
-    }
-    metrics::counter!(SESSIONS_ENDED, "reason" => reason.as_str()).increment(ids.len() as u64);
-}
-
-#[async_trait]
-impl SessionRepository for AuditedSessionRepository {
-    async fn create_within_limit(
-        &self,
-        session: &Session,
-        limit: SessionLimit,
-        now: OffsetDateTime,
-    ) -> Result<Vec<SessionId>, CreateSessionError> {
-        let evicted = self.inner.create_within_limit(session, limit, now).await?;
+impl SessionEvents for AuditLog {
+    fn opened(&self, session: &Session) {
         tracing::info!(
             session.id = %session.id,
             user.id = %session.user_id,
@@ -56,89 +20,29 @@ impl SessionRepository for AuditedSessionRepository {
             "session opened"
         );
         metrics::counter!(SESSIONS_CREATED, "role" => session.role.as_str()).increment(1);
-        ended(
-            session.user_id,
-            &evicted,
-            InvalidationReason::MaxSessionsExceeded,
-        );
-        Ok(evicted)
     }
 
-    async fn find(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
-        self.inner.find(id).await
-    }
-
-    async fn find_summary(
-        &self,
-        user_id: UserId,
-        id: SessionId,
-    ) -> Result<Option<SessionSummary>, StoreError> {
-        self.inner.find_summary(user_id, id).await
-    }
-
-    async fn rotate_refresh_token(
-        &self,
-        id: SessionId,
-        presented: RefreshTokenHash,
-        next: RefreshTokenHash,
-        expires_at: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> Result<Option<Session>, StoreError> {
-        self.inner
-            .rotate_refresh_token(id, presented, next, expires_at, now)
-            .await
-    }
-
-    async fn record_activity(
-        &self,
-        user_id: UserId,
-        id: SessionId,
-        at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        self.inner.record_activity(user_id, id, at).await
-    }
-
-    async fn end(
-        &self,
-        id: SessionId,
-        reason: InvalidationReason,
-        at: OffsetDateTime,
-    ) -> Result<Option<Session>, StoreError> {
-        let session = self.inner.end(id, reason, at).await?;
-        if let Some(session) = &session {
-            ended(session.user_id, &[id], reason);
+    fn ended(&self, user_id: UserId, ids: &[SessionId], reason: InvalidationReason, by: EndedBy) {
+        if ids.is_empty() {
+            return;
         }
-        Ok(session)
-    }
-
-    async fn end_all_for_user(
-        &self,
-        user_id: UserId,
-        keep: Option<SessionId>,
-        reason: InvalidationReason,
-        at: OffsetDateTime,
-    ) -> Result<Vec<SessionId>, StoreError> {
-        let ids = self
-            .inner
-            .end_all_for_user(user_id, keep, reason, at)
-            .await?;
-        ended(user_id, &ids, reason);
-        Ok(ids)
-    }
-
-    async fn list_live(
-        &self,
-        user_id: UserId,
-        now: OffsetDateTime,
-    ) -> Result<Vec<Session>, StoreError> {
-        self.inner.list_live(user_id, now).await
-    }
-
-    async fn list_ended(
-        &self,
-        user_id: UserId,
-        since: OffsetDateTime,
-    ) -> Result<Vec<Session>, StoreError> {
-        self.inner.list_ended(user_id, since).await
+        let (ended_by, admin) = match by {
+            EndedBy::Owner => ("user", None),
+            EndedBy::Administrator(admin) => ("admin", Some(admin)),
+            EndedBy::System => ("system", None),
+        };
+        for id in ids {
+            match admin {
+                Some(admin) => tracing::info!(
+                    session.id = %id, user.id = %user_id, reason = reason.as_str(), ended_by,
+                    admin.id = %admin, "session ended"
+                ),
+                None => tracing::info!(
+                    session.id = %id, user.id = %user_id, reason = reason.as_str(), ended_by,
+                    "session ended"
+                ),
+            }
+        }
+        metrics::counter!(SESSIONS_ENDED, "reason" => reason.as_str()).increment(ids.len() as u64);
     }
 }

@@ -131,6 +131,10 @@ pub struct SessionsConfig {
     /// ...and refused for the rest of the window at these counts.
     pub max_failed_sign_ins_per_account: u32,
     pub max_failed_sign_ins_per_ip: u32,
+    /// Milliseconds: once a revocation is committed, every instance refuses the session
+    /// within this bound (SPEC §8). The revocation log is read at least four times per
+    /// bound even when no notification arrives.
+    pub revocation_bound_ms: u32,
 }
 
 impl Default for SessionsConfig {
@@ -143,6 +147,7 @@ impl Default for SessionsConfig {
             throttle_window: 900,
             max_failed_sign_ins_per_account: 5,
             max_failed_sign_ins_per_ip: 50,
+            revocation_bound_ms: 250,
         }
     }
 }
@@ -439,6 +444,12 @@ impl Settings {
         Ok(())
     }
 
+    /// How often the revocation log is read when no notification arrives: four times per
+    /// revocation bound, so a lost notification costs at most a quarter of it.
+    pub fn revocation_poll(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::from(self.sessions.revocation_bound_ms.max(4) / 4))
+    }
+
     /// The domain's view of these settings.
     pub fn session_policy(&self) -> SessionPolicy {
         let seconds = |s: u32| Duration::seconds(i64::from(s));
@@ -462,6 +473,7 @@ impl Settings {
             roles,
             access_token_ttl: seconds(self.jwt.access_token_ttl),
             refresh_threshold: seconds(self.sessions.refresh_threshold),
+            token_leeway: seconds(self.jwt.leeway),
             activity_interval: seconds(self.sessions.activity_interval),
             refresh_grace: seconds(self.sessions.refresh_grace),
             history_retention: Duration::days(i64::from(self.sessions.history_retention_days)),

@@ -23,6 +23,12 @@ pub const CACHE_HITS: &str = "sessiond_cache_hits_total";
 pub const CACHE_MISSES: &str = "sessiond_cache_misses_total";
 pub const CACHE_FALLBACKS: &str = "sessiond_cache_fallbacks_total";
 pub const CACHE_DOWN: &str = "sessiond_cache_down";
+/// The revocation feed: how far behind the log this instance may be, what it remembers,
+/// what it applied and the reads of the log that failed.
+pub const FEED_LAG: &str = "sessiond_revocation_feed_lag_seconds";
+pub const FEED_REMEMBERED: &str = "sessiond_revocations_remembered";
+pub const FEED_APPLIED: &str = "sessiond_revocations_applied_total";
+pub const FEED_FAILED_READS: &str = "sessiond_revocation_feed_failed_reads_total";
 
 /// Latency buckets, seconds: sub-millisecond cache hits up to slow argon2 sign-ins.
 const BUCKETS: [f64; 12] = [

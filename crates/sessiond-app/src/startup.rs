@@ -10,15 +10,17 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use sessiond_argon2::{Argon2Cost, Argon2Hasher};
-use sessiond_domain::model::{Email, Password, Role};
-use sessiond_domain::ports::SessionRepository;
+use sessiond_domain::caching::CachedSessionRepository;
+use sessiond_domain::feed::RevocationFeed;
+use sessiond_domain::model::{Email, Password, RevocationMemory, Role, SessionPolicy};
+use sessiond_domain::ports::{Clock, SessionRepository};
 use sessiond_domain::service::{
     AccountService, AdminService, AuthService, CleanupService, NewAccount, Ports, SessionService,
 };
 use sessiond_jwt::{JwtCodec, JwtSettings, SigningKey};
 use sessiond_useragent::WootheeClassifier;
 
-use crate::audit::AuditedSessionRepository;
+use crate::audit::AuditLog;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::storage::Storage;
@@ -31,6 +33,7 @@ pub struct Application {
     accounts: AccountService,
     cleanup: CleanupService,
     cleanup_every: Option<Duration>,
+    feed: Option<(Arc<RevocationFeed>, Duration)>,
 }
 
 impl std::fmt::Debug for Application {
@@ -61,8 +64,22 @@ impl Application {
         if settings.is_dev() && settings.jwt.secret.is_none() {
             tracing::warn!("dev mode: signing tokens with the built-in development JWT secret");
         }
-        let Services { state, cleanup } = Services::build(&settings, storage)?;
+        let Services {
+            state,
+            cleanup,
+            feed,
+        } = Services::build(&settings, storage)?;
         bootstrap_admin(&settings, &state.accounts).await?;
+        if let Some(feed) = &feed {
+            // Start-up loads what the log holds before the first request: every revocation
+            // a token could still be presented for. A database that is down now is not
+            // fatal; the feed keeps trying, and validation reads PostgreSQL meanwhile.
+            match feed.catch_up().await {
+                Ok(count) => tracing::info!(revocations = count, "revocation log loaded"),
+                Err(error) => tracing::warn!(%error, "revocation log unreadable at start-up"),
+            }
+        }
+        let feed = feed.map(|feed| (feed, settings.revocation_poll()));
 
         let listener = TcpListener::bind(settings.bind_addr)
             .with_context(|| format!("cannot bind {}", settings.bind_addr))?;
@@ -108,6 +125,7 @@ impl Application {
             accounts,
             cleanup,
             cleanup_every,
+            feed,
         })
     }
 
@@ -134,9 +152,12 @@ impl Application {
         let job = self
             .cleanup_every
             .map(|every| tokio::spawn(cleanup_job(self.cleanup.clone(), every)));
+        let feed = self
+            .feed
+            .map(|(feed, poll)| tokio::spawn(async move { feed.run(poll).await }));
         let result = self.server.await;
-        if let Some(job) = job {
-            job.abort();
+        for task in [job, feed].into_iter().flatten() {
+            task.abort();
         }
         result
     }
@@ -179,6 +200,8 @@ async fn cleanup_job(cleanup: CleanupService, every: Duration) {
 pub struct Services {
     pub state: AppState,
     pub cleanup: CleanupService,
+    /// The revocation feed, when sessions are cached in front of a shared store.
+    pub feed: Option<Arc<RevocationFeed>>,
 }
 
 impl Services {
@@ -193,8 +216,9 @@ impl Services {
 
 fn services(settings: &Settings, storage: Storage) -> anyhow::Result<Services> {
     let probes = storage.probes.clone();
-    let sessions: Arc<dyn SessionRepository> =
-        Arc::new(AuditedSessionRepository::new(storage.sessions));
+    let policy = Arc::new(settings.session_policy());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (sessions, feed) = cached_sessions(&storage, &policy, &clock);
     let jwt = JwtCodec::new(JwtSettings {
         current: SigningKey {
             kid: settings.jwt.kid.clone(),
@@ -225,11 +249,11 @@ fn services(settings: &Settings, storage: Storage) -> anyhow::Result<Services> {
         hasher: Arc::new(hasher),
         tokens: Arc::new(jwt),
         devices: Arc::new(WootheeClassifier::new()),
-        clock: Arc::new(SystemClock),
+        clock,
         random: Arc::new(OsRandom),
         attempts: storage.attempts,
+        events: Arc::new(AuditLog),
     };
-    let policy = Arc::new(settings.session_policy());
     let cleanup = CleanupService::new(
         ports.clone(),
         Arc::clone(&policy),
@@ -243,8 +267,40 @@ fn services(settings: &Settings, storage: Storage) -> anyhow::Result<Services> {
         admin: AdminService::new(ports, storage.administration),
         http: settings.http.clone(),
         probes,
+        feed: feed.clone(),
     };
-    Ok(Services { state, cleanup })
+    Ok(Services {
+        state,
+        cleanup,
+        feed,
+    })
+}
+
+/// The session repository that validation reads: the durable one, or the cache in front of
+/// it kept honest by this instance's memory of revocations and the feed that fills it.
+fn cached_sessions(
+    storage: &Storage,
+    policy: &SessionPolicy,
+    clock: &Arc<dyn Clock>,
+) -> (Arc<dyn SessionRepository>, Option<Arc<RevocationFeed>>) {
+    let Some(cache) = &storage.cache else {
+        return (Arc::clone(&storage.sessions), None);
+    };
+    let memory = Arc::new(RevocationMemory::new(policy.revocation_memory()));
+    let sessions = Arc::new(CachedSessionRepository::new(
+        Arc::clone(cache),
+        Arc::clone(&storage.sessions),
+        Arc::clone(&memory),
+    ));
+    let feed = storage.revocation_log.as_ref().map(|log| {
+        Arc::new(RevocationFeed::new(
+            Arc::clone(log),
+            memory,
+            Some(Arc::clone(cache)),
+            Arc::clone(clock),
+        ))
+    });
+    (sessions, feed)
 }
 
 /// Creates the `SESSIOND_ADMIN_EMAIL` system admin if it does not exist yet.

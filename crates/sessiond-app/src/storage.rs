@@ -1,20 +1,21 @@
 //! Chooses the storage adapters from the settings (SPEC §7): PostgreSQL when `DATABASE_URL`
 //! is set, with Redis in front of it when `REDIS_URL` is set too; in-memory otherwise.
+//! The adapters are only chosen here; `startup` composes them with the domain's caching
+//! and revocation feed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
-use sessiond_domain::caching::CachedSessionRepository;
 use sessiond_domain::ports::{
-    AttemptCounter, SessionCache, SessionCleanup, SessionRepository, UserAdministration,
-    UserRepository,
+    AttemptCounter, RevocationLog, SessionCache, SessionCleanup, SessionRepository,
+    UserAdministration, UserRepository,
 };
 use sessiond_memory::{MemoryAttemptCounter, MemorySessionRepository, MemoryUserRepository};
 use sessiond_postgres::{
-    PgAttemptCounter, PgPool, PgSessionCleanup, PgSessionRepository, PgSettings, PgUserRepository,
-    run_migrations,
+    PgAttemptCounter, PgPool, PgRevocationLog, PgSessionCleanup, PgSessionRepository, PgSettings,
+    PgUserRepository, run_migrations,
 };
 use sessiond_redis::{RedisSessionCache, RedisSettings};
 
@@ -25,11 +26,15 @@ use crate::config::Settings;
 pub struct Storage {
     pub users: Arc<dyn UserRepository>,
     pub administration: Arc<dyn UserAdministration>,
+    /// The durable record of sessions.
     pub sessions: Arc<dyn SessionRepository>,
     pub cleanup: Arc<dyn SessionCleanup>,
     pub attempts: Arc<dyn AttemptCounter>,
-    /// The live-session cache, when one is configured (already composed into `sessions`).
+    /// The live-session cache in front of `sessions`, when one is configured.
     pub cache: Option<Arc<dyn SessionCache>>,
+    /// The revocation log that keeps every instance's cache honest; only a store shared by
+    /// several instances has one.
+    pub revocation_log: Option<Arc<dyn RevocationLog>>,
     /// What readiness checks.
     pub probes: Probes,
 }
@@ -53,7 +58,7 @@ impl Storage {
     /// Process-local storage: everything is lost when the process stops.
     pub fn in_memory() -> Self {
         let users = Arc::new(MemoryUserRepository::new());
-        let sessions = Arc::new(MemorySessionRepository::new());
+        let sessions = Arc::new(MemorySessionRepository::new(Arc::clone(&users)));
         Self {
             users: users.clone(),
             administration: users,
@@ -61,30 +66,30 @@ impl Storage {
             cleanup: sessions,
             attempts: Arc::new(MemoryAttemptCounter::new()),
             cache: None,
+            revocation_log: None,
             probes: Probes::default(),
         }
     }
 
-    /// PostgreSQL as the durable record, with `cache` in front of session validation.
+    /// PostgreSQL as the durable record, with `cache` in front of session validation and
+    /// the revocation log keeping it honest.
     pub fn postgres(pool: PgPool, cache: Option<RedisSessionCache>) -> Self {
         let users = Arc::new(PgUserRepository::new(pool.clone()));
-        let durable: Arc<dyn SessionRepository> = Arc::new(PgSessionRepository::new(pool.clone()));
-        let (sessions, cache_port): (Arc<dyn SessionRepository>, Option<Arc<dyn SessionCache>>) =
-            match &cache {
-                Some(redis) => {
-                    let port: Arc<dyn SessionCache> = Arc::new(redis.clone());
-                    let cached = CachedSessionRepository::new(Arc::clone(&port), durable);
-                    (Arc::new(cached), Some(port))
-                }
-                None => (durable, None),
-            };
+        let cache_port = cache
+            .clone()
+            .map(|redis| Arc::new(redis) as Arc<dyn SessionCache>);
+        // Without a cache every validation reads PostgreSQL: nothing to keep honest.
+        let revocation_log = cache.as_ref().map(|_| {
+            Arc::new(PgRevocationLog::new(pool.clone(), pool.settings())) as Arc<dyn RevocationLog>
+        });
         Self {
             users: users.clone(),
             administration: users,
-            sessions,
+            sessions: Arc::new(PgSessionRepository::new(pool.clone())),
             cleanup: Arc::new(PgSessionCleanup::new(pool.clone())),
             attempts: Arc::new(PgAttemptCounter::new(pool.clone())),
             cache: cache_port,
+            revocation_log,
             probes: Probes {
                 postgres: Some(pool),
                 redis: cache,

@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -38,6 +38,9 @@ pub enum Stop {
     /// After this many requests by each worker (a sweep that must cover every worker's
     /// share).
     Each(u64),
+    /// While the flag is set (a background load that another measurement switches off),
+    /// and never longer than this after the warm-up.
+    While(&'static AtomicBool, Duration),
 }
 
 /// The shape of one run.
@@ -84,11 +87,15 @@ pub async fn run<S: Scenario>(
     let measure_from = started + plan.warm_up;
     let budget = Arc::new(AtomicU64::new(match plan.stop {
         Stop::Requests(n) => n,
-        Stop::After(_) | Stop::Each(_) => u64::MAX,
+        Stop::After(_) | Stop::Each(_) | Stop::While(..) => u64::MAX,
     }));
     let deadline = match plan.stop {
-        Stop::After(duration) => Some(measure_from + duration),
+        Stop::After(duration) | Stop::While(_, duration) => Some(measure_from + duration),
         Stop::Requests(_) | Stop::Each(_) => None,
+    };
+    let flag = match plan.stop {
+        Stop::While(flag, _) => Some(flag),
+        _ => None,
     };
     let each = match plan.stop {
         Stop::Each(n) => n,
@@ -105,6 +112,7 @@ pub async fn run<S: Scenario>(
             deadline,
             budget,
             each,
+            flag,
         )));
     }
     let mut total = Outcome {
@@ -121,14 +129,15 @@ pub async fn run<S: Scenario>(
         total.histogram.add(&hist)?;
         last_end = last_end.max(ended);
     }
-    total.elapsed = match deadline {
-        Some(deadline) => deadline.saturating_duration_since(measure_from),
-        None => last_end.saturating_duration_since(measure_from),
+    total.elapsed = match (plan.stop, deadline) {
+        (Stop::After(_), Some(deadline)) => deadline.saturating_duration_since(measure_from),
+        _ => last_end.saturating_duration_since(measure_from),
     };
     Ok(total)
 }
 
-async fn connect(
+/// One keep-alive HTTP/1.1 connection to `addr`.
+pub async fn connect(
     addr: SocketAddr,
 ) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
     let stream = TcpStream::connect(addr).await?;
@@ -147,12 +156,16 @@ async fn drive<S: Scenario>(
     deadline: Option<Instant>,
     budget: Arc<AtomicU64>,
     each: u64,
+    flag: Option<&'static AtomicBool>,
 ) -> anyhow::Result<(u64, u64, Histogram<u64>, Instant)> {
     let mut sender = connect(addr).await?;
     let mut hist = histogram();
     let (mut requests, mut errors) = (0u64, 0u64);
     let mut ended = Instant::now();
     loop {
+        if flag.is_some_and(|on| !on.load(Ordering::Relaxed)) {
+            break;
+        }
         let now = Instant::now();
         let measuring = now >= measure_from;
         if measuring {

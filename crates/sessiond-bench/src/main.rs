@@ -13,7 +13,9 @@
 //! `BENCH_SERVER_WORKERS` (actix workers of each server, 2), `BENCH_CLIENT_THREADS` (load
 //! generator threads, 2), `BENCH_ONLY=validate` (set up and run only the sessiond
 //! validate load, for a profiler; likewise `floor`, `floor-per-worker` and `ceiling`),
-//! `BENCH_ONLY=ratio` (those loads and their ratios, nothing else), `BENCH_OUT` (the
+//! `BENCH_ONLY=ratio` (those loads and their ratios, nothing else),
+//! `BENCH_ONLY=propagation` (only the revocation propagation, `propagation.rs`, which
+//! writes its own section), `BENCH_OUT` (the
 //! Markdown file; `-` to write none), `BENCH_DATABASE_URL` (the PostgreSQL server, default
 //! the local `postgres` superuser).
 
@@ -23,6 +25,7 @@
 
 mod env;
 mod load;
+mod propagation;
 mod reference;
 mod report;
 mod scenarios;
@@ -53,6 +56,7 @@ use crate::load::{GetWithAuth, Outcome, Plan, Stop};
 use crate::report::{Report, Row};
 
 pub const PASSWORD: &str = "correct horse battery";
+pub const JWT_SECRET: &str = "bench-secret-of-at-least-32-bytes-0123456789";
 pub const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
 
 /// The cleanup's own batch statements and size, for EXPLAIN and the timed passes.
@@ -187,9 +191,7 @@ async fn bench(
         bind_addr: "127.0.0.1:0".parse()?,
         ..sessiond_app::Settings::default()
     };
-    settings.jwt.secret = Some(SecretString::from(
-        "bench-secret-of-at-least-32-bytes-0123456789",
-    ));
+    settings.jwt.secret = Some(SecretString::from(JWT_SECRET));
     // Cheap hashing for the bulk sign-ins; the real default cost is measured on its own.
     let cheap = Argon2Cost {
         memory_kib: 1024,
@@ -345,6 +347,10 @@ async fn bench(
     .await?;
 
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let load_tokens = Arc::clone(&fixture.tokens);
+    if only == "propagation" {
+        return propagation::run(&clients, redis, database, &fixture.sql, load_tokens, knobs).await;
+    }
 
     // --- commands and statements per validated request --------------------------------------
     // Right after the sweep, seconds after the bulk insert set every `last_activity`: no
@@ -471,6 +477,7 @@ async fn bench(
 
     // --- listing and cleanup over 1 000 000 sessions ---------------------------------------
     cleanup_and_listing(&mut report, &clients, &mut fixture, knobs.cleanup_sessions).await?;
+    propagation::run(&clients, redis, database, &fixture.sql, load_tokens, knobs).await?;
 
     report.note(format!(
         "Whole run: {:.0} s.",
@@ -988,7 +995,7 @@ async fn cleanup_and_listing(
     let cleanup = PgSessionCleanup::new(fixture.pool.clone());
     let t = Instant::now();
     let pass = cleanup
-        .run_pass(at, at - time::Duration::days(30), CLEANUP_BATCH)
+        .run_pass(at, at - time::Duration::days(30), at, CLEANUP_BATCH)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the cleanup pass was skipped (lock held)"))?;
     let expire_secs = t.elapsed().as_secs_f64();
@@ -1006,7 +1013,7 @@ async fn cleanup_and_listing(
     .await?;
     let t = Instant::now();
     let purge = cleanup
-        .run_pass(purge_at, purge_at, CLEANUP_BATCH)
+        .run_pass(purge_at, purge_at, purge_at, CLEANUP_BATCH)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the purge pass was skipped (lock held)"))?;
     let purge_secs = t.elapsed().as_secs_f64();

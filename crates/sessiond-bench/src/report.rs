@@ -1,5 +1,6 @@
 //! The table: printed, and written into `docs/BENCHMARKS.md` between the markers
-//! [`BEGIN`] and [`END`] (what is outside them, the hand-written analysis, is kept).
+//! [`BEGIN`] and [`END`] (what is outside them, the hand-written analysis, is kept). The
+//! propagation scenario writes a section of its own, between markers of its own.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -9,6 +10,8 @@ use crate::load::Outcome;
 
 const BEGIN: &str = "<!-- bench:begin (written by `make bench`; edit outside these markers) -->";
 const END: &str = "<!-- bench:end -->";
+const PROPAGATION_BEGIN: &str = "<!-- bench:propagation:begin (written by `make bench` and `BENCH_ONLY=propagation`; edit outside these markers) -->";
+const PROPAGATION_END: &str = "<!-- bench:propagation:end -->";
 
 /// One line of the table.
 #[derive(Debug, Clone)]
@@ -41,18 +44,39 @@ pub struct Report {
     rows: Vec<Row>,
     notes: Vec<String>,
     plans: Vec<(String, String)>,
-    server_workers: usize,
-    client_threads: usize,
+    /// The section's heading line, its markers and its `setup` line.
+    heading: &'static str,
+    begin: &'static str,
+    end: &'static str,
+    setup: String,
 }
 
 impl Report {
+    /// The main table ("Latest run").
     pub fn new(server_workers: usize, client_threads: usize) -> Self {
         Self {
             rows: Vec::new(),
             notes: Vec::new(),
             plans: Vec::new(),
-            server_workers,
-            client_threads,
+            heading: "## Latest run",
+            begin: BEGIN,
+            end: END,
+            setup: format!(
+                "sessiond (release), the floor and the ceiling each on {server_workers} actix workers; the load generator on its own tokio runtime ({client_threads} threads); all on the same cores, so compare ratios, not absolute numbers"
+            ),
+        }
+    }
+
+    /// The revocation propagation section.
+    pub fn propagation(setup: String) -> Self {
+        Self {
+            rows: Vec::new(),
+            notes: Vec::new(),
+            plans: Vec::new(),
+            heading: "### Latest propagation run",
+            begin: PROPAGATION_BEGIN,
+            end: PROPAGATION_END,
+            setup,
         }
     }
 
@@ -87,16 +111,12 @@ impl Report {
 
     fn markdown(&self) -> String {
         let mut md = String::new();
-        let _ = writeln!(md, "{BEGIN}");
-        let _ = writeln!(md, "## Latest run\n");
+        let _ = writeln!(md, "{}", self.begin);
+        let _ = writeln!(md, "{}\n", self.heading);
         let _ = writeln!(md, "- date: {}", date());
         let _ = writeln!(md, "- commit: {}", commit());
         let _ = writeln!(md, "- machine: {}", machine());
-        let _ = writeln!(
-            md,
-            "- setup: sessiond (release), the floor and the ceiling each on {} actix workers; the load generator on its own tokio runtime ({} threads); all on the same cores, so compare ratios, not absolute numbers",
-            self.server_workers, self.client_threads
-        );
+        let _ = writeln!(md, "- setup: {}", self.setup);
         let _ = writeln!(md);
         let _ = writeln!(md, "| measurement | result | target | met |");
         let _ = writeln!(md, "|---|---|---|---|");
@@ -120,7 +140,7 @@ impl Report {
         for (what, plan) in &self.plans {
             let _ = writeln!(md, "\n`EXPLAIN` of the {what}:\n\n```\n{plan}\n```");
         }
-        let _ = writeln!(md, "{END}");
+        let _ = writeln!(md, "{}", self.end);
         md
     }
 
@@ -138,13 +158,15 @@ impl Report {
             PathBuf::from(out)
         };
         let existing = std::fs::read_to_string(&path).unwrap_or_default();
-        let text = match (existing.find(BEGIN), existing.find(END)) {
+        let text = match (existing.find(self.begin), existing.find(self.end)) {
             (Some(begin), Some(end)) if end > begin => format!(
                 "{}{}{}",
                 &existing[..begin],
                 md.trim_end(),
-                &existing[end + END.len()..]
+                &existing[end + self.end.len()..]
             ),
+            // No section yet: added at the end, the rest of the file kept.
+            _ if !existing.trim().is_empty() => format!("{}\n\n{md}", existing.trim_end()),
             _ => format!("# Benchmarks\n\n`make bench` writes the next section.\n\n{md}"),
         };
         if let Some(dir) = path.parent() {

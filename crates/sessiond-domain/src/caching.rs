@@ -2,9 +2,11 @@
 //! [`SessionCache`] and everything else from the repository behind it.
 //!
 //! Writes go to the repository first, then to the cache: the repository is the truth and the
-//! cache may only ever know less. A failed cache write is harmless (the next read misses and
-//! refills), except a failed removal, which fails the operation: an ended session must not
-//! stay readable in the cache.
+//! cache may only ever know less. Cache writes are best effort and ordered by the cache
+//! (a late refill never lands over a tombstone or a newer generation). A session this
+//! instance has ended, or heard ended on another through the revocation log, is remembered
+//! in a [`RevocationMemory`] and never served from the cache, whatever the cache says:
+//! correctness never depends on reaching the cache (SPEC §8).
 
 use std::sync::Arc;
 
@@ -13,14 +15,18 @@ use time::OffsetDateTime;
 
 use crate::error::StoreError;
 use crate::model::{
-    InvalidationReason, RefreshTokenHash, Session, SessionId, SessionStatus, SessionSummary, UserId,
+    InvalidationReason, RefreshTokenHash, Revocation, RevocationMemory, Session, SessionId,
+    SessionStatus, SessionSummary, UserId,
 };
-use crate::ports::{CreateSessionError, SessionCache, SessionLimit, SessionRepository};
+use crate::ports::{
+    CreateSessionError, SessionCache, SessionLimit, SessionRepository, SignInCheck,
+};
 
 /// A repository with a cache in front of its validation reads.
 pub struct CachedSessionRepository {
     cache: Arc<dyn SessionCache>,
     store: Arc<dyn SessionRepository>,
+    revocations: Arc<RevocationMemory>,
 }
 
 impl std::fmt::Debug for CachedSessionRepository {
@@ -31,8 +37,18 @@ impl std::fmt::Debug for CachedSessionRepository {
 }
 
 impl CachedSessionRepository {
-    pub fn new(cache: Arc<dyn SessionCache>, store: Arc<dyn SessionRepository>) -> Self {
-        Self { cache, store }
+    /// `revocations` is this instance's memory of ended sessions, shared with the
+    /// revocation feed that fills it from the log.
+    pub fn new(
+        cache: Arc<dyn SessionCache>,
+        store: Arc<dyn SessionRepository>,
+        revocations: Arc<RevocationMemory>,
+    ) -> Self {
+        Self {
+            cache,
+            store,
+            revocations,
+        }
     }
 
     /// Caches `session` if it is active. Failures are the cache adapter's to report: the
@@ -40,6 +56,48 @@ impl CachedSessionRepository {
     async fn refill(&self, session: &SessionSummary, now: OffsetDateTime) {
         if session.status == SessionStatus::Active {
             let _ = self.cache.put(session, now).await;
+        }
+    }
+
+    /// Remembers that these sessions of `user_id` ended and marks them ended in the cache.
+    /// The memory makes this instance refuse them at once; the tombstone makes the others
+    /// refuse them before they hear of it from the revocation log. A tombstone that cannot
+    /// be written is not an error: the log reaches every instance anyway.
+    async fn ended(
+        &self,
+        user_id: UserId,
+        ids: &[SessionId],
+        reason: InvalidationReason,
+        at: OffsetDateTime,
+    ) {
+        if ids.is_empty() {
+            return;
+        }
+        for &session_id in ids {
+            self.revocations.remember(&Revocation {
+                session_id,
+                user_id,
+                reason: Some(reason),
+                revoked_at: at,
+            });
+        }
+        let until = at + self.revocations.window();
+        let _ = self.cache.tombstone(user_id, ids, until).await;
+    }
+
+    /// A cached copy, unless this instance remembers the session as revoked: then the
+    /// session as ended (or `None` when it was deleted).
+    fn unless_revoked(&self, mut cached: SessionSummary) -> Option<SessionSummary> {
+        match self.revocations.recall(cached.id) {
+            None => Some(cached),
+            Some(remembered) => {
+                let reason = remembered.reason?;
+                cached.status = SessionStatus::Ended {
+                    at: remembered.revoked_at,
+                    reason,
+                };
+                Some(cached)
+            }
         }
     }
 }
@@ -50,12 +108,20 @@ impl SessionRepository for CachedSessionRepository {
         &self,
         session: &Session,
         limit: SessionLimit,
+        check: &SignInCheck,
         now: OffsetDateTime,
     ) -> Result<Vec<SessionId>, CreateSessionError> {
-        let evicted = self.store.create_within_limit(session, limit, now).await?;
-        if !evicted.is_empty() {
-            self.cache.remove(session.user_id, &evicted).await?;
-        }
+        let evicted = self
+            .store
+            .create_within_limit(session, limit, check, now)
+            .await?;
+        self.ended(
+            session.user_id,
+            &evicted,
+            InvalidationReason::MaxSessionsExceeded,
+            now,
+        )
+        .await;
         self.refill(&SessionSummary::from(session), now).await;
         Ok(evicted)
     }
@@ -70,7 +136,7 @@ impl SessionRepository for CachedSessionRepository {
         id: SessionId,
     ) -> Result<Option<SessionSummary>, StoreError> {
         match self.cache.get(user_id, id).await {
-            Ok(Some(hit)) => return Ok(Some(hit)),
+            Ok(Some(hit)) => return Ok(self.unless_revoked(hit)),
             Ok(None) => {}
             // The cache is down: the repository answers alone until it is back.
             Err(_) => return self.store.find_summary(user_id, id).await,
@@ -78,10 +144,19 @@ impl SessionRepository for CachedSessionRepository {
         let found = self.store.find_summary(user_id, id).await?;
         if let Some(session) = &found {
             // Cache entries live until `expires_at`; the TTL needs a "now", and the entry's
-            // own last activity is the latest instant this path knows.
+            // own last activity is the latest instant this path knows. The cache drops this
+            // write if the session ended (or changed) since it was read.
             self.refill(session, session.last_activity).await;
         }
         Ok(found)
+    }
+
+    async fn find_retired_refresh_token(
+        &self,
+        id: SessionId,
+        hash: RefreshTokenHash,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        self.store.find_retired_refresh_token(id, hash).await
     }
 
     async fn rotate_refresh_token(
@@ -122,20 +197,11 @@ impl SessionRepository for CachedSessionRepository {
         reason: InvalidationReason,
         at: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
-        match self.store.end(id, reason, at).await? {
-            Some(ended) => {
-                self.cache.remove(ended.user_id, &[id]).await?;
-                Ok(Some(ended))
-            }
-            None => {
-                // Already ended, perhaps by a call whose cache removal failed: remove again,
-                // so that retrying a failed revocation completes it.
-                if let Some(session) = self.store.find(id).await? {
-                    self.cache.remove(session.user_id, &[id]).await?;
-                }
-                Ok(None)
-            }
+        let ended = self.store.end(id, reason, at).await?;
+        if let Some(session) = &ended {
+            self.ended(session.user_id, &[id], reason, at).await;
         }
+        Ok(ended)
     }
 
     async fn end_all_for_user(
@@ -149,9 +215,7 @@ impl SessionRepository for CachedSessionRepository {
             .store
             .end_all_for_user(user_id, keep, reason, at)
             .await?;
-        if !ended.is_empty() {
-            self.cache.remove(user_id, &ended).await?;
-        }
+        self.ended(user_id, &ended, reason, at).await;
         Ok(ended)
     }
 

@@ -7,6 +7,7 @@
 
 pub mod caching;
 pub mod error;
+pub mod feed;
 pub mod model;
 pub mod ports;
 pub mod service;

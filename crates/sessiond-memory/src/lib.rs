@@ -3,7 +3,9 @@
 //! Everything lives in one process and is gone when it stops: this is `make run` without
 //! `DATABASE_URL` and the reference the other adapters' contract tests compare against. Each
 //! store keeps its data behind one mutex, which makes every port operation atomic, so the
-//! max-sessions rule and single-use refresh tokens hold under concurrency here too.
+//! max-sessions rule and single-use refresh tokens hold under concurrency here too. A
+//! sign-in also holds the users' lock while it stores its session (users first, then
+//! sessions, always in that order), which serialises it with the user's security events.
 
 mod attempts;
 mod sessions;

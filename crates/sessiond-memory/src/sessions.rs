@@ -1,6 +1,6 @@
 use std::cmp::Reverse;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use sessiond_domain::StoreError;
@@ -10,30 +10,49 @@ use sessiond_domain::model::{
 };
 use sessiond_domain::ports::{
     CleanupOutcome, CreateSessionError, SessionCleanup, SessionLimit, SessionRepository,
+    SignInCheck,
 };
 use time::OffsetDateTime;
 
-use crate::lock;
+use crate::{MemoryUserRepository, lock};
+
+/// One stored session and the refresh tokens it rotated out.
+#[derive(Debug)]
+struct Entry {
+    session: Session,
+    /// Every retired refresh-token hash, with when it was retired.
+    retired: Vec<(RefreshTokenHash, OffsetDateTime)>,
+}
 
 /// Sessions in a map keyed by id. Listing filters by user: fine for the sizes this adapter
 /// is for (development and tests).
-#[derive(Debug, Default)]
+///
+/// Sign-in reads the user from `users` under the users' lock and keeps it while storing
+/// the session, so that it is serialised with the user's security events as in PostgreSQL
+/// (SPEC §3 invariant 7). Locks are always taken users first, then sessions.
+#[derive(Debug)]
 pub struct MemorySessionRepository {
-    sessions: Mutex<HashMap<SessionId, Session>>,
+    users: Arc<MemoryUserRepository>,
+    sessions: Mutex<HashMap<SessionId, Entry>>,
 }
 
 impl MemorySessionRepository {
-    pub fn new() -> Self {
-        Self::default()
+    /// Sessions of the users in `users`.
+    pub fn new(users: Arc<MemoryUserRepository>) -> Self {
+        Self {
+            users,
+            sessions: Mutex::default(),
+        }
     }
 }
 
-/// Ends `session` if it is active; `true` when it did.
+/// Ends `session` if it is active, bumping its version; `true` when it did.
 fn end_active(session: &mut Session, reason: InvalidationReason, at: OffsetDateTime) -> bool {
     if session.status != SessionStatus::Active {
         return false;
     }
     session.status = SessionStatus::Ended { at, reason };
+    session.version += 1;
     true
 }
 
@@ -43,11 +62,28 @@ impl SessionRepository for MemorySessionRepository {
         &self,
         session: &Session,
         limit: SessionLimit,
+        check: &SignInCheck,
         now: OffsetDateTime,
     ) -> Result<Vec<SessionId>, CreateSessionError> {
+        // Held until the session is stored: a security event of this user waits for it.
+        let users = self.users.locked();
+        let user = users
+            .get(&session.user_id)
+            .ok_or(CreateSessionError::UserGone)?;
+        if !user.is_active {
+            return Err(CreateSessionError::UserDisabled);
+        }
+        if user.password_hash != check.password_hash {
+            return Err(CreateSessionError::PasswordChanged);
+        }
+        if user.role != session.role {
+            return Err(CreateSessionError::RoleChanged(user.role));
+        }
+
         let mut sessions = lock(&self.sessions);
         let live: Vec<Session> = sessions
             .values()
+            .map(|entry| &entry.session)
             .filter(|s| s.user_id == session.user_id && s.is_live(now))
             .cloned()
             .collect();
@@ -57,15 +93,30 @@ impl SessionRepository for MemorySessionRepository {
         }
         for id in &victims {
             if let Some(victim) = sessions.get_mut(id) {
-                end_active(victim, InvalidationReason::MaxSessionsExceeded, now);
+                end_active(
+                    &mut victim.session,
+                    InvalidationReason::MaxSessionsExceeded,
+                    now,
+                );
             }
         }
-        sessions.insert(session.id, session.clone());
+        // The store decides the generation, as PostgreSQL does.
+        let mut stored = session.clone();
+        stored.version = 1;
+        sessions.insert(
+            session.id,
+            Entry {
+                session: stored,
+                retired: Vec::new(),
+            },
+        );
         Ok(victims)
     }
 
     async fn find(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
-        Ok(lock(&self.sessions).get(&id).cloned())
+        Ok(lock(&self.sessions)
+            .get(&id)
+            .map(|entry| entry.session.clone()))
     }
 
     async fn rotate_refresh_token(
@@ -77,9 +128,10 @@ impl SessionRepository for MemorySessionRepository {
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
         let mut sessions = lock(&self.sessions);
-        let Some(session) = sessions.get_mut(&id) else {
+        let Some(entry) = sessions.get_mut(&id) else {
             return Ok(None);
         };
+        let session = &mut entry.session;
         if session.status != SessionStatus::Active || session.refresh.current != presented {
             return Ok(None);
         }
@@ -88,7 +140,25 @@ impl SessionRepository for MemorySessionRepository {
         session.refresh.rotated_at = Some(now);
         session.last_activity = session.last_activity.max(now);
         session.expires_at = expires_at;
-        Ok(Some(session.clone()))
+        session.version += 1;
+        if !entry.retired.iter().any(|(hash, _)| *hash == presented) {
+            entry.retired.push((presented, now));
+        }
+        Ok(Some(entry.session.clone()))
+    }
+
+    async fn find_retired_refresh_token(
+        &self,
+        id: SessionId,
+        hash: RefreshTokenHash,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        Ok(lock(&self.sessions).get(&id).and_then(|entry| {
+            entry
+                .retired
+                .iter()
+                .find(|(retired, _)| *retired == hash)
+                .map(|(_, at)| *at)
+        }))
     }
 
     async fn record_activity(
@@ -97,11 +167,11 @@ impl SessionRepository for MemorySessionRepository {
         id: SessionId,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        if let Some(session) = lock(&self.sessions).get_mut(&id)
-            && session.status == SessionStatus::Active
-            && session.user_id == user_id
+        if let Some(entry) = lock(&self.sessions).get_mut(&id)
+            && entry.session.status == SessionStatus::Active
+            && entry.session.user_id == user_id
         {
-            session.last_activity = session.last_activity.max(at);
+            entry.session.last_activity = entry.session.last_activity.max(at);
         }
         Ok(())
     }
@@ -113,9 +183,9 @@ impl SessionRepository for MemorySessionRepository {
         at: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
         let mut sessions = lock(&self.sessions);
-        Ok(sessions
-            .get_mut(&id)
-            .and_then(|session| end_active(session, reason, at).then(|| session.clone())))
+        Ok(sessions.get_mut(&id).and_then(|entry| {
+            end_active(&mut entry.session, reason, at).then(|| entry.session.clone())
+        }))
     }
 
     async fn end_all_for_user(
@@ -128,6 +198,7 @@ impl SessionRepository for MemorySessionRepository {
         let mut sessions = lock(&self.sessions);
         Ok(sessions
             .values_mut()
+            .map(|entry| &mut entry.session)
             .filter(|s| s.user_id == user_id && Some(s.id) != keep)
             .filter_map(|s| end_active(s, reason, at).then_some(s.id))
             .collect())
@@ -140,6 +211,7 @@ impl SessionRepository for MemorySessionRepository {
     ) -> Result<Vec<Session>, StoreError> {
         let mut live: Vec<Session> = lock(&self.sessions)
             .values()
+            .map(|entry| &entry.session)
             .filter(|s| s.user_id == user_id && s.is_live(now))
             .cloned()
             .collect();
@@ -154,6 +226,7 @@ impl SessionRepository for MemorySessionRepository {
     ) -> Result<Vec<Session>, StoreError> {
         let mut ended: Vec<(OffsetDateTime, Session)> = lock(&self.sessions)
             .values()
+            .map(|entry| &entry.session)
             .filter(|s| s.user_id == user_id)
             .filter_map(|s| s.ended().map(|(at, _)| (at, s.clone())))
             .filter(|(at, _)| *at >= since)
@@ -165,16 +238,19 @@ impl SessionRepository for MemorySessionRepository {
 
 #[async_trait]
 impl SessionCleanup for MemorySessionRepository {
-    /// One lock for the whole pass: passes never overlap, so none is ever skipped.
+    /// One lock for the whole pass: passes never overlap, so none is ever skipped. There is
+    /// no revocation log here (one process hears its own ends), so nothing to forget.
     async fn run_pass(
         &self,
         now: OffsetDateTime,
         purge_before: OffsetDateTime,
+        _forget_revocations_before: OffsetDateTime,
         _batch_size: u32,
     ) -> Result<Option<CleanupOutcome>, StoreError> {
         let mut sessions = lock(&self.sessions);
         let mut outcome = CleanupOutcome::default();
-        for session in sessions.values_mut() {
+        for entry in sessions.values_mut() {
+            let session = &mut entry.session;
             if session.status == SessionStatus::Active && session.expires_at <= now {
                 let at = session.expires_at;
                 end_active(session, InvalidationReason::Expired, at);
@@ -182,7 +258,12 @@ impl SessionCleanup for MemorySessionRepository {
             }
         }
         let before = sessions.len();
-        sessions.retain(|_, s| s.ended().is_none_or(|(at, _)| at >= purge_before));
+        sessions.retain(|_, entry| {
+            entry
+                .session
+                .ended()
+                .is_none_or(|(at, _)| at >= purge_before)
+        });
         outcome.purged = (before - sessions.len()) as u64;
         Ok(Some(outcome))
     }

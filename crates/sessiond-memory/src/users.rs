@@ -1,5 +1,5 @@
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use sessiond_domain::StoreError;
@@ -20,6 +20,13 @@ pub struct MemoryUserRepository {
 impl MemoryUserRepository {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The users, locked: every change of a user (a password change, deactivation, a role
+    /// change) takes this lock, so holding it keeps what it shows true. Taken before the
+    /// sessions' lock, never after (see `MemorySessionRepository::create_within_limit`).
+    pub(crate) fn locked(&self) -> MutexGuard<'_, HashMap<UserId, User>> {
+        lock(&self.users)
     }
 }
 

@@ -1,5 +1,6 @@
-//! [`SessionCleanup`] (SPEC §5): ends expired sessions, purges old ended ones and prunes
-//! ended sign-in failure windows, in short batches, one pass at a time across instances.
+//! [`SessionCleanup`] (SPEC §5): ends expired sessions, purges old ended ones, prunes ended
+//! sign-in failure windows and old revocation log entries, in short batches, one pass at a
+//! time across instances.
 //!
 //! **One pass at a time.** A pass runs on one connection taken out of the pool (plus a
 //! second, when the pool spares one, for a second stream of expire batches), holding the
@@ -15,8 +16,9 @@
 //! half-way keeps what it committed, and no lock is held for longer than a batch. A batch
 //! picks at most `batch_size` rows in index order with `FOR UPDATE SKIP LOCKED` (rows a
 //! request is changing are left for the next pass instead of being waited for) and changes
-//! exactly those. Each batch is served by a partial index (migration
-//! `2026-05-01-000003_index_session_cleanup`, and `idx_sign_in_failures_window_end`), so its
+//! exactly those. Each batch is served by an index (the partial ones of migration
+//! `2026-05-01-000003_index_session_cleanup`, `idx_sign_in_failures_window_end` and
+//! `idx_session_revocations_revoked_at`), so its
 //! cost is proportional to the rows it changes, however large the history; a test checks
 //! the plans.
 
@@ -72,6 +74,17 @@ WHERE ctid = ANY(ARRAY( \
     SELECT ctid FROM sign_in_failures \
     WHERE window_end < $1 \
     ORDER BY window_end \
+    LIMIT $2 \
+    FOR UPDATE SKIP LOCKED))";
+
+/// Deletes up to `$2` revocation log entries made before `$1`. Served by
+/// `idx_session_revocations_revoked_at`.
+pub const PRUNE_REVOCATIONS_BATCH: &str = "\
+DELETE FROM session_revocations \
+WHERE id = ANY(ARRAY( \
+    SELECT id FROM session_revocations \
+    WHERE revoked_at < $1 \
+    ORDER BY revoked_at \
     LIMIT $2 \
     FOR UPDATE SKIP LOCKED))";
 
@@ -179,6 +192,7 @@ async fn pass(
     helper: Option<&mut AsyncPgConnection>,
     now: OffsetDateTime,
     purge_before: OffsetDateTime,
+    forget_revocations_before: OffsetDateTime,
     batch_size: i64,
 ) -> Result<CleanupOutcome, PgError> {
     let expired = match helper {
@@ -198,10 +212,18 @@ async fn pass(
     };
     outcome.purged = delete_in_batches(conn, PURGE_BATCH, purge_before, batch_size).await?;
     let pruned = delete_in_batches(conn, PRUNE_ATTEMPTS_BATCH, now, batch_size).await?;
+    let forgotten = delete_in_batches(
+        conn,
+        PRUNE_REVOCATIONS_BATCH,
+        forget_revocations_before,
+        batch_size,
+    )
+    .await?;
     tracing::info!(
         cleanup.expired = outcome.expired.len(),
         cleanup.purged = outcome.purged,
         cleanup.attempt_windows_pruned = pruned,
+        cleanup.revocations_pruned = forgotten,
         "session cleanup pass done"
     );
     Ok(outcome)
@@ -216,6 +238,7 @@ impl SessionCleanup for PgSessionCleanup {
         &self,
         now: OffsetDateTime,
         purge_before: OffsetDateTime,
+        forget_revocations_before: OffsetDateTime,
         batch_size: u32,
     ) -> Result<Option<CleanupOutcome>, StoreError> {
         let mut pooled = self.pool.get().await?;
@@ -234,6 +257,7 @@ impl SessionCleanup for PgSessionCleanup {
             helper.as_deref_mut(),
             now,
             purge_before,
+            forget_revocations_before,
             batch_size,
         )
         .await?;
@@ -356,7 +380,7 @@ mod tests {
             let barrier = barrier.clone();
             tokio::spawn(async move {
                 barrier.wait().await;
-                cleanup.run_pass(NOW, LONG_AGO, 50).await
+                cleanup.run_pass(NOW, LONG_AGO, LONG_AGO, 50).await
             })
         });
         let outcomes: Vec<Option<CleanupOutcome>> = futures::future::join_all(passes)
@@ -393,7 +417,7 @@ mod tests {
 
         let started = Instant::now();
         let outcome = cleanup
-            .run_pass(NOW, LONG_AGO, 1_000)
+            .run_pass(NOW, LONG_AGO, LONG_AGO, 1_000)
             .await
             .unwrap()
             .unwrap();
@@ -408,7 +432,7 @@ mod tests {
 
         // Idempotent; and once past the retention period they are all purged.
         let again = cleanup
-            .run_pass(NOW, LONG_AGO, 1_000)
+            .run_pass(NOW, LONG_AGO, LONG_AGO, 1_000)
             .await
             .unwrap()
             .unwrap();
@@ -416,7 +440,7 @@ mod tests {
         let started = Instant::now();
         let later = NOW + Duration::days(31);
         let purge = cleanup
-            .run_pass(later, later - Duration::days(30), 1_000)
+            .run_pass(later, later - Duration::days(30), LONG_AGO, 1_000)
             .await
             .unwrap()
             .unwrap();
@@ -490,6 +514,26 @@ mod tests {
         .execute(&mut conn)
         .await
         .unwrap();
+        // Revocations of the last hour, and a few old enough to forget.
+        diesel::sql_query(
+            "INSERT INTO session_revocations (session_id, user_id, reason, revoked_at) \
+             SELECT gen_random_uuid(), gen_random_uuid(), 'admin_revoked', \
+                 $1 - i * interval '100 milliseconds' \
+             FROM generate_series(1, 20000) AS i",
+        )
+        .bind::<Timestamptz, _>(NOW)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        diesel::sql_query(
+            "INSERT INTO session_revocations (session_id, user_id, reason, revoked_at) \
+             SELECT gen_random_uuid(), gen_random_uuid(), NULL, $1 \
+             FROM generate_series(1, 20) AS i",
+        )
+        .bind::<Timestamptz, _>(NOW - Duration::hours(2))
+        .execute(&mut conn)
+        .await
+        .unwrap();
         diesel::sql_query("ANALYZE")
             .execute(&mut conn)
             .await
@@ -514,7 +558,19 @@ mod tests {
             "{prune}"
         );
         assert!(prune.contains("Tid Scan"), "{prune}");
-        for plan in [&expire, &purge, &prune] {
+        let forget = plan(
+            &mut conn,
+            PRUNE_REVOCATIONS_BATCH,
+            NOW - Duration::hours(1),
+            1_000,
+        )
+        .await;
+        assert!(
+            forget.contains("Index Scan using idx_session_revocations_revoked_at"),
+            "{forget}"
+        );
+        assert!(forget.contains("session_revocations_pkey"), "{forget}");
+        for plan in [&expire, &purge, &prune, &forget] {
             assert!(
                 !plan.contains("Seq Scan"),
                 "a batch scans a whole table:\n{plan}"
@@ -523,7 +579,7 @@ mod tests {
 
         let cleanup = PgSessionCleanup::new(PgPool::connect(&settings(url)).await.unwrap());
         let outcome = cleanup
-            .run_pass(NOW, NOW - Duration::days(30), 7)
+            .run_pass(NOW, NOW - Duration::days(30), NOW - Duration::hours(1), 7)
             .await
             .unwrap()
             .unwrap();
@@ -538,5 +594,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(left.count, 20_000, "only the ended windows are pruned");
+        let left: Count = diesel::sql_query("SELECT count(*) AS count FROM session_revocations")
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(left.count, 20_000, "only the old revocations are forgotten");
     }
 }

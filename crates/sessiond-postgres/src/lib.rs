@@ -2,11 +2,13 @@
 //! (SPEC §3).
 //!
 //! [`PgUserRepository`] (`UserRepository`, `UserAdministration`), [`PgSessionRepository`]
-//! (`SessionRepository`), [`PgSessionCleanup`] (`SessionCleanup`) and [`PgAttemptCounter`]
-//! (`AttemptCounter`) implement the domain's ports with diesel on diesel-async
-//! (tokio-postgres underneath: no libpq), all over one [`PgPool`] (deadpool, with an acquire
-//! timeout and a per-connection `statement_timeout`). [`run_migrations`] applies the
-//! repository's top-level `migrations/`, embedded at compile time.
+//! (`SessionRepository`), [`PgSessionCleanup`] (`SessionCleanup`), [`PgAttemptCounter`]
+//! (`AttemptCounter`) and [`PgRevocationLog`] (`RevocationLog`) implement the domain's ports
+//! with diesel on diesel-async (tokio-postgres underneath: no libpq), all over one [`PgPool`]
+//! (deadpool, with an acquire timeout and a per-connection `statement_timeout`); the
+//! revocation log also holds one connection of its own, outside the pool, to `LISTEN`.
+//! [`run_migrations`] applies the repository's top-level `migrations/`, embedded at compile
+//! time.
 //!
 //! This crate holds no session rules: what "live" means and which sessions a sign-in evicts
 //! are the domain's decisions; the SQL here only makes them atomic. Errors are [`PgError`],
@@ -18,6 +20,7 @@ mod attempts;
 pub mod cleanup;
 mod error;
 mod pool;
+mod revocations;
 mod rows;
 mod schema;
 mod sessions;
@@ -32,6 +35,7 @@ pub use attempts::PgAttemptCounter;
 pub use cleanup::PgSessionCleanup;
 pub use error::PgError;
 pub use pool::{MIGRATIONS, PgPool, PgSettings, run_migrations};
+pub use revocations::{PgRevocationLog, REVOCATIONS_CHANNEL};
 pub use sessions::PgSessionRepository;
 pub use users::PgUserRepository;
 

@@ -1,6 +1,7 @@
 //! The connection pool and the embedded migrations.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool::Runtime;
@@ -50,7 +51,7 @@ impl fmt::Debug for PgSettings {
 }
 
 /// The URL with any password replaced, fit for logs.
-fn redact_password(url: &str) -> String {
+pub(crate) fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -69,6 +70,9 @@ fn redact_password(url: &str) -> String {
 #[derive(Clone)]
 pub struct PgPool {
     pool: Pool<AsyncPgConnection>,
+    /// What the pool was built from: a connection of its own (the revocation listener)
+    /// reaches the same database the same way.
+    settings: Arc<PgSettings>,
 }
 
 impl fmt::Debug for PgPool {
@@ -103,7 +107,15 @@ impl PgPool {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(PgError::Config)?;
-        Ok(PgPool { pool })
+        Ok(PgPool {
+            pool,
+            settings: Arc::new(settings.clone()),
+        })
+    }
+
+    /// The settings the pool was built from.
+    pub fn settings(&self) -> &PgSettings {
+        &self.settings
     }
 
     /// Checks that PostgreSQL answers a trivial query.

@@ -99,8 +99,11 @@ pub(crate) struct SessionRow {
     refresh_token_hash: Vec<u8>,
     previous_refresh_token_hash: Option<Vec<u8>>,
     refresh_rotated_at: Option<OffsetDateTime>,
+    version: i64,
 }
 
+/// A new session as inserted. No `version`: the database starts every session at 1 and
+/// alone moves it (migration `2026-12-02-000005_revocation_log`).
 #[derive(Debug, Insertable)]
 #[diesel(table_name = user_sessions, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct NewSessionRow<'a> {
@@ -187,6 +190,8 @@ impl TryFrom<SessionRow> for Session {
             .map(|ip| ip.parse::<IpAddr>())
             .transpose()
             .map_err(|e| corrupt(format!("ip_address: {e}")))?;
+        let version = u64::try_from(row.version)
+            .map_err(|_| corrupt(format!("version {} is negative", row.version)))?;
         let device_class = match row.device_info.parse::<DeviceClass>() {
             Ok(class) => class,
             Err(never) => match never {},
@@ -217,6 +222,7 @@ impl TryFrom<SessionRow> for Session {
                     .transpose()?,
                 rotated_at: row.refresh_rotated_at,
             },
+            version,
         })
     }
 }

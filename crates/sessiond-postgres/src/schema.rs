@@ -1,5 +1,34 @@
 // @generated automatically by Diesel CLI.
 
+pub mod sql_types {
+    #[derive(Debug, diesel::query_builder::QueryId, Clone, diesel::sql_types::SqlType)]
+    #[diesel(postgres_type(name = "xid8", schema = "pg_catalog"))]
+    pub struct Xid8;
+}
+
+diesel::table! {
+    session_retired_refresh_tokens (session_id, token_hash) {
+        session_id -> Uuid,
+        token_hash -> Bytea,
+        retired_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::Xid8;
+
+    session_revocations (id) {
+        id -> Int8,
+        session_id -> Uuid,
+        user_id -> Uuid,
+        #[max_length = 100]
+        reason -> Nullable<Varchar>,
+        revoked_at -> Timestamptz,
+        txid -> Xid8,
+    }
+}
+
 diesel::table! {
     sign_in_failures (key, window_start) {
         key -> Text,
@@ -30,6 +59,7 @@ diesel::table! {
         refresh_token_hash -> Bytea,
         previous_refresh_token_hash -> Nullable<Bytea>,
         refresh_rotated_at -> Nullable<Timestamptz>,
+        version -> Int8,
     }
 }
 
@@ -46,6 +76,13 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(session_retired_refresh_tokens -> user_sessions (session_id));
 diesel::joinable!(user_sessions -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(sign_in_failures, user_sessions, users,);
+diesel::allow_tables_to_appear_in_same_query!(
+    session_retired_refresh_tokens,
+    session_revocations,
+    sign_in_failures,
+    user_sessions,
+    users,
+);

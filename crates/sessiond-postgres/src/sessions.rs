@@ -4,6 +4,12 @@
 //! user by a lock on the user's row. Statements that lock several sessions of a user
 //! (sign-in's eviction, "sign out everywhere") lock them in id order, so they cannot deadlock
 //! with each other; every other statement locks at most one session.
+//!
+//! The database keeps what must hold whichever path changes a session (migration
+//! `2026-12-02-000005_revocation_log`): triggers bump `version` on every change of state,
+//! record each rotated-out refresh-token hash in `session_retired_refresh_tokens`, and log
+//! every end but expiry in `session_revocations` (read by
+//! [`PgRevocationLog`](crate::PgRevocationLog)). The statements here only change sessions.
 
 use async_trait::async_trait;
 use diesel::prelude::*;
@@ -11,15 +17,15 @@ use diesel::sql_types::Timestamptz;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use sessiond_domain::StoreError;
 use sessiond_domain::model::{
-    InvalidationReason, LimitAction, RefreshTokenHash, Session, SessionId, SessionSummary, UserId,
-    eviction_victims,
+    InvalidationReason, LimitAction, RefreshTokenHash, Role, Session, SessionId, SessionSummary,
+    UserId, eviction_victims,
 };
-use sessiond_domain::ports::{CreateSessionError, SessionLimit, SessionRepository};
+use sessiond_domain::ports::{CreateSessionError, SessionLimit, SessionRepository, SignInCheck};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::rows::{NewSessionRow, SessionRow};
-use crate::schema::{user_sessions, users};
+use crate::schema::{session_retired_refresh_tokens, user_sessions, users};
 use crate::{PgError, PgPool};
 
 diesel::define_sql_function! {
@@ -67,6 +73,10 @@ impl PgSessionRepository {
 #[derive(Debug)]
 enum CreateTxError {
     LimitReached,
+    UserGone,
+    UserDisabled,
+    PasswordChanged,
+    RoleChanged(Role),
     Pg(PgError),
 }
 
@@ -90,20 +100,37 @@ fn to_sessions(rows: Vec<SessionRow>) -> Result<Vec<Session>, PgError> {
 async fn create_within_limit_tx(
     conn: &mut AsyncPgConnection,
     new_row: &NewSessionRow<'_>,
-    user_id: Uuid,
+    session: &Session,
     limit: SessionLimit,
+    check: &SignInCheck,
     now: OffsetDateTime,
 ) -> Result<Vec<SessionId>, CreateTxError> {
+    let user_id = session.user_id.as_uuid();
     // Serialise the sign-ins of one user, on every instance: whoever holds the user's row
-    // counts, evicts and inserts before the next one counts. (A missing user locks nothing;
-    // the insert below then fails on the foreign key.)
-    users::table
+    // counts, evicts and inserts before the next one counts. The same lock serialises the
+    // sign-in with the user's security events (SPEC §3 invariant 7): deactivation, role and
+    // password changes UPDATE this row, which waits for our FOR NO KEY UPDATE and vice versa,
+    // so what is read here stays true until we commit.
+    let (is_active, role, password_hash) = users::table
         .find(user_id)
-        .select(users::id)
+        .select((users::is_active, users::role, users::password_hash))
         .for_no_key_update()
-        .first::<Uuid>(conn)
+        .first::<(bool, String, String)>(conn)
         .await
-        .optional()?;
+        .optional()?
+        .ok_or(CreateTxError::UserGone)?;
+    if !is_active {
+        return Err(CreateTxError::UserDisabled);
+    }
+    if password_hash != check.password_hash.as_str() {
+        return Err(CreateTxError::PasswordChanged);
+    }
+    let role = role
+        .parse::<Role>()
+        .map_err(|e| PgError::corrupt("users", format!("user {user_id}: {e}")))?;
+    if role != session.role {
+        return Err(CreateTxError::RoleChanged(role));
+    }
 
     // The live sessions, locked so that a concurrent refresh or sign-out cannot change them
     // between counting and evicting; FOR UPDATE returns their latest committed version.
@@ -168,20 +195,24 @@ impl SessionRepository for PgSessionRepository {
         &self,
         session: &Session,
         limit: SessionLimit,
+        check: &SignInCheck,
         now: OffsetDateTime,
     ) -> Result<Vec<SessionId>, CreateSessionError> {
         let mut pooled = self.pool.get().await?;
         let conn: &mut AsyncPgConnection = &mut pooled;
         let new_row = NewSessionRow::from(session);
-        let user_id = session.user_id.as_uuid();
         let result = conn
             .transaction(async |conn| {
-                create_within_limit_tx(conn, &new_row, user_id, limit, now).await
+                create_within_limit_tx(conn, &new_row, session, limit, check, now).await
             })
             .await;
         match result {
             Ok(victims) => Ok(victims),
             Err(CreateTxError::LimitReached) => Err(CreateSessionError::LimitReached),
+            Err(CreateTxError::UserGone) => Err(CreateSessionError::UserGone),
+            Err(CreateTxError::UserDisabled) => Err(CreateSessionError::UserDisabled),
+            Err(CreateTxError::PasswordChanged) => Err(CreateSessionError::PasswordChanged),
+            Err(CreateTxError::RoleChanged(role)) => Err(CreateSessionError::RoleChanged(role)),
             Err(CreateTxError::Pg(error)) => Err(error.into()),
         }
     }
@@ -210,7 +241,8 @@ impl SessionRepository for PgSessionRepository {
         let mut conn = self.pool.get().await?;
         // Compare-and-swap in one statement: of parallel calls presenting one hash, the
         // first to lock the row swaps it; the others re-check the WHERE against the new
-        // row version, no longer match, and update nothing.
+        // row version, no longer match, and update nothing. The triggers bump the version
+        // and retire `presented` (at `now`, from `refresh_rotated_at`) in the same statement.
         let row = diesel::update(
             user_sessions::table
                 .filter(user_sessions::id.eq(id.as_uuid()))
@@ -230,6 +262,24 @@ impl SessionRepository for PgSessionRepository {
         .optional()
         .map_err(PgError::from)?;
         Ok(row.map(Session::try_from).transpose()?)
+    }
+
+    async fn find_retired_refresh_token(
+        &self,
+        id: SessionId,
+        hash: RefreshTokenHash,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        // One primary-key lookup: the trigger recorded every rotated-out hash, the one in
+        // `previous_refresh_token_hash` included.
+        let retired_at = session_retired_refresh_tokens::table
+            .find((id.as_uuid(), hash.as_bytes().as_slice()))
+            .select(session_retired_refresh_tokens::retired_at)
+            .first::<OffsetDateTime>(&mut conn)
+            .await
+            .optional()
+            .map_err(PgError::from)?;
+        Ok(retired_at)
     }
 
     async fn record_activity(

@@ -16,8 +16,8 @@ use sessiond_domain::model::{
     SessionStatus, User, UserId,
 };
 use sessiond_domain::ports::{
-    AttemptCounter, CreateUserError, SessionRepository, UpdateUserError, UserAdministration,
-    UserChange, UserRepository,
+    AttemptCounter, CreateUserError, SessionRepository, SignInCheck, UpdateUserError,
+    UserAdministration, UserChange, UserRepository,
 };
 use time::macros::datetime;
 use uuid::Uuid;
@@ -74,15 +74,40 @@ fn diesel_type(udt_name: &str) -> String {
         "json" => "Json".into(),
         "inet" => "Inet".into(),
         "numeric" => "Numeric".into(),
-        other => {
-            let mut chars = other.chars();
-            chars
-                .next()
-                .map(|first| first.to_uppercase().chain(chars).collect())
-                .unwrap_or_default()
-        }
+        other => custom_type(other),
     }
 }
+
+/// diesel's name for a type it has no built-in for (`xid8`): print-schema declares these in
+/// a `sql_types` module and imports them into the tables that use them.
+fn custom_type(udt_name: &str) -> String {
+    let mut chars = udt_name.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+const BUILT_IN_TYPES: [&str; 18] = [
+    "bool",
+    "bytea",
+    "int2",
+    "int4",
+    "int8",
+    "float4",
+    "float8",
+    "text",
+    "varchar",
+    "bpchar",
+    "uuid",
+    "date",
+    "timestamp",
+    "timestamptz",
+    "jsonb",
+    "json",
+    "inet",
+    "numeric",
+];
 
 /// What `diesel print-schema` writes for the database behind `conn`, rebuilt from
 /// `information_schema` (the diesel CLI needs libpq, which this project does without).
@@ -133,18 +158,45 @@ async fn print_schema(conn: &mut AsyncPgConnection) -> String {
             .push(column);
     }
     let mut out = String::from("// @generated automatically by Diesel CLI.\n");
+    let custom: std::collections::BTreeSet<&str> = columns
+        .iter()
+        .map(|column| column.udt_name.as_str())
+        .filter(|udt| !BUILT_IN_TYPES.contains(udt))
+        .collect();
+    if !custom.is_empty() {
+        out.push_str("\npub mod sql_types {\n");
+        for udt in &custom {
+            writeln!(
+                out,
+                "    #[derive(Debug, diesel::query_builder::QueryId, Clone, diesel::sql_types::SqlType)]\n    \
+                 #[diesel(postgres_type(name = \"{udt}\", schema = \"pg_catalog\"))]\n    \
+                 pub struct {};",
+                custom_type(udt)
+            )
+            .unwrap();
+        }
+        out.push_str("}\n");
+    }
     for (table, columns) in &tables {
         let keys: Vec<&str> = primary_keys
             .iter()
             .filter(|key| &key.table_name == table)
             .map(|key| key.column_name.as_str())
             .collect();
-        writeln!(
-            out,
-            "\ndiesel::table! {{\n    {table} ({}) {{",
-            keys.join(", ")
-        )
-        .unwrap();
+        out.push_str("\ndiesel::table! {\n");
+        let imports: std::collections::BTreeSet<&str> = columns
+            .iter()
+            .map(|column| column.udt_name.as_str())
+            .filter(|udt| custom.contains(udt))
+            .collect();
+        if !imports.is_empty() {
+            out.push_str("    use diesel::sql_types::*;\n");
+            for udt in imports {
+                writeln!(out, "    use super::sql_types::{};", custom_type(udt)).unwrap();
+            }
+            out.push('\n');
+        }
+        writeln!(out, "    {table} ({}) {{", keys.join(", ")).unwrap();
         for column in columns {
             if let Some(length) = column.max_length {
                 writeln!(out, "        #[max_length = {length}]").unwrap();
@@ -228,6 +280,7 @@ async fn migrated_from_scratch() -> String {
             "2026-05-01-000002_create_user_sessions".to_owned(),
             "2026-05-01-000003_index_session_cleanup".to_owned(),
             "2026-05-01-000004_create_sign_in_failures".to_owned(),
+            "2026-12-02-000005_revocation_log".to_owned(),
         ]
     );
     assert!(
@@ -348,6 +401,14 @@ fn session_of(owner: &User, at: time::OffsetDateTime) -> Session {
             previous: None,
             rotated_at: None,
         },
+        version: 1,
+    }
+}
+
+/// What a sign-in of `owner` verified.
+fn check_of(owner: &User) -> SignInCheck {
+    SignInCheck {
+        password_hash: owner.password_hash.clone(),
     }
 }
 
@@ -376,6 +437,7 @@ async fn instances_racing_on_one_user_keep_the_limit_and_never_deadlock() {
         let sessions = instances[i % 3].1.clone();
         let session = session_of(&owner, now + time::Duration::milliseconds(i as i64));
         let user_id = owner.id;
+        let check = check_of(&owner);
         tokio::spawn(async move {
             if i % 10 == 9 {
                 sessions
@@ -389,7 +451,7 @@ async fn instances_racing_on_one_user_keep_the_limit_and_never_deadlock() {
                     .map(|_| ())
             } else {
                 sessions
-                    .create_within_limit(&session, limit, now)
+                    .create_within_limit(&session, limit, &check, now)
                     .await
                     .map_err(|e| match e {
                         sessiond_domain::ports::CreateSessionError::Store(e) => e,
@@ -456,7 +518,7 @@ async fn a_corrupt_row_is_an_internal_error_not_a_panic() {
         on_limit: sessiond_domain::model::LimitAction::Reject,
     };
     sessions
-        .create_within_limit(&session, unlimited, at)
+        .create_within_limit(&session, unlimited, &check_of(&owner), at)
         .await
         .unwrap();
     // Something outside this adapter writes an address that is not one.

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -16,19 +16,15 @@ use sessiond_domain::StoreError;
 use sessiond_domain::model::{SessionId, SessionStatus, SessionSummary, UserId};
 use sessiond_domain::ports::SessionCache;
 use time::OffsetDateTime;
-use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::codec::{self, LAST_ACTIVITY_OFFSET, VERSION};
+use crate::codec;
 use crate::error::{RedisCacheError, is_unavailable};
-use crate::scripts::{PRUNE, PUT, TOUCH};
+use crate::scripts::{PRUNE, PUT, TOMBSTONE_SESSIONS, TOUCH};
 
 /// After a failed connection attempt, calls fail at once for this long instead of each
 /// trying again: no thundering herd against a Redis that is down.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
-/// Retry delays of the background flush of pending removals.
-const FLUSH_RETRY_MIN: Duration = Duration::from_millis(50);
-const FLUSH_RETRY_MAX: Duration = Duration::from_secs(1);
 /// Index members checked per prune script call.
 const PRUNE_CHUNK: usize = 100;
 
@@ -65,16 +61,10 @@ impl std::fmt::Debug for RedisSettings {
 pub struct CacheStats {
     /// `get` calls answered from Redis.
     pub hits: u64,
-    /// `get` calls that found no entry.
+    /// `get` calls that found no entry, or a tombstone.
     pub misses: u64,
     /// Commands that failed (unreachable, timeout, error reply, corrupt value).
     pub errors: u64,
-    /// `get` calls refused while removals were pending (the caller read PostgreSQL).
-    pub refused: u64,
-    /// Session removals that could not reach Redis at once and were queued.
-    pub deferred_removals: u64,
-    /// Removals queued now, not yet in Redis.
-    pub pending_removals: u64,
     /// Connections opened (the first one included).
     pub connections_opened: u64,
     /// Whether Redis is considered unreachable now.
@@ -132,21 +122,11 @@ struct Shared {
     conn: MultiplexedConnection,
 }
 
-/// Removals that could not reach Redis yet, each with the sequence number of its latest
-/// request (so a flush retires only what it actually sent).
-#[derive(Default)]
-struct Pending {
-    entries: HashMap<(UserId, SessionId), u64>,
-    next_seq: u64,
-}
-
 #[derive(Default)]
 struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
     errors: AtomicU64,
-    refused: AtomicU64,
-    deferred: AtomicU64,
     opened: AtomicU64,
 }
 
@@ -166,26 +146,17 @@ struct Inner {
     next_conn_id: AtomicU64,
     /// Redis is considered unreachable (logged once when it starts and once when it ends).
     outage: AtomicBool,
-    pending: Mutex<Pending>,
-    /// Pending removals exist: this instance serves no cached reads.
-    untrusted: AtomicBool,
-    flush_signal: Arc<Notify>,
     counters: Counters,
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // Wakes the flush task so that it notices it is the last one and ends.
-        self.flush_signal.notify_one();
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
+/// Unix milliseconds, rounded down: an entry's `PXAT` never outlasts its `expires_at`.
 fn unix_ms(at: OffsetDateTime) -> i64 {
     codec::micros(at).div_euclid(1_000)
+}
+
+/// Unix milliseconds, rounded up: a tombstone lasts at least until its `until`.
+fn unix_ms_ceil(at: OffsetDateTime) -> i64 {
+    codec::micros(at).saturating_add(999).div_euclid(1_000)
 }
 
 fn chain(error: &dyn std::error::Error) -> String {
@@ -203,9 +174,6 @@ impl RedisSessionCache {
     /// Builds the cache and tries to connect once. A Redis that is down is not an error:
     /// the cache starts in degraded mode (every call fails fast, callers use PostgreSQL) and
     /// connects on a later call.
-    ///
-    /// Must be called within a Tokio runtime (it spawns the task that flushes pending
-    /// removals).
     ///
     /// # Errors
     /// [`RedisCacheError::Settings`] or [`RedisCacheError::Build`] when the settings are
@@ -228,7 +196,6 @@ impl RedisSessionCache {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(RedisCacheError::Build)?;
-        let flush_signal = Arc::new(Notify::new());
         let inner = Arc::new(Inner {
             pool,
             keys: Keys {
@@ -239,12 +206,8 @@ impl RedisSessionCache {
             connecting: tokio::sync::Mutex::new(None),
             next_conn_id: AtomicU64::new(0),
             outage: AtomicBool::new(false),
-            pending: Mutex::new(Pending::default()),
-            untrusted: AtomicBool::new(false),
-            flush_signal: Arc::clone(&flush_signal),
             counters: Counters::default(),
         });
-        tokio::spawn(flush_pending_removals(Arc::downgrade(&inner), flush_signal));
         let cache = RedisSessionCache { inner };
         if cache.ping().await.is_ok() {
             tracing::info!(redis.prefix = %cache.inner.keys.prefix, "connected to Redis");
@@ -262,17 +225,10 @@ impl RedisSessionCache {
             .await
     }
 
-    /// Removes the members of `user_id`'s index whose session key is gone or whose expiry
-    /// is at or before `now`; returns how many. For the cleanup job: the index otherwise
-    /// sheds expired members only when the user's next session is stored.
-    ///
-    /// # Errors
-    /// [`RedisCacheError`] when Redis cannot be reached or fails.
-    pub async fn prune_user_index(
-        &self,
-        user_id: UserId,
-        now: OffsetDateTime,
-    ) -> Result<u64, RedisCacheError> {
+    /// Removes the members of `user_id`'s index whose session key is gone (or a tombstone)
+    /// or whose expiry is at or before `now`; returns how many. For the cleanup job: the
+    /// index otherwise sheds expired members only when the user's next session is stored.
+    async fn prune(&self, user_id: UserId, now: OffsetDateTime) -> Result<u64, RedisCacheError> {
         let inner = &self.inner;
         let index = inner.keys.index(user_id);
         let members: Vec<String> = {
@@ -315,9 +271,6 @@ impl RedisSessionCache {
             hits: c.hits.load(Ordering::Relaxed),
             misses: c.misses.load(Ordering::Relaxed),
             errors: c.errors.load(Ordering::Relaxed),
-            refused: c.refused.load(Ordering::Relaxed),
-            deferred_removals: c.deferred.load(Ordering::Relaxed),
-            pending_removals: lock(&self.inner.pending).entries.len() as u64,
             connections_opened: c.opened.load(Ordering::Relaxed),
             outage: self.inner.outage.load(Ordering::Relaxed),
         }
@@ -329,15 +282,13 @@ impl RedisSessionCache {
         id: SessionId,
     ) -> Result<Option<SessionSummary>, RedisCacheError> {
         let inner = &self.inner;
-        if inner.untrusted.load(Ordering::Acquire) {
-            inner.counters.refused.fetch_add(1, Ordering::Relaxed);
-            return Err(RedisCacheError::Untrusted);
-        }
         let key = inner.keys.session(user_id, id);
         let value: Option<Vec<u8>> = inner
             .run(|mut conn| async move { redis::cmd("GET").arg(key).query_async(&mut conn).await })
             .await?;
-        let Some(bytes) = value else {
+        let Some(bytes) = value.filter(|bytes| !codec::is_tombstone(bytes)) else {
+            // A tombstone reads as a miss: the caller asks PostgreSQL, which knows the end,
+            // and its refill is refused by the put script.
             inner.counters.misses.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         };
@@ -363,22 +314,52 @@ impl RedisSessionCache {
         now: OffsetDateTime,
     ) -> Result<(), RedisCacheError> {
         let inner = &self.inner;
-        let ttl_ms =
-            i64::try_from((session.expires_at - now).whole_milliseconds()).unwrap_or(i64::MAX);
-        if ttl_ms <= 0 || session.status != SessionStatus::Active {
-            // Only live sessions are cached; "replacing any cached copy" then means dropping
-            // it (an ended session must not linger in the cache or the index).
-            return inner.remove_now(session.user_id, &[session.id]).await;
+        if session.status != SessionStatus::Active || session.expires_at <= now {
+            // Only live sessions are cached, and a put never deletes: ending a session is
+            // `tombstone`'s job, expiry is the key's own.
+            return Ok(());
         }
         let mut invocation = PUT.prepare_invoke();
         invocation
             .key(inner.keys.session(session.user_id, session.id))
             .key(inner.keys.index(session.user_id))
             .arg(codec::encode(session))
-            .arg(ttl_ms)
-            .arg(session.id.to_string())
             .arg(unix_ms(session.expires_at))
+            .arg(session.id.to_string())
             .arg(unix_ms(now));
+        let written: u8 = inner
+            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        if written == 0 {
+            tracing::debug!(
+                user.id = %session.user_id, session.id = %session.id,
+                session.version = session.version,
+                "cache write refused: a tombstone or a newer generation is cached"
+            );
+        }
+        Ok(())
+    }
+
+    /// Tombstones the sessions' keys and drops their index members, in one script.
+    async fn mark_ended(
+        &self,
+        user_id: UserId,
+        ids: &[SessionId],
+        until: OffsetDateTime,
+    ) -> Result<(), RedisCacheError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let inner = &self.inner;
+        let mut invocation = TOMBSTONE_SESSIONS.prepare_invoke();
+        invocation.key(inner.keys.index(user_id));
+        for id in ids {
+            invocation.key(inner.keys.session(user_id, *id));
+        }
+        invocation.arg(unix_ms_ceil(until));
+        for id in ids {
+            invocation.arg(id.to_string());
+        }
         inner
             .run(|mut conn| async move { invocation.invoke_async::<()>(&mut conn).await })
             .await
@@ -394,9 +375,7 @@ impl RedisSessionCache {
         let mut invocation = TOUCH.prepare_invoke();
         invocation
             .key(inner.keys.session(user_id, id))
-            .arg(codec::micros(at).to_be_bytes().as_slice())
-            .arg(VERSION)
-            .arg(LAST_ACTIVITY_OFFSET);
+            .arg(codec::micros(at).to_be_bytes().as_slice());
         inner
             .run(|mut conn| async move { invocation.invoke_async::<()>(&mut conn).await })
             .await
@@ -525,100 +504,6 @@ impl Inner {
             tracing::info!("Redis is reachable again");
         }
     }
-
-    /// Deletes the sessions' keys and index members in one round trip (MULTI/EXEC).
-    async fn remove_now(&self, user_id: UserId, ids: &[SessionId]) -> Result<(), RedisCacheError> {
-        let keys: Vec<String> = ids
-            .iter()
-            .map(|id| self.keys.session(user_id, *id))
-            .collect();
-        let members: Vec<String> = ids.iter().map(ToString::to_string).collect();
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .del(keys)
-            .ignore()
-            .zrem(self.keys.index(user_id), members)
-            .ignore();
-        self.run(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
-            .await
-    }
-
-    /// Queues removals that could not reach Redis and stops serving cached reads until the
-    /// flush task has delivered them.
-    fn defer(&self, user_id: UserId, ids: &[SessionId]) {
-        let newly_untrusted = {
-            let mut pending = lock(&self.pending);
-            for id in ids {
-                pending.next_seq += 1;
-                let seq = pending.next_seq;
-                pending.entries.insert((user_id, *id), seq);
-            }
-            !self.untrusted.swap(true, Ordering::AcqRel)
-        };
-        self.counters
-            .deferred
-            .fetch_add(ids.len() as u64, Ordering::Relaxed);
-        if newly_untrusted {
-            tracing::warn!(
-                "session removals could not reach Redis: this instance reads sessions from \
-                 PostgreSQL only until they are delivered"
-            );
-        }
-        tracing::debug!(user.id = %user_id, count = ids.len(), "queued cache removals");
-        self.flush_signal.notify_one();
-    }
-
-    /// Sends every pending removal; `true` when none is left.
-    async fn flush_pending(&self) -> bool {
-        let snapshot: HashMap<UserId, Vec<(SessionId, u64)>> = {
-            let pending = lock(&self.pending);
-            let mut by_user: HashMap<UserId, Vec<(SessionId, u64)>> = HashMap::new();
-            for (&(user_id, id), &seq) in &pending.entries {
-                by_user.entry(user_id).or_default().push((id, seq));
-            }
-            by_user
-        };
-        for (user_id, entries) in snapshot {
-            let ids: Vec<SessionId> = entries.iter().map(|(id, _)| *id).collect();
-            if self.remove_now(user_id, &ids).await.is_err() {
-                return false;
-            }
-            let mut pending = lock(&self.pending);
-            for (id, seq) in entries {
-                if pending.entries.get(&(user_id, id)) == Some(&seq) {
-                    pending.entries.remove(&(user_id, id));
-                }
-            }
-        }
-        let pending = lock(&self.pending);
-        if !pending.entries.is_empty() {
-            return false;
-        }
-        if self.untrusted.swap(false, Ordering::AcqRel) {
-            tracing::info!("pending session removals reached Redis: cached reads resume");
-        }
-        true
-    }
-}
-
-/// The background task behind deferred removals: sleeps until one is queued, then retries
-/// with a growing delay until Redis has them all. Ends with the last cache handle.
-async fn flush_pending_removals(inner: Weak<Inner>, signal: Arc<Notify>) {
-    loop {
-        signal.notified().await;
-        let mut delay = FLUSH_RETRY_MIN;
-        loop {
-            let Some(inner) = inner.upgrade() else {
-                return;
-            };
-            if inner.flush_pending().await {
-                break;
-            }
-            drop(inner);
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(FLUSH_RETRY_MAX);
-        }
-    }
 }
 
 #[async_trait]
@@ -644,21 +529,17 @@ impl SessionCache for RedisSessionCache {
         Ok(self.touch_at(user_id, id, at).await?)
     }
 
-    /// Deletes keys and index members in one round trip. When Redis cannot be reached, the
-    /// removals are queued, this instance refuses cached reads until they are delivered,
-    /// and the call succeeds (see the crate docs for what that does and does not cover).
-    async fn remove(&self, user_id: UserId, ids: &[SessionId]) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        match self.inner.remove_now(user_id, ids).await {
-            Ok(()) => Ok(()),
-            Err(error) if error.is_unavailable() => {
-                self.inner.defer(user_id, ids);
-                Ok(())
-            }
-            Err(error) => Err(error.into()),
-        }
+    async fn tombstone(
+        &self,
+        user_id: UserId,
+        ids: &[SessionId],
+        until: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        Ok(self.mark_ended(user_id, ids, until).await?)
+    }
+
+    async fn prune_index(&self, user_id: UserId, now: OffsetDateTime) -> Result<u64, StoreError> {
+        Ok(self.prune(user_id, now).await?)
     }
 }
 

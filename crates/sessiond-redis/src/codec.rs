@@ -1,18 +1,20 @@
-//! The cached value: a hand-written, versioned binary encoding of a [`SessionSummary`].
+//! The cached value: a hand-written, versioned binary encoding of a [`SessionSummary`], or
+//! a tombstone.
 //!
-//! Layout of version 1 (integers big-endian):
+//! Layout version 2 (integers big-endian):
 //!
 //! | offset | size | field |
 //! |---|---|---|
-//! | 0 | 1 | version (`1`) |
-//! | 1 | 16 | session id (UUID bytes) |
-//! | 17 | 16 | user id (UUID bytes) |
-//! | 33 | 8 | `created_at`, i64 unix microseconds |
-//! | 41 | 8 | `last_activity`, i64 unix microseconds (patched in place by the touch script) |
-//! | 49 | 8 | `expires_at`, i64 unix microseconds |
-//! | 57 | 1 | role |
-//! | 58 | 1 | device class |
-//! | 59 | 1 | status: `0` active; `1` ended, then 8 bytes `at` (micros) and 1 byte reason |
+//! | 0 | 1 | layout version (`2`) |
+//! | 1 | 8 | the session's generation ([`SessionSummary::version`]), u64 (compared by the put script) |
+//! | 9 | 16 | session id (UUID bytes) |
+//! | 25 | 16 | user id (UUID bytes) |
+//! | 41 | 8 | `created_at`, i64 unix microseconds |
+//! | 49 | 8 | `last_activity`, i64 unix microseconds (patched in place by the touch script) |
+//! | 57 | 8 | `expires_at`, i64 unix microseconds |
+//! | 65 | 1 | role |
+//! | 66 | 1 | device class |
+//! | 67 | 1 | status: `0` active; `1` ended, then 8 bytes `at` (micros) and 1 byte reason |
 //! | .. | 1 | flags: bit 0 browser present, bit 1 device name present, bits 2–3 IP (0 none, 1 v4, 2 v6) |
 //! | .. | var | browser: LEB128 length, then UTF-8 bytes (when present) |
 //! | .. | var | device name: LEB128 length, then UTF-8 bytes (when present) |
@@ -21,6 +23,11 @@
 //! The ids duplicate the key's, on purpose: a reader checks that the value belongs to the key
 //! it asked for (32 bytes well spent against a mixed-up write). No token material is ever
 //! part of a summary, so none can reach Redis.
+//!
+//! A tombstone (a session marked ended) is the single byte `TOMBSTONE` (`0`): no layout
+//! version is `0`, so the scripts and `is_tombstone` tell it from any encoded session by
+//! its first byte. Layout 1 (the previous release) had no generation; this build reads only
+//! layout 2 and treats any other value as unreadable.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -31,12 +38,16 @@ use sessiond_domain::model::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// The version byte this build writes (and the only one it reads).
-pub(crate) const VERSION: u8 = 1;
+/// The layout version byte this build writes (and the only one it reads).
+pub(crate) const VERSION: u8 = 2;
+/// The first (and only) byte of a tombstone; never a layout version.
+pub(crate) const TOMBSTONE: u8 = 0;
+/// Byte offset of the generation, which the put script compares.
+pub(crate) const GENERATION_OFFSET: usize = 1;
 /// Byte offset of `last_activity`, which the touch script rewrites in place.
-pub(crate) const LAST_ACTIVITY_OFFSET: usize = 41;
+pub(crate) const LAST_ACTIVITY_OFFSET: usize = 49;
 
-const FIXED_LEN: usize = 60;
+const FIXED_LEN: usize = 68;
 const FLAG_BROWSER: u8 = 0b0001;
 const FLAG_DEVICE_NAME: u8 = 0b0010;
 const IP_SHIFT: u8 = 2;
@@ -65,6 +76,7 @@ pub enum DecodeError {
 pub(crate) fn encode(session: &SessionSummary) -> Vec<u8> {
     let mut out = Vec::with_capacity(FIXED_LEN + 32);
     out.push(VERSION);
+    out.extend_from_slice(&session.version.to_be_bytes());
     out.extend_from_slice(session.id.as_uuid().as_bytes());
     out.extend_from_slice(session.user_id.as_uuid().as_bytes());
     out.extend_from_slice(&micros(session.created_at).to_be_bytes());
@@ -108,7 +120,13 @@ pub(crate) fn encode(session: &SessionSummary) -> Vec<u8> {
     out
 }
 
-/// Decodes a value read from the key of `user_id`'s session `id`.
+/// Whether a stored value is a tombstone rather than a session.
+pub(crate) fn is_tombstone(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&TOMBSTONE)
+}
+
+/// Decodes a value read from the key of `user_id`'s session `id` (not a tombstone: check
+/// [`is_tombstone`] first).
 pub(crate) fn decode(
     bytes: &[u8],
     user_id: UserId,
@@ -119,6 +137,7 @@ pub(crate) fn decode(
     if version != VERSION {
         return Err(DecodeError::Version(version));
     }
+    let generation = u64::from_be_bytes(r.array::<8>()?);
     let session_id = SessionId::from_uuid(r.uuid()?);
     let owner = UserId::from_uuid(r.uuid()?);
     if session_id != id || owner != user_id {
@@ -167,6 +186,7 @@ pub(crate) fn decode(
         last_activity,
         expires_at,
         status,
+        version: generation,
     })
 }
 
@@ -337,6 +357,7 @@ mod tests {
             last_activity: datetime!(2026-05-01 08:05 UTC),
             expires_at: datetime!(2026-05-01 16:00 UTC),
             status: SessionStatus::Active,
+            version: 0x0102_0304_0506_0708,
         }
     }
 
@@ -373,11 +394,41 @@ mod tests {
     }
 
     #[test]
-    fn last_activity_sits_at_its_documented_offset() {
+    fn the_scripts_fields_sit_at_their_documented_offsets() {
         let s = summary();
         let bytes = encode(&s);
+        assert_eq!(bytes[0], VERSION);
         let at = &bytes[LAST_ACTIVITY_OFFSET..LAST_ACTIVITY_OFFSET + 8];
         assert_eq!(at, micros(s.last_activity).to_be_bytes());
+        let generation = &bytes[GENERATION_OFFSET..GENERATION_OFFSET + 8];
+        assert_eq!(generation, s.version.to_be_bytes());
+        for version in [0, 1, u64::MAX] {
+            let s = SessionSummary {
+                version,
+                ..summary()
+            };
+            assert_eq!(decode(&encode(&s), s.user_id, s.id), Ok(s));
+        }
+    }
+
+    #[test]
+    fn a_tombstone_is_no_session() {
+        let s = summary();
+        assert!(is_tombstone(&[TOMBSTONE]));
+        assert!(!is_tombstone(&encode(&s)));
+        assert!(!is_tombstone(&[]));
+        assert_eq!(
+            decode(&[TOMBSTONE], s.user_id, s.id),
+            Err(DecodeError::Version(TOMBSTONE))
+        );
+    }
+
+    #[test]
+    fn a_value_of_the_previous_layout_is_unreadable() {
+        let s = summary();
+        let mut old = encode(&s);
+        old[0] = 1;
+        assert_eq!(decode(&old, s.user_id, s.id), Err(DecodeError::Version(1)));
     }
 
     #[test]
@@ -388,10 +439,10 @@ mod tests {
             assert!(decode(&bytes[..len], s.user_id, s.id).is_err());
         }
         let mut other = bytes.clone();
-        other[0] = 2;
+        other[0] = 3;
         assert_eq!(
             decode(&other, s.user_id, s.id),
-            Err(DecodeError::Version(2))
+            Err(DecodeError::Version(3))
         );
         let mut longer = bytes.clone();
         longer.push(0);

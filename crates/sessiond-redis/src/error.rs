@@ -28,9 +28,6 @@ pub enum RedisCacheError {
     /// Redis (or the connection to it) answered with an error.
     #[error("Redis command failed")]
     Command(#[source] RedisError),
-    /// Removals could not reach Redis yet: this instance serves no cached reads until they do.
-    #[error("pending removals have not reached Redis yet")]
-    Untrusted,
     /// A cached value that this build cannot read.
     #[error("corrupt cached value")]
     Corrupt(#[source] DecodeError),
@@ -43,8 +40,7 @@ impl RedisCacheError {
         match self {
             RedisCacheError::Connect(_)
             | RedisCacheError::Reconnecting
-            | RedisCacheError::Timeout(_)
-            | RedisCacheError::Untrusted => true,
+            | RedisCacheError::Timeout(_) => true,
             RedisCacheError::Command(error) => is_unavailable(error),
             RedisCacheError::Settings(_)
             | RedisCacheError::Build(_)

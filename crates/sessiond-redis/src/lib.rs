@@ -7,20 +7,64 @@
 //!
 //! # Key layout
 //!
-//! - `<prefix>session:{<user_id>}:<session_id>`: one string per live session, with a TTL of
-//!   `expires_at - now` in milliseconds (`SET ... PX`; `now` is the caller's, time is a
-//!   parameter). Only live sessions are cached: a `put` of an ended or expired session drops
-//!   the cached copy instead. The value is a compact, versioned
-//!   binary encoding of a `SessionSummary` (about 80 bytes; see [`codec`](crate::codec) for
-//!   the layout).
+//! - `<prefix>session:{<user_id>}:<session_id>`: one string per session, either
+//!   - a live session: a compact binary encoding of its `SessionSummary` (about 90 bytes;
+//!     see [`codec`]) that starts with the layout version (`2`) and the
+//!     session's generation (`SessionSummary::version`, bumped by PostgreSQL on every change
+//!     of state), and expires at the session's `expires_at` (`SET ... PXAT`, an absolute
+//!     unix-ms instant); or
+//!   - a tombstone: the single byte `0` (no layout version is `0`), written by
+//!     [`SessionCache::tombstone`] when a session ends and expiring at the `until` it was
+//!     given (the revocation window: as long as a token of the session could still be
+//!     presented). `get` reads a tombstone as a miss.
 //! - `<prefix>sessions:{<user_id>}`: the user's index, a sorted set of session ids scored by
-//!   `expires_at` (unix ms), written in the same script as the key; it lives as long as its
-//!   latest member. Members that expired are dropped whenever the user's next session is
-//!   stored, and by [`RedisSessionCache::prune_user_index`] (the cleanup job).
+//!   `expires_at` (unix ms), written in the same script as the key; it expires with its
+//!   latest member. A tombstone drops its member. Members that expired are dropped whenever
+//!   the user's next session is stored, and by [`SessionCache::prune_index`] (the cleanup
+//!   job), which also drops members whose key is gone or a tombstone.
 //!
 //! The braces are a Redis Cluster hash tag: one user's keys share a slot, so every script
-//! (which declares all its keys) stays legal on a cluster. The prefix is empty in production.
-//! No command ever scans the keyspace (no `SCAN`, no `KEYS`).
+//! (which declares all its keys) stays legal on a cluster. The prefix is empty in production
+//! unless set (`redis.key_prefix`). No command ever scans the keyspace (no `SCAN`, no
+//! `KEYS`).
+//!
+//! Requires Redis 7.0 or later (`SET ... PXAT`, `PEXPIRETIME`).
+//!
+//! # Ordering: what a late write can and cannot do
+//!
+//! A command can land long after it was sent: a slow link, a retransmission, or a command
+//! that timed out on our side (the caller got an error) but still sits in a socket buffer
+//! and executes when the link recovers. So no write to a session key is unconditional:
+//! each is one Lua script, and a script decides on what the key holds *when it runs*, not
+//! when it was sent, with no other command in between.
+//!
+//! - **`put`** writes only if the key holds no tombstone and no greater generation of the
+//!   session (an equal one is replaced: same state), and only if the session's `expires_at`
+//!   is still ahead, on the caller's clock and on Redis's. The expiry is `PXAT expires_at`,
+//!   not a relative TTL, so a copy can never outlive its session however late it lands
+//!   (with a relative TTL, a write delayed by *d* would keep the copy *d* too long). A put
+//!   never deletes: an ended or expired session is simply not written.
+//! - **`tombstone`** overwrites whatever the key holds (a session of any generation) and
+//!   only ever lengthens a tombstone already there. Late, it is still correct: it ends what
+//!   has ended.
+//! - **`touch`** patches `last_activity` in place (forward only, keeping the expiry) in a
+//!   value of the current layout; it never creates a key and never touches a tombstone.
+//!
+//! Hence a late put cannot bring back a session ended before it lands (the tombstone is
+//! there until `until`), and cannot roll a session back to an older generation (the
+//! generation check). What a late put *can* do: fill a key that is empty (a miss, an
+//! eviction, a restart) with the generation it carries, if that is still unexpired. After a
+//! tombstone's `until` that is harmless: no access token issued before the revocation is
+//! still valid, and no new one can be issued (refresh reads PostgreSQL). Before `until`
+//! the key is only empty if Redis lost the tombstone (restart, failover, eviction): then
+//! the copy may reappear in Redis, but every instance remembers the revocations it heard
+//! from the PostgreSQL revocation log for the same window and refuses the session whatever
+//! Redis returns (SPEC §8). Tombstones make the others refuse a session before they hear of
+//! it; correctness does not rest on them.
+//!
+//! Expiry is judged on two clocks: `PXAT` on Redis's, liveness on the instance's. A skew
+//! between them only changes how long a copy stays cached, never whether an expired session
+//! validates (validation checks `expires_at` itself).
 //!
 //! # Hot path
 //!
@@ -33,36 +77,43 @@
 //! connection is dropped and the next call on its thread opens a new one; one caller
 //! connects while the others wait, and after a failed attempt calls fail at once for
 //! 200 ms. Every command is bounded by `command_timeout`, so a hung Redis cannot hang
-//! requests. `touch` and `put` are one `EVALSHA` each (scripts loaded on first use and
-//! again after `NOSCRIPT`), `remove` one `MULTI`/`EXEC` round trip.
+//! requests. `put`, `touch` and `tombstone` are one `EVALSHA` each (scripts loaded on first
+//! use and again after `NOSCRIPT`).
 //!
 //! # When Redis is away
 //!
 //! - Start-up with Redis down succeeds (degraded mode); the cache connects on a later call.
-//! - `get`, `put`, `touch` fail fast with `StoreError::Unavailable`; the caller reads or
-//!   writes PostgreSQL alone. The outage is logged once when it starts (warn) and once when
-//!   it ends (info), and counted in [`CacheStats`].
-//! - `remove` must not return `Ok` while the entry might still be read (SPEC §3 invariant 2).
-//!   When Redis cannot be reached, the removal is queued in this process, the instance
-//!   becomes "untrusted" (its `get` returns `Unavailable`, so the caller reads PostgreSQL,
-//!   which already records the end), a background task retries until every queued removal
-//!   is in Redis, and then cached reads resume; `remove` returns `Ok`.
+//! - Every call fails fast with `StoreError::Unavailable`; the caller reads or writes
+//!   PostgreSQL alone. The outage is logged once when it starts (warn) and once when it ends
+//!   (info), and counted in [`CacheStats`].
+//! - A `tombstone` that cannot reach Redis is an error returned to the caller, nothing
+//!   more: nothing is queued or retried in this process. The session's end is committed in
+//!   PostgreSQL with its entry in the revocation log, which every instance reads and
+//!   remembers, so no instance serves the session, whether or not this one reaches Redis.
+//!   The other instances also tombstone it when they hear of it.
 //!
-//! ## What this does not cover
+//! # Upgrading from the previous release
 //!
-//! The queue protects the reads of *this* instance only. If this instance cannot reach
-//! Redis while another instance can (a partition of this one, or a Redis that answers others
-//! but not us), the other instance may still read the stale entry from Redis until the
-//! queued removal is delivered or the key's TTL ends. Likewise, if this process dies with
-//! removals queued, the entries stay until their TTL. Closing that gap needs every reader
-//! to consult PostgreSQL (or a revocation list) on a hit, which would cost the one-round-trip
-//! hot path; the decorator instead fails the revocation when [`SessionCache::remove`]
-//! returns an error, and this adapter chooses availability for the partitioned-writer case.
-//! An operator who prefers strictness can treat `CacheStats::pending_removals > 0` on any
-//! instance as an incident.
+//! The previous release (value layout 1) writes sessions with a plain `SET ... PX`, which
+//! overwrites tombstones, has no revocation feed, and cannot read layout 2 (nor this
+//! release layout 1: both fall back to PostgreSQL). An old instance serving beside a new
+//! one could therefore bring back a revoked session in Redis and serve it itself. **The
+//! two releases must not serve side by side**; a rolling deploy that mixes them is not
+//! supported. Either:
+//!
+//! 1. stop every instance of the old release and wait until they have exited (their Redis
+//!    connections closed), then start the new release; no flush is needed: a leftover
+//!    layout-1 value is unreadable here, so it falls back to PostgreSQL and is replaced by
+//!    the refill or expires on its own; or
+//! 2. start the new release under a new key prefix (`redis.key_prefix`, e.g. `v2:`) while
+//!    the old one still runs but takes no traffic, move all traffic to the new instances at
+//!    once, then stop the old ones. Old stragglers cannot touch the new keys; the old keys
+//!    expire with their sessions (or delete them with `redis-cli --scan --pattern
+//!    'session:*'` piped to `UNLINK`, from an operator's shell).
 //!
 //! [`SessionCache`]: sessiond_domain::ports::SessionCache
-//! [`SessionCache::remove`]: sessiond_domain::ports::SessionCache::remove
+//! [`SessionCache::tombstone`]: sessiond_domain::ports::SessionCache::tombstone
+//! [`SessionCache::prune_index`]: sessiond_domain::ports::SessionCache::prune_index
 
 mod cache;
 pub mod codec;

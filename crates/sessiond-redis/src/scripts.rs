@@ -1,74 +1,135 @@
 //! The Lua scripts, each run with EVALSHA (loaded on first use and again after a NOSCRIPT,
 //! e.g. when Redis restarted). Every key a script touches is passed in `KEYS`, and all of
 //! them carry the same `{<user_id>}` hash tag, so the scripts stay legal on a Redis Cluster.
+//!
+//! The codec's constants (layout version, tombstone byte, field offsets) are written into
+//! the script text, so a script and the values it reads cannot disagree. Every decision is
+//! taken inside one script, so no other command runs between a check and the write it
+//! guards. Numbers go back to Redis as strings formatted here (`%d`): Redis would format a
+//! Lua number as a float.
 
 use std::sync::LazyLock;
 
 use deadpool_redis::redis::Script;
 
-/// Stores a session and indexes it, in one round trip.
+use crate::codec::{GENERATION_OFFSET, LAST_ACTIVITY_OFFSET, TOMBSTONE, VERSION};
+
+/// Stores a session and indexes it, in one round trip, unless that would go backwards:
+/// nothing is written when the key holds a tombstone, holds a greater generation of the
+/// session, or when the session's expiry has passed (on the caller's clock or Redis's).
+/// A value of another layout (an older release's) is overwritten. Returns 1 when written,
+/// 0 when not.
 ///
-/// `KEYS[1]` the session key, `KEYS[2]` the user's index; `ARGV[1]` the value, `ARGV[2]` the
-/// TTL in ms, `ARGV[3]` the index member (session id), `ARGV[4]` its score (`expires_at`,
-/// unix ms), `ARGV[5]` now (unix ms). Members that expired by now are dropped on the way,
-/// and the index lives as long as its latest member.
+/// `KEYS[1]` the session key, `KEYS[2]` the user's index; `ARGV[1]` the value, `ARGV[2]`
+/// `expires_at` (unix ms: the key's `PXAT` and the member's score), `ARGV[3]` the index
+/// member (session id), `ARGV[4]` the caller's now (unix ms). Members that expired by now
+/// are dropped on the way, and the index expires with its latest member.
+///
+/// The expiry check guards more than the caller's own check: `SET` with a `PXAT` already
+/// past on Redis's clock would delete the key, and a put never deletes.
 pub(crate) static PUT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    // Generations are u64: compared as two exact 32-bit halves, since a Lua number is a
+    // double (and string comparison follows the server's locale).
+    let generation_at = GENERATION_OFFSET + 1;
+    Script::new(&format!(
         r"
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+local expires_at = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local server_now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+if expires_at <= tonumber(ARGV[4]) or expires_at <= server_now then return 0 end
+local cached = redis.call('GET', KEYS[1])
+if cached then
+  local layout = string.byte(cached, 1)
+  if layout == {TOMBSTONE} then return 0 end
+  if layout == {VERSION} and string.len(cached) >= {generation_at} + 7 then
+    local old_hi, old_lo = struct.unpack('>I4I4', cached, {generation_at})
+    local new_hi, new_lo = struct.unpack('>I4I4', ARGV[1], {generation_at})
+    if old_hi > new_hi or (old_hi == new_hi and old_lo > new_lo) then return 0 end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 if last[2] then
-  local ttl = math.floor(tonumber(last[2]) - tonumber(ARGV[5]))
-  if ttl > 0 then
-    redis.call('PEXPIRE', KEYS[2], string.format('%d', ttl))
-  end
+  redis.call('PEXPIREAT', KEYS[2], string.format('%d', tonumber(last[2])))
 end
 return 1
 ",
-    )
+    ))
 });
 
-/// Moves the cached `last_activity` forward, keeping the key's TTL; a missing key (or a
-/// value of another version) is left alone.
+/// Marks sessions ended: each key becomes a tombstone that expires at `until`, and each
+/// member leaves the index, in one round trip. A tombstone already there that lasts
+/// longer is kept (a tombstone is never shortened). An `until` already past on Redis's
+/// clock deletes the key (`SET` with a past `PXAT`): the cached copy goes either way.
+///
+/// `KEYS[1]` the index, `KEYS[i]` (i ≥ 2) the session key of member `ARGV[i]`; `ARGV[1]`
+/// `until` (unix ms).
+pub(crate) static TOMBSTONE_SESSIONS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r"
+local until_ms = tonumber(ARGV[1])
+local marker = string.char({TOMBSTONE})
+for i = 2, #KEYS do
+  local keep = false
+  local cached = redis.call('GET', KEYS[i])
+  if cached and string.byte(cached, 1) == {TOMBSTONE} then
+    local at = redis.call('PEXPIRETIME', KEYS[i])
+    keep = at == -1 or at >= until_ms
+  end
+  if not keep then
+    redis.call('SET', KEYS[i], marker, 'PXAT', ARGV[1])
+  end
+  redis.call('ZREM', KEYS[1], ARGV[i])
+end
+return 1
+",
+    ))
+});
+
+/// Moves the cached `last_activity` forward, keeping the key's expiry; a missing key, a
+/// tombstone or a value of another layout is left alone. Returns 1 when written.
 ///
 /// `KEYS[1]` the session key; `ARGV[1]` the new `last_activity` as 8 bytes (big-endian i64
-/// unix micros), `ARGV[2]` the value version this layout belongs to, `ARGV[3]` the field's
-/// 0-based byte offset in that layout (see `codec`).
+/// unix micros).
 pub(crate) static TOUCH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    let at = LAST_ACTIVITY_OFFSET + 1;
+    Script::new(&format!(
         r"
 local value = redis.call('GET', KEYS[1])
 if not value then return 0 end
-local at = tonumber(ARGV[3]) + 1
-if string.byte(value, 1) ~= tonumber(ARGV[2]) or string.len(value) < at + 7 then return 0 end
-local current = struct.unpack('>i8', value, at)
+if string.byte(value, 1) ~= {VERSION} or string.len(value) < {at} + 7 then return 0 end
+local current = struct.unpack('>i8', value, {at})
 local new = struct.unpack('>i8', ARGV[1])
 if new <= current then return 0 end
-redis.call('SET', KEYS[1], string.sub(value, 1, at - 1) .. ARGV[1] .. string.sub(value, at + 8), 'KEEPTTL')
+redis.call('SET', KEYS[1], string.sub(value, 1, {at} - 1) .. ARGV[1] .. string.sub(value, {at} + 8), 'KEEPTTL')
 return 1
 ",
-    )
+    ))
 });
 
-/// Drops index members whose session key is gone or whose score (expiry) has passed.
+/// Drops index members whose session key is gone, holds a tombstone, or whose score
+/// (expiry) has passed. Returns how many it dropped.
 ///
 /// `KEYS[1]` the index, `KEYS[i]` (i ≥ 2) the session key of member `ARGV[i]`; `ARGV[1]` now
 /// (unix ms). Checking inside the script means a session stored again between the caller's
 /// read of the index and this script keeps its member.
 pub(crate) static PRUNE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
         r"
 local now = tonumber(ARGV[1])
 local removed = 0
 for i = 2, #KEYS do
   local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
-  if score and (tonumber(score) <= now or redis.call('EXISTS', KEYS[i]) == 0) then
-    removed = removed + redis.call('ZREM', KEYS[1], ARGV[i])
+  if score then
+    local value = tonumber(score) > now and redis.call('GET', KEYS[i])
+    if not value or string.byte(value, 1) == {TOMBSTONE} then
+      removed = removed + redis.call('ZREM', KEYS[1], ARGV[i])
+    end
   end
 end
 return removed
 ",
-    )
+    ))
 });

@@ -9,8 +9,11 @@ mod problem;
 mod routes;
 mod views;
 
+use std::sync::Arc;
+
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse, error};
+use sessiond_domain::feed::RevocationFeed;
 use sessiond_domain::service::{AccountService, AdminService, AuthService, SessionService};
 
 use crate::config::HttpConfig;
@@ -27,6 +30,8 @@ pub struct AppState {
     pub http: HttpConfig,
     /// The external stores, for readiness.
     pub probes: Probes,
+    /// The revocation feed, for metrics; `None` when nothing is cached.
+    pub feed: Option<Arc<RevocationFeed>>,
 }
 
 /// Mounts every route and the error handlers for malformed requests.

@@ -3,6 +3,7 @@
 pub mod device;
 pub mod ids;
 pub mod policy;
+pub mod revocation;
 pub mod role;
 pub mod session;
 pub mod token;
@@ -13,6 +14,7 @@ pub use ids::{SessionId, UserId};
 pub use policy::{
     LimitAction, RolePolicies, RolePolicy, SessionPolicy, ThrottlePolicy, eviction_victims,
 };
+pub use revocation::{Remembered, Revocation, RevocationMemory};
 pub use role::Role;
 pub use session::{
     InvalidationReason, Liveness, NewSessionContext, RefreshState, Session, SessionStatus,

@@ -122,6 +122,8 @@ pub struct SessionPolicy {
     pub access_token_ttl: Duration,
     /// Clients refresh when less than this is left on the access token.
     pub refresh_threshold: Duration,
+    /// How long past its `exp` the verifier still accepts an access token.
+    pub token_leeway: Duration,
     /// A session's stored `last_activity` may lag by at most this much.
     pub activity_interval: Duration,
     /// After a rotation, the previous refresh token is answered with a plain 401 (two tabs
@@ -138,6 +140,7 @@ impl Default for SessionPolicy {
             roles: RolePolicies::default(),
             access_token_ttl: Duration::seconds(900),
             refresh_threshold: Duration::seconds(300),
+            token_leeway: Duration::seconds(5),
             activity_interval: Duration::seconds(60),
             refresh_grace: Duration::seconds(10),
             history_retention: Duration::days(30),
@@ -155,6 +158,13 @@ impl SessionPolicy {
         session_expires_at: OffsetDateTime,
     ) -> OffsetDateTime {
         (now + self.access_token_ttl).min(session_expires_at)
+    }
+
+    /// How long every instance remembers a revocation: the longest a token issued before it
+    /// can still be presented (the access-token lifetime, the verifier's leeway, and a
+    /// margin for clocks that disagree).
+    pub fn revocation_memory(&self) -> Duration {
+        self.access_token_ttl + self.token_leeway + Duration::seconds(60)
     }
 
     /// Whether a session last touched at `last_activity` must have its activity stored now.
@@ -251,6 +261,7 @@ mod tests {
                     previous: None,
                     rotated_at: None,
                 },
+                version: 1,
             }
         };
         let live = vec![session(1, 5), session(2, 50), session(3, 20)];
@@ -279,6 +290,20 @@ mod tests {
         assert_eq!(
             policy.access_token_expiry(now, now + Duration::minutes(5)),
             now + Duration::minutes(5)
+        );
+    }
+
+    #[test]
+    fn revocations_are_remembered_as_long_as_a_token_issued_before_can_be_presented() {
+        let policy = SessionPolicy {
+            access_token_ttl: Duration::seconds(300),
+            token_leeway: Duration::seconds(7),
+            ..SessionPolicy::default()
+        };
+        assert_eq!(policy.revocation_memory(), Duration::seconds(300 + 7 + 60));
+        assert_eq!(
+            SessionPolicy::default().revocation_memory(),
+            Duration::seconds(900 + 5 + 60)
         );
     }
 }

@@ -125,6 +125,10 @@ pub struct Session {
     pub expires_at: OffsetDateTime,
     pub status: SessionStatus,
     pub refresh: RefreshState,
+    /// The session's generation: 1 when created, bumped by the store on every change of
+    /// state (a refresh, its end). Caches never replace a newer generation with an older
+    /// one, so a slow copy cannot roll a session back.
+    pub version: u64,
 }
 
 impl SessionStatus {
@@ -173,6 +177,8 @@ pub struct SessionSummary {
     pub last_activity: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub status: SessionStatus,
+    /// See [`Session::version`].
+    pub version: u64,
 }
 
 impl SessionSummary {
@@ -195,6 +201,7 @@ impl From<&Session> for SessionSummary {
             last_activity: session.last_activity,
             expires_at: session.expires_at,
             status: session.status,
+            version: session.version,
         }
     }
 }

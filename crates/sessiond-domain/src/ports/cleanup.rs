@@ -20,8 +20,10 @@ pub trait SessionCleanup: Send + Sync {
     /// Runs one pass unless another is running anywhere (then `Ok(None)`): ends every active
     /// session with `expires_at <= now` (reason `expired`, ended at its `expires_at`), and
     /// deletes sessions that ended before `purge_before`, both in batches of at most
-    /// `batch_size` rows, with work proportional to the rows affected. Idempotent: a second
-    /// pass at the same `now` finds nothing.
+    /// `batch_size` rows, with work proportional to the rows affected; and prunes the
+    /// revocation log of entries made before `forget_revocations_before` (no instance needs
+    /// to remember them any more). Idempotent: a second pass at the same `now` finds
+    /// nothing.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails; batches already committed stay committed.
@@ -29,6 +31,7 @@ pub trait SessionCleanup: Send + Sync {
         &self,
         now: OffsetDateTime,
         purge_before: OffsetDateTime,
+        forget_revocations_before: OffsetDateTime,
         batch_size: u32,
     ) -> Result<Option<CleanupOutcome>, StoreError>;
 }

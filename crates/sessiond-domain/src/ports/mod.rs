@@ -8,8 +8,10 @@ mod cache;
 mod cleanup;
 mod clock;
 mod device;
+mod events;
 mod password;
 mod random;
+mod revocations;
 mod sessions;
 mod throttle;
 mod tokens;
@@ -20,9 +22,11 @@ pub use cache::SessionCache;
 pub use cleanup::{CleanupOutcome, SessionCleanup};
 pub use clock::Clock;
 pub use device::DeviceClassifier;
+pub use events::{EndedBy, SessionEvents};
 pub use password::{HashError, PasswordHasher};
 pub use random::RandomSource;
-pub use sessions::{CreateSessionError, SessionLimit, SessionRepository};
+pub use revocations::{LogPosition, RevocationBatch, RevocationLog};
+pub use sessions::{CreateSessionError, SessionLimit, SessionRepository, SignInCheck};
 pub use throttle::AttemptCounter;
 pub use tokens::{TokenCodec, TokenError};
 pub use users::{CreateUserError, UserRepository};
@@ -30,7 +34,8 @@ pub use users::{CreateUserError, UserRepository};
 #[cfg(any(test, feature = "mock"))]
 pub use {
     administration::MockUserAdministration, cache::MockSessionCache, cleanup::MockSessionCleanup,
-    clock::MockClock, device::MockDeviceClassifier, password::MockPasswordHasher,
-    random::MockRandomSource, sessions::MockSessionRepository, throttle::MockAttemptCounter,
-    tokens::MockTokenCodec, users::MockUserRepository,
+    clock::MockClock, device::MockDeviceClassifier, events::MockSessionEvents,
+    password::MockPasswordHasher, random::MockRandomSource, revocations::MockRevocationLog,
+    sessions::MockSessionRepository, throttle::MockAttemptCounter, tokens::MockTokenCodec,
+    users::MockUserRepository,
 };

@@ -3,7 +3,8 @@ use time::OffsetDateTime;
 
 use crate::error::StoreError;
 use crate::model::{
-    InvalidationReason, LimitAction, RefreshTokenHash, Session, SessionId, SessionSummary, UserId,
+    InvalidationReason, LimitAction, PasswordHash, RefreshTokenHash, Role, Session, SessionId,
+    SessionSummary, UserId,
 };
 
 /// The max-sessions rule for one sign-in.
@@ -13,12 +14,32 @@ pub struct SessionLimit {
     pub on_limit: LimitAction,
 }
 
+/// What a sign-in verified of its user, checked again under the user's lock when the
+/// session is committed (SPEC §3 invariant 7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInCheck {
+    /// The password hash the presented password was verified against.
+    pub password_hash: PasswordHash,
+}
+
 /// Creating a session failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateSessionError {
     /// The user is at the maximum and the role's action is [`LimitAction::Reject`].
     #[error("maximum number of sessions reached")]
     LimitReached,
+    /// The user no longer exists.
+    #[error("user deleted")]
+    UserGone,
+    /// The user was deactivated after the sign-in read it.
+    #[error("account disabled")]
+    UserDisabled,
+    /// The user's password changed after the sign-in verified it.
+    #[error("password changed")]
+    PasswordChanged,
+    /// The user's role is no longer the session's: this is the role now.
+    #[error("role changed")]
+    RoleChanged(Role),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -32,17 +53,24 @@ pub enum CreateSessionError {
 pub trait SessionRepository: Send + Sync {
     /// Stores `session` (active) while applying `limit` to its user, atomically: however many
     /// sign-ins of one user run in parallel, on however many instances, the user never has
-    /// more than `limit.max_sessions` live sessions afterwards. With
+    /// more than `limit.max_sessions` live sessions afterwards.
+    ///
+    /// Serialised with the user's security events: under the same lock that deactivation,
+    /// role and password changes take, the user is read again, and the session is stored
+    /// only if the user is still active, still has `check.password_hash` and still has
+    /// `session.role`. With
     /// [`LimitAction::EvictOldest`], the live sessions with the oldest `last_activity` are
     /// ended with reason `max_sessions_exceeded` to make room; their ids are returned.
     ///
     /// # Errors
-    /// [`CreateSessionError::LimitReached`] at the maximum with [`LimitAction::Reject`]
-    /// (nothing is written); [`CreateSessionError::Store`] otherwise.
+    /// [`CreateSessionError::LimitReached`] at the maximum with [`LimitAction::Reject`];
+    /// `UserGone`, `UserDisabled`, `PasswordChanged` or `RoleChanged` when a security event
+    /// won the race (nothing is written in any of these cases); `Store` otherwise.
     async fn create_within_limit(
         &self,
         session: &Session,
         limit: SessionLimit,
+        check: &SignInCheck,
         now: OffsetDateTime,
     ) -> Result<Vec<SessionId>, CreateSessionError>;
 
@@ -71,8 +99,9 @@ pub trait SessionRepository: Send + Sync {
 
     /// Single-use refresh: if the session is active and its current refresh-token hash is
     /// `presented`, atomically makes `next` the current hash, `presented` the previous one,
-    /// sets `rotated_at` and `last_activity` to `now` and `expires_at` to `expires_at`, and
-    /// returns the updated session. Otherwise changes nothing and returns `None`: of any
+    /// sets `rotated_at` and `last_activity` to `now` and `expires_at` to `expires_at`,
+    /// bumps the version, remembers `presented` as retired at `now` (see
+    /// [`Self::find_retired_refresh_token`]) and returns the updated session. Otherwise changes nothing and returns `None`: of any
     /// number of parallel calls with one `presented` hash, exactly one succeeds.
     ///
     /// # Errors
@@ -86,6 +115,18 @@ pub trait SessionRepository: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError>;
 
+    /// When the refresh token with hash `hash` stopped being session `id`'s current one, if
+    /// it ever was one of its tokens: every rotated-out token of a session is recognised,
+    /// however many rotations ago (SPEC §2), as long as the session is kept.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    async fn find_retired_refresh_token(
+        &self,
+        id: SessionId,
+        hash: RefreshTokenHash,
+    ) -> Result<Option<OffsetDateTime>, StoreError>;
+
     /// Moves the active session `id` of `user_id` forward to `at` (never backward). A
     /// missing or ended session, or one of another user, is left alone.
     ///
@@ -98,8 +139,9 @@ pub trait SessionRepository: Send + Sync {
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
 
-    /// Ends the session if it is active and returns it as ended; `None` if it does not exist
-    /// or had already ended (the first reason stays).
+    /// Ends the session if it is active (bumping its version) and returns it as ended;
+    /// `None` if it does not exist or had already ended (the first reason stays). Every end
+    /// but expiry is also committed to the revocation log, where the store has one.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.

@@ -3,7 +3,7 @@
 use super::{Ports, Principal};
 use crate::error::DomainError;
 use crate::model::{Email, InvalidationReason, Password, Role, User, UserId};
-use crate::ports::CreateUserError;
+use crate::ports::{CreateUserError, EndedBy};
 
 /// A user to create.
 #[derive(Debug, Clone)]
@@ -118,7 +118,8 @@ impl AccountService {
             .await?;
         // After the new hash is stored: a failure here leaves the request retryable with
         // the new password, never the old sessions alive under a password nobody changed.
-        self.ports
+        let ended = self
+            .ports
             .sessions
             .end_all_for_user(
                 user.id,
@@ -127,6 +128,12 @@ impl AccountService {
                 now,
             )
             .await?;
+        self.ports.events.ended(
+            user.id,
+            &ended,
+            InvalidationReason::PasswordChanged,
+            EndedBy::Owner,
+        );
         Ok(())
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::{AccountService, NewAccount, Ports, Principal};
 use crate::error::DomainError;
 use crate::model::{InvalidationReason, Role, Session, SessionId, User, UserId};
-use crate::ports::{UpdateUserError, UserAdministration, UserChange};
+use crate::ports::{EndedBy, UpdateUserError, UserAdministration, UserChange};
 
 /// Administration, for `system_admin`s only. Every method first checks the caller against
 /// the live session AND the stored user, never against a token claim alone, so a demoted or
@@ -94,10 +94,13 @@ impl AdminService {
             None
         };
         if let Some(reason) = reason {
-            self.ports
+            let ended = self
+                .ports
                 .sessions
                 .end_all_for_user(user.id, None, reason, now)
                 .await?;
+            let by = EndedBy::Administrator(principal.user_id);
+            self.ports.events.ended(user.id, &ended, reason, by);
         }
         Ok(user)
     }
@@ -142,6 +145,10 @@ impl AdminService {
             .sessions
             .end_all_for_user(id, None, InvalidationReason::AdminRevoked, now)
             .await?;
+        let by = EndedBy::Administrator(principal.user_id);
+        self.ports
+            .events
+            .ended(id, &ended, InvalidationReason::AdminRevoked, by);
         Ok(ended.len())
     }
 
@@ -156,12 +163,16 @@ impl AdminService {
     ) -> Result<(), DomainError> {
         self.authorize(principal).await?;
         let now = self.ports.clock.now();
-        self.ports
+        let reason = InvalidationReason::AdminRevoked;
+        let ended = self
+            .ports
             .sessions
-            .end(id, InvalidationReason::AdminRevoked, now)
+            .end(id, reason, now)
             .await?
-            .map(|_| ())
-            .ok_or(DomainError::NotFound)
+            .ok_or(DomainError::NotFound)?;
+        let by = EndedBy::Administrator(principal.user_id);
+        self.ports.events.ended(ended.user_id, &[id], reason, by);
+        Ok(())
     }
 }
 

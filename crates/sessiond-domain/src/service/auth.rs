@@ -11,7 +11,7 @@ use crate::model::{
     AccessClaims, DeviceInfo, Email, InvalidationReason, Liveness, NewSessionContext, Password,
     RefreshState, RefreshToken, RefreshTokenHash, Session, SessionId, SessionPolicy, SessionStatus,
 };
-use crate::ports::{CreateSessionError, SessionLimit, TokenError};
+use crate::ports::{CreateSessionError, EndedBy, SessionLimit, SignInCheck, TokenError};
 
 /// A sign-in attempt.
 #[derive(Debug, Clone)]
@@ -87,15 +87,17 @@ impl AuthService {
             return Err(DomainError::AccountDisabled);
         }
 
-        let role_policy = self.policy.roles.get(user.role);
-        let id = SessionId::from_random_bytes(self.ports.random_id_bytes());
-        let refresh_token = RefreshToken::new(id, self.ports.random.bytes32());
+        let check = SignInCheck {
+            password_hash: user.password_hash.clone(),
+        };
         let context = attempt.context;
         let device = context
             .user_agent
             .as_deref()
             .map_or_else(DeviceInfo::unknown, |ua| self.ports.devices.classify(ua));
-        let session = Session {
+        let id = SessionId::from_random_bytes(self.ports.random_id_bytes());
+        let refresh_token = RefreshToken::new(id, self.ports.random.bytes32());
+        let mut session = Session {
             id,
             user_id: user.id,
             role: user.role,
@@ -105,27 +107,49 @@ impl AuthService {
             user_agent: context.user_agent,
             created_at: now,
             last_activity: now,
-            expires_at: role_policy.expiry(now, now),
+            expires_at: now,
             status: SessionStatus::Active,
             refresh: RefreshState {
                 current: refresh_token.hash(),
                 previous: None,
                 rotated_at: None,
             },
+            version: 1,
         };
-        let limit = SessionLimit {
-            max_sessions: role_policy.max_sessions,
-            on_limit: role_policy.on_limit,
+        // The store re-reads the user under the lock that security events take (SPEC §3
+        // invariant 7). A role changed since our read is taken, with its policy; a role that
+        // keeps changing under us is an administrator's fight, not a sign-in's to win.
+        let mut attempts_left = 3;
+        let evicted = loop {
+            let role_policy = self.policy.roles.get(session.role);
+            session.expires_at = role_policy.expiry(now, now);
+            let limit = SessionLimit {
+                max_sessions: role_policy.max_sessions,
+                on_limit: role_policy.on_limit,
+            };
+            let created = self
+                .ports
+                .sessions
+                .create_within_limit(&session, limit, &check, now)
+                .await;
+            match created {
+                Ok(evicted) => break evicted,
+                Err(CreateSessionError::RoleChanged(role)) if attempts_left > 1 => {
+                    attempts_left -= 1;
+                    session.role = role;
+                }
+                Err(e) => return Err(refused_sign_in(e)),
+            }
         };
-        let evicted = self
-            .ports
-            .sessions
-            .create_within_limit(&session, limit, now)
-            .await
-            .map_err(|e| match e {
-                CreateSessionError::LimitReached => DomainError::MaxSessionsReached,
-                CreateSessionError::Store(e) => e.into(),
-            })?;
+        self.ports.events.opened(&session);
+        if !evicted.is_empty() {
+            self.ports.events.ended(
+                session.user_id,
+                &evicted,
+                InvalidationReason::MaxSessionsExceeded,
+                EndedBy::System,
+            );
+        }
         self.signed_in(session, refresh_token, evicted, now)
     }
 
@@ -271,21 +295,41 @@ impl AuthService {
         presented: RefreshTokenHash,
         now: OffsetDateTime,
     ) -> DomainError {
-        if session.refresh.previous != Some(presented) {
-            // Never issued for this session (or rotated twice since): say nothing about it.
-            return DomainError::RefreshTokenInvalid;
-        }
+        let retired_at = if session.refresh.previous == Some(presented) {
+            session.refresh.rotated_at.unwrap_or(session.created_at)
+        } else {
+            // Any earlier token of the session, however many rotations ago (SPEC §2). A hash
+            // the session never had says nothing about it: whoever knows only a session id
+            // cannot end it.
+            match self
+                .ports
+                .sessions
+                .find_retired_refresh_token(session.id, presented)
+                .await
+            {
+                Ok(Some(at)) => at,
+                Ok(None) => return DomainError::RefreshTokenInvalid,
+                Err(e) => return e.into(),
+            }
+        };
         if let Err(not_live) = ensure_live(session, now) {
             return not_live;
         }
-        let rotated_at = session.refresh.rotated_at.unwrap_or(session.created_at);
-        if self.policy.within_refresh_grace(rotated_at, now) {
+        if self.policy.within_refresh_grace(retired_at, now) {
             return DomainError::RefreshTokenRotated;
         }
         // A rotated token presented again, well after its rotation: someone else holds it.
         let reason = InvalidationReason::RefreshTokenReuse;
         match self.ports.sessions.end(session.id, reason, now).await {
-            Ok(_) => DomainError::SessionRevoked(reason),
+            Ok(ended) => {
+                if ended.is_some() {
+                    let ids = [session.id];
+                    self.ports
+                        .events
+                        .ended(session.user_id, &ids, reason, EndedBy::System);
+                }
+                DomainError::SessionRevoked(reason)
+            }
             Err(e) => e.into(),
         }
     }
@@ -319,6 +363,26 @@ impl AuthService {
             refresh_token,
             evicted,
         })
+    }
+}
+
+/// A sign-in lost to role changes three times in a row: overload, try again.
+#[derive(Debug, thiserror::Error)]
+#[error("the user's role kept changing during sign-in")]
+struct RoleKeptChanging;
+
+/// The answer to a sign-in whose session could not be stored.
+fn refused_sign_in(error: CreateSessionError) -> DomainError {
+    match error {
+        CreateSessionError::LimitReached => DomainError::MaxSessionsReached,
+        // The password verified is no longer the user's, or the user is gone: the same
+        // answer as a wrong password.
+        CreateSessionError::PasswordChanged | CreateSessionError::UserGone => {
+            DomainError::InvalidCredentials
+        }
+        CreateSessionError::UserDisabled => DomainError::AccountDisabled,
+        CreateSessionError::RoleChanged(_) => DomainError::Unavailable(Box::new(RoleKeptChanging)),
+        CreateSessionError::Store(e) => e.into(),
     }
 }
 

@@ -1,13 +1,14 @@
 //! The cleanup job (SPEC §5): expire what ran out, purge what is past retention.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::Ports;
 use crate::error::DomainError;
 use crate::model::SessionPolicy;
-use crate::model::{SessionId, UserId};
-use crate::ports::{SessionCache, SessionCleanup};
+use crate::model::{InvalidationReason, SessionId, UserId};
+use crate::ports::{EndedBy, SessionCache, SessionCleanup};
+use time::OffsetDateTime;
 
 /// Rows per batch: each batch is one short statement; fewer, larger batches cut the
 /// per-statement cost of ending 1 000 000 sessions (make bench) while staying well under a
@@ -64,7 +65,12 @@ impl CleanupService {
         let purge_before = now - self.policy.history_retention;
         let outcome = self
             .cleanup
-            .run_pass(now, purge_before, CLEANUP_BATCH_SIZE)
+            .run_pass(
+                now,
+                purge_before,
+                now - self.policy.revocation_memory(),
+                CLEANUP_BATCH_SIZE,
+            )
             .await?;
         Ok(match outcome {
             None => CleanupReport {
@@ -72,7 +78,8 @@ impl CleanupService {
                 ..CleanupReport::default()
             },
             Some(outcome) => {
-                self.prune_cache(&outcome.expired).await;
+                self.announce_expired(&outcome.expired);
+                self.prune_cache(&outcome.expired, now).await;
                 CleanupReport {
                     skipped: false,
                     expired: outcome.expired.len(),
@@ -82,18 +89,30 @@ impl CleanupService {
         })
     }
 
-    /// Drops expired sessions from the cache's per-user index (their keys expired on their
-    /// own). Best effort: the index entries also expire with the index.
-    async fn prune_cache(&self, expired: &[(UserId, SessionId)]) {
-        let Some(cache) = &self.cache else {
-            return;
-        };
+    /// Tells the session events of the sessions this pass expired, one call per user.
+    fn announce_expired(&self, expired: &[(UserId, SessionId)]) {
         let mut by_user: HashMap<UserId, Vec<SessionId>> = HashMap::new();
         for (user, session) in expired {
             by_user.entry(*user).or_default().push(*session);
         }
         for (user, sessions) in by_user {
-            let _ = cache.remove(user, &sessions).await;
+            let reason = InvalidationReason::Expired;
+            self.ports
+                .events
+                .ended(user, &sessions, reason, EndedBy::System);
+        }
+    }
+
+    /// Prunes the cache's index of each user who had a session expire (SPEC §5): their
+    /// keys expired on their own. Best effort: the index entries also expire with the
+    /// index.
+    async fn prune_cache(&self, expired: &[(UserId, SessionId)], now: OffsetDateTime) {
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        let users: HashSet<UserId> = expired.iter().map(|(user, _)| *user).collect();
+        for user in users {
+            let _ = cache.prune_index(user, now).await;
         }
     }
 }

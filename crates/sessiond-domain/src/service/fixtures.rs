@@ -14,7 +14,7 @@ use crate::model::{
 };
 use crate::ports::{
     MockAttemptCounter, MockClock, MockDeviceClassifier, MockPasswordHasher, MockRandomSource,
-    MockSessionRepository, MockTokenCodec, MockUserRepository,
+    MockSessionEvents, MockSessionRepository, MockTokenCodec, MockUserRepository,
 };
 
 pub const NOW: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
@@ -27,6 +27,8 @@ pub struct Mocks {
     pub tokens: MockTokenCodec,
     pub devices: MockDeviceClassifier,
     pub attempts: MockAttemptCounter,
+    /// Accepts every event; a test that checks events replaces it.
+    pub events: MockSessionEvents,
     pub now: OffsetDateTime,
 }
 
@@ -40,6 +42,7 @@ impl Mocks {
             tokens: MockTokenCodec::new(),
             devices: MockDeviceClassifier::new(),
             attempts: MockAttemptCounter::new(),
+            events: quiet_events(),
             now: NOW,
         }
     }
@@ -74,6 +77,7 @@ impl Mocks {
             clock: Arc::new(clock),
             random: Arc::new(random),
             attempts: Arc::new(self.attempts),
+            events: Arc::new(self.events),
         }
     }
 }
@@ -123,6 +127,7 @@ pub fn session() -> Session {
             previous: None,
             rotated_at: None,
         },
+        version: 1,
     }
 }
 
@@ -132,4 +137,12 @@ pub fn principal(session: Session) -> Principal {
         role: session.role,
         session: SessionSummary::from(&session),
     }
+}
+
+/// Session events that accept anything.
+pub fn quiet_events() -> MockSessionEvents {
+    let mut events = MockSessionEvents::new();
+    events.expect_opened().return_const(());
+    events.expect_ended().return_const(());
+    events
 }

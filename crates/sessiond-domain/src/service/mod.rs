@@ -21,8 +21,8 @@ pub use sessions::SessionService;
 
 use crate::model::{Role, SessionSummary, UserId};
 use crate::ports::{
-    AttemptCounter, Clock, DeviceClassifier, PasswordHasher, RandomSource, SessionRepository,
-    TokenCodec, UserRepository,
+    AttemptCounter, Clock, DeviceClassifier, PasswordHasher, RandomSource, SessionEvents,
+    SessionRepository, TokenCodec, UserRepository,
 };
 
 /// The adapters a deployment plugs in, shared by every service.
@@ -36,6 +36,8 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn RandomSource>,
     pub attempts: Arc<dyn AttemptCounter>,
+    /// Told of every session opened and ended.
+    pub events: Arc<dyn SessionEvents>,
 }
 
 impl fmt::Debug for Ports {

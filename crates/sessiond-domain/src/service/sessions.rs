@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::{Ports, Principal};
 use crate::error::DomainError;
 use crate::model::{InvalidationReason, Session, SessionId, SessionPolicy, User};
+use crate::ports::EndedBy;
 
 /// What users do with their own sessions. Every method acts for a [`Principal`] and never
 /// touches another user's session.
@@ -50,10 +51,13 @@ impl SessionService {
     /// Storage errors only; ending an already ended session is not an error.
     pub async fn sign_out(&self, principal: &Principal) -> Result<(), DomainError> {
         let now = self.ports.clock.now();
-        self.ports
-            .sessions
-            .end(principal.session.id, InvalidationReason::UserLogout, now)
-            .await?;
+        let id = principal.session.id;
+        let reason = InvalidationReason::UserLogout;
+        if self.ports.sessions.end(id, reason, now).await?.is_some() {
+            self.ports
+                .events
+                .ended(principal.user_id, &[id], reason, EndedBy::Owner);
+        }
         Ok(())
     }
 
@@ -73,12 +77,16 @@ impl SessionService {
             return Err(DomainError::NotFound);
         }
         let now = self.ports.clock.now();
+        let reason = InvalidationReason::UserLogout;
         self.ports
             .sessions
-            .end(id, InvalidationReason::UserLogout, now)
+            .end(id, reason, now)
             .await?
-            .map(|_| ())
-            .ok_or(DomainError::NotFound)
+            .ok_or(DomainError::NotFound)?;
+        self.ports
+            .events
+            .ended(principal.user_id, &[id], reason, EndedBy::Owner);
+        Ok(())
     }
 
     /// Ends all the caller's sessions except the current one; returns how many ended.
@@ -97,6 +105,12 @@ impl SessionService {
                 now,
             )
             .await?;
+        self.ports.events.ended(
+            principal.user_id,
+            &ended,
+            InvalidationReason::UserLogoutAll,
+            EndedBy::Owner,
+        );
         Ok(ended.len())
     }
 

@@ -3,7 +3,10 @@
 use actix_web::{HttpResponse, Resource, web};
 
 use crate::http::AppState;
-use crate::metrics::{CACHE_DOWN, CACHE_FALLBACKS, CACHE_HITS, CACHE_MISSES, handle};
+use crate::metrics::{
+    CACHE_DOWN, CACHE_FALLBACKS, CACHE_HITS, CACHE_MISSES, FEED_APPLIED, FEED_FAILED_READS,
+    FEED_LAG, FEED_REMEMBERED, handle,
+};
 
 pub fn resource() -> Resource {
     web::resource("/metrics").route(web::get().to(render))
@@ -22,8 +25,21 @@ async fn render(state: web::Data<AppState>) -> HttpResponse {
         let stats = cache.stats();
         metrics::counter!(CACHE_HITS).absolute(stats.hits);
         metrics::counter!(CACHE_MISSES).absolute(stats.misses);
-        metrics::counter!(CACHE_FALLBACKS).absolute(stats.errors + stats.refused);
+        metrics::counter!(CACHE_FALLBACKS).absolute(stats.errors);
         metrics::gauge!(CACHE_DOWN).set(if stats.outage { 1.0 } else { 0.0 });
+    }
+    if let Some(feed) = &state.feed {
+        let status = feed.status();
+        // Never caught up: as far behind as the process is old, shown as +Inf.
+        let lag = status.caught_up_to.map_or(f64::INFINITY, |at| {
+            (time::OffsetDateTime::now_utc() - at)
+                .as_seconds_f64()
+                .max(0.0)
+        });
+        metrics::gauge!(FEED_LAG).set(lag);
+        metrics::gauge!(FEED_REMEMBERED).set(feed.remembered() as f64);
+        metrics::counter!(FEED_APPLIED).absolute(status.applied);
+        metrics::counter!(FEED_FAILED_READS).absolute(status.failed_reads);
     }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -176,6 +176,20 @@ async fn an_admin_revokes_any_session() {
             ended.status = SessionStatus::Ended { at, reason };
             Ok(Some(ended))
         });
+    // The event names the administrator who ended it.
+    let admin = admin_principal().user_id;
+    mocks.events = crate::ports::MockSessionEvents::new();
+    mocks
+        .events
+        .expect_ended()
+        .withf(move |user, ids, reason, by| {
+            *user == fixtures::session().user_id
+                && ids == [id].as_slice()
+                && *reason == InvalidationReason::AdminRevoked
+                && *by == crate::ports::EndedBy::Administrator(admin)
+        })
+        .times(1)
+        .return_const(());
     let service = AdminService::new(
         mocks.into_ports(),
         std::sync::Arc::new(MockUserAdministration::new()),

@@ -133,8 +133,10 @@ async fn sign_in_opens_a_session_under_the_roles_policy() {
     mocks
         .sessions
         .expect_create_within_limit()
-        .withf(|session, limit, now| {
+        .withf(|session, limit, check, now| {
             *now == NOW
+                // The store re-checks the hash this sign-in verified, under the user's lock.
+                && check.password_hash == fixtures::user(Role::HotelEmployee).password_hash
                 && limit.max_sessions == 2
                 && limit.on_limit == LimitAction::EvictOldest
                 && session.expires_at == NOW + Duration::hours(8)
@@ -144,7 +146,7 @@ async fn sign_in_opens_a_session_under_the_roles_policy() {
                 && session.status == SessionStatus::Active
         })
         .times(1)
-        .returning(|_, _, _| Ok(vec![]));
+        .returning(|_, _, _, _| Ok(vec![]));
     let signed_in = service(mocks).sign_in(attempt("right")).await.unwrap();
     assert_eq!(signed_in.access_token, "signed.jwt");
     assert_eq!(signed_in.access_expires_at, NOW + Duration::minutes(15));
@@ -170,8 +172,8 @@ async fn a_role_set_to_reject_refuses_the_sign_in_at_its_maximum() {
     mocks
         .sessions
         .expect_create_within_limit()
-        .withf(|_, limit, _| limit.on_limit == LimitAction::Reject && limit.max_sessions == 3)
-        .returning(|_, _, _| Err(CreateSessionError::LimitReached));
+        .withf(|_, limit, _, _| limit.on_limit == LimitAction::Reject && limit.max_sessions == 3)
+        .returning(|_, _, _, _| Err(CreateSessionError::LimitReached));
     let error = service_with(mocks, policy)
         .sign_in(attempt("right"))
         .await
@@ -413,7 +415,17 @@ async fn unknown_or_malformed_refresh_tokens_reveal_nothing_and_revoke_nothing()
             .sessions
             .expect_find()
             .returning(move |_| Ok(Some(session.clone())));
+        // A well-formed token is looked up among the session's retired ones, and is not
+        // one of them.
+        let unknown = fixtures::refresh_token(77).hash();
+        mocks
+            .sessions
+            .expect_find_retired_refresh_token()
+            .withf(move |id, hash| *id == fixtures::session_id() && *hash == unknown)
+            .times(usize::from(presented != "garbage"))
+            .returning(|_, _| Ok(None));
         mocks.sessions.expect_end().times(0);
+        mocks.sessions.expect_rotate_refresh_token().times(0);
         let error = service(mocks).refresh(&presented).await.unwrap_err();
         assert!(matches!(error, DomainError::RefreshTokenInvalid));
     }
@@ -500,4 +512,221 @@ async fn a_failed_activity_write_does_not_refuse_a_valid_request() {
         .returning(|_, _, _| Err(crate::StoreError::Unavailable("database down".into())));
     let principal = service(mocks).authenticate("jwt").await.unwrap();
     assert_eq!(principal.session.last_activity, NOW - Duration::minutes(5));
+}
+
+/// Mocks in which alice (a guest) signs in with the right password and the store answers
+/// the session's creation with `refusal`.
+fn sign_in_refused_by(refusal: fn() -> CreateSessionError) -> Mocks {
+    let mut mocks = alice_exists(Role::Guest);
+    mocks
+        .sessions
+        .expect_create_within_limit()
+        .times(1)
+        .returning(move |_, _, _, _| Err(refusal()));
+    mocks.tokens.checkpoint();
+    mocks.tokens.expect_encode().times(0);
+    mocks
+}
+
+#[tokio::test]
+async fn a_sign_in_that_loses_to_a_deactivation_is_refused_as_disabled() {
+    let mocks = sign_in_refused_by(|| CreateSessionError::UserDisabled);
+    let error = service(mocks).sign_in(attempt("right")).await.unwrap_err();
+    assert!(matches!(error, DomainError::AccountDisabled));
+}
+
+#[tokio::test]
+async fn a_sign_in_that_loses_to_a_password_change_or_a_deletion_is_a_wrong_credential() {
+    for refusal in [
+        (|| CreateSessionError::PasswordChanged) as fn() -> CreateSessionError,
+        || CreateSessionError::UserGone,
+    ] {
+        let mocks = sign_in_refused_by(refusal);
+        let error = service(mocks).sign_in(attempt("right")).await.unwrap_err();
+        assert!(matches!(error, DomainError::InvalidCredentials));
+    }
+}
+
+#[tokio::test]
+async fn a_sign_in_that_races_a_role_change_carries_the_new_role_and_its_policy() {
+    let mut mocks = alice_exists(Role::Guest);
+    let verified = fixtures::user(Role::Guest).password_hash;
+    let mut order = mockall::Sequence::new();
+    let first_check = verified.clone();
+    mocks
+        .sessions
+        .expect_create_within_limit()
+        .withf(move |session, limit, check, _| {
+            session.role == Role::Guest
+                && limit.max_sessions == 5
+                && session.expires_at == NOW + Duration::hours(24)
+                && check.password_hash == first_check
+        })
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _, _, _| Err(CreateSessionError::RoleChanged(Role::SystemAdmin)));
+    mocks
+        .sessions
+        .expect_create_within_limit()
+        .withf(move |session, limit, check, now| {
+            session.role == Role::SystemAdmin
+                && limit.max_sessions == 2
+                && limit.on_limit == LimitAction::EvictOldest
+                && session.expires_at == NOW + Duration::hours(4)
+                && check.password_hash == verified
+                && *now == NOW
+        })
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _, _, _| Ok(vec![]));
+    mocks.tokens.checkpoint();
+    mocks
+        .tokens
+        .expect_encode()
+        .withf(|claims| claims.role == Role::SystemAdmin)
+        .times(1)
+        .returning(|_| Ok("signed.jwt".into()));
+    let signed_in = service(mocks).sign_in(attempt("right")).await.unwrap();
+    assert_eq!(signed_in.session.role, Role::SystemAdmin);
+    assert_eq!(signed_in.session.expires_at, NOW + Duration::hours(4));
+    assert_eq!(
+        signed_in.session.refresh.current,
+        signed_in.refresh_token.hash()
+    );
+}
+
+#[tokio::test]
+async fn a_role_that_keeps_changing_makes_the_sign_in_unavailable_after_three_attempts() {
+    let mut mocks = alice_exists(Role::Guest);
+    let mut order = mockall::Sequence::new();
+    for (tried, now_is) in [
+        (Role::Guest, Role::VendorAdmin),
+        (Role::VendorAdmin, Role::HotelEmployee),
+        (Role::HotelEmployee, Role::SystemAdmin),
+    ] {
+        let max_sessions = RolePolicy::default_for(tried).max_sessions;
+        mocks
+            .sessions
+            .expect_create_within_limit()
+            .withf(move |session, limit, _, _| {
+                session.role == tried && limit.max_sessions == max_sessions
+            })
+            .times(1)
+            .in_sequence(&mut order)
+            .returning(move |_, _, _, _| Err(CreateSessionError::RoleChanged(now_is)));
+    }
+    mocks.tokens.checkpoint();
+    mocks.tokens.expect_encode().times(0);
+    let error = service(mocks).sign_in(attempt("right")).await.unwrap_err();
+    assert!(matches!(error, DomainError::Unavailable(_)), "{error:?}");
+}
+
+/// A session rotated twice: `refresh_token(9)` was retired `retired_ago`, its successor
+/// `refresh_token(10)` (now `previous`) a moment ago, and `refresh_token(11)` is current.
+fn rotated_twice(retired_ago: Duration) -> Mocks {
+    let mut mocks = Mocks::new();
+    let mut session = fixtures::session();
+    session.refresh = RefreshState {
+        current: fixtures::refresh_token(11).hash(),
+        previous: Some(fixtures::refresh_token(10).hash()),
+        rotated_at: Some(NOW - Duration::seconds(1)),
+    };
+    mocks
+        .sessions
+        .expect_find()
+        .returning(move |_| Ok(Some(session.clone())));
+    let oldest = fixtures::refresh_token(9).hash();
+    mocks
+        .sessions
+        .expect_find_retired_refresh_token()
+        .withf(move |id, hash| *id == fixtures::session_id() && *hash == oldest)
+        .times(1)
+        .returning(move |_, _| Ok(Some(NOW - retired_ago)));
+    mocks.sessions.expect_rotate_refresh_token().times(0);
+    mocks
+}
+
+#[tokio::test]
+async fn a_token_retired_rotations_ago_revokes_the_session_outside_its_grace_window() {
+    // Judged by when that token was retired, not by the session's latest rotation (which
+    // is within the grace window here).
+    for retired_ago in [Duration::seconds(10), Duration::hours(2)] {
+        let mut mocks = rotated_twice(retired_ago);
+        mocks
+            .sessions
+            .expect_end()
+            .with(
+                eq(fixtures::session_id()),
+                eq(InvalidationReason::RefreshTokenReuse),
+                eq(NOW),
+            )
+            .times(1)
+            .returning(|_, _, _| Ok(None));
+        let error = service(mocks)
+            .refresh(&fixtures::refresh_token(9).expose())
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            error,
+            DomainError::SessionRevoked(InvalidationReason::RefreshTokenReuse)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn a_token_retired_rotations_ago_within_its_grace_window_revokes_nothing() {
+    let mut mocks = rotated_twice(Duration::seconds(9));
+    mocks.sessions.expect_end().times(0);
+    let error = service(mocks)
+        .refresh(&fixtures::refresh_token(9).expose())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, DomainError::RefreshTokenRotated));
+}
+
+#[tokio::test]
+async fn a_retired_token_of_an_ended_session_tells_why_it_ended_and_ends_nothing_again() {
+    let mut mocks = Mocks::new();
+    let mut session = rotated_session(Duration::hours(1));
+    session.status = SessionStatus::Ended {
+        at: NOW - Duration::minutes(1),
+        reason: InvalidationReason::AdminRevoked,
+    };
+    mocks
+        .sessions
+        .expect_find()
+        .returning(move |_| Ok(Some(session.clone())));
+    mocks
+        .sessions
+        .expect_find_retired_refresh_token()
+        .returning(|_, _| Ok(Some(NOW - Duration::hours(2))));
+    mocks.sessions.expect_end().times(0);
+    let error = service(mocks)
+        .refresh(&fixtures::refresh_token(8).expose())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        DomainError::SessionRevoked(InvalidationReason::AdminRevoked)
+    ));
+}
+
+#[tokio::test]
+async fn a_failed_lookup_of_retired_tokens_is_unavailable_and_ends_nothing() {
+    let mut mocks = Mocks::new();
+    let session = rotated_session(Duration::hours(1));
+    mocks
+        .sessions
+        .expect_find()
+        .returning(move |_| Ok(Some(session.clone())));
+    mocks
+        .sessions
+        .expect_find_retired_refresh_token()
+        .returning(|_, _| Err(crate::StoreError::Unavailable("database down".into())));
+    mocks.sessions.expect_end().times(0);
+    let error = service(mocks)
+        .refresh(&fixtures::refresh_token(8).expose())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, DomainError::Unavailable(_)));
 }

@@ -23,30 +23,55 @@ async fn a_pass_expires_purges_and_prunes_the_cache_per_user() {
         .with(
             eq(NOW),
             eq(NOW - Duration::days(30)),
+            // Revocations are forgotten once no instance must remember them any more.
+            eq(NOW - Duration::seconds(900 + 5 + 60)),
             eq(CLEANUP_BATCH_SIZE),
         )
         .times(1)
-        .returning(move |_, _, _| {
+        .returning(move |_, _, _, _| {
             Ok(Some(CleanupOutcome {
                 expired: expired.clone(),
                 purged: 4,
             }))
         });
+    // Each user's index is pruned once, however many of their sessions expired; the
+    // expired sessions are not tombstoned (expiry refuses them everywhere already).
     let mut cache = MockSessionCache::new();
+    cache
+        .expect_prune_index()
+        .with(eq(alice), eq(NOW))
+        .times(1)
+        .returning(|_, _| Ok(2));
+    cache
+        .expect_prune_index()
+        .with(eq(bob), eq(NOW))
+        .times(1)
+        .returning(|_, _| Err(crate::StoreError::Unavailable("redis down".into())));
+    cache.expect_tombstone().times(0);
+    // Expiry is announced like every other end: once per user, by the system.
+    let mut mocks = Mocks::new();
+    mocks.events = crate::ports::MockSessionEvents::new();
     let alices = vec![sessions[0], sessions[2]];
-    cache
-        .expect_remove()
-        .withf(move |user, ids| *user == alice && ids == alices.as_slice())
+    mocks
+        .events
+        .expect_ended()
+        .withf(move |user, ids, reason, by| {
+            *user == alice
+                && ids == alices.as_slice()
+                && *reason == InvalidationReason::Expired
+                && *by == EndedBy::System
+        })
         .times(1)
-        .returning(|_, _| Ok(()));
+        .return_const(());
     let bobs = vec![sessions[1]];
-    cache
-        .expect_remove()
-        .withf(move |user, ids| *user == bob && ids == bobs.as_slice())
+    mocks
+        .events
+        .expect_ended()
+        .withf(move |user, ids, _, _| *user == bob && ids == bobs.as_slice())
         .times(1)
-        .returning(|_, _| Ok(()));
+        .return_const(());
     let service = CleanupService::new(
-        Mocks::new().into_ports(),
+        mocks.into_ports(),
         Arc::new(SessionPolicy::default()),
         Arc::new(cleanup),
         Some(Arc::new(cache)),
@@ -65,7 +90,7 @@ async fn a_pass_expires_purges_and_prunes_the_cache_per_user() {
 #[tokio::test]
 async fn a_pass_held_elsewhere_is_reported_as_skipped() {
     let mut cleanup = MockSessionCleanup::new();
-    cleanup.expect_run_pass().returning(|_, _, _| Ok(None));
+    cleanup.expect_run_pass().returning(|_, _, _, _| Ok(None));
     let service = CleanupService::new(
         Mocks::new().into_ports(),
         Arc::new(SessionPolicy::default()),

@@ -1,0 +1,39 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+use crate::model::Revocation;
+
+/// A place in the revocation log, opaque to the domain: what to read from next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LogPosition(pub u64);
+
+/// What one read of the revocation log returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationBatch {
+    pub revocations: Vec<Revocation>,
+    /// Where the next read starts.
+    pub next: LogPosition,
+}
+
+/// The revocation log (SPEC §8): every session end other than expiry, committed by the
+/// store in the same transaction as the end itself, and news of new entries.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait RevocationLog: Send + Sync {
+    /// Every revocation committed since the read that returned `from` (the whole log when
+    /// `None`); it may repeat some read before. No revocation committed after that read is
+    /// ever skipped, whatever order concurrent transactions commit in. Entries are kept at
+    /// least as long as any instance must remember them, so a reader that was away for
+    /// longer loses nothing it still needs.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the log cannot be read.
+    async fn read(&self, from: Option<LogPosition>) -> Result<RevocationBatch, StoreError>;
+
+    /// Returns when a revocation may have been committed since the last call, or after
+    /// `timeout` at the latest; never sooner than that when news cannot be received (the
+    /// store is unreachable), so that a caller that reads in a loop does not spin.
+    async fn wait(&self, timeout: Duration);
+}

@@ -1,0 +1,11 @@
+DROP TRIGGER user_sessions_log_deletion ON user_sessions;
+DROP FUNCTION user_sessions_log_deletion();
+DROP TRIGGER user_sessions_log_revocation ON user_sessions;
+DROP FUNCTION user_sessions_log_revocation();
+DROP TABLE session_revocations;
+DROP TRIGGER user_sessions_retire_refresh_token ON user_sessions;
+DROP FUNCTION user_sessions_retire_refresh_token();
+DROP TABLE session_retired_refresh_tokens;
+DROP TRIGGER user_sessions_version ON user_sessions;
+DROP FUNCTION user_sessions_bump_version();
+ALTER TABLE user_sessions DROP COLUMN version;
