@@ -312,6 +312,20 @@ impl Cluster {
         ids
     }
 
+    /// How many sessions `user_id` has ever had (live or ended): how many sign-ins committed.
+    pub async fn session_count(&self, user_id: &str) -> usize {
+        let count: i64 = self
+            .sql
+            .query_one(
+                "SELECT count(*) FROM user_sessions WHERE user_id = $1::text::uuid",
+                &[&user_id],
+            )
+            .await
+            .expect("the session count")
+            .get(0);
+        usize::try_from(count).unwrap_or(0)
+    }
+
     /// A session's row, if it exists.
     pub async fn session(&self, session_id: &str) -> Option<SessionRow> {
         self.sql

@@ -440,9 +440,16 @@ mod tests {
             .execute(&mut conn)
             .await
             .unwrap();
+        // A read may repeat entries (transactions of other tests on the server hold the
+        // position back); what is new is the deletion.
         let after = fixture.log.read(Some(before_delete.next)).await.unwrap();
-        assert_eq!(ids(&after), vec![deleted.id]);
-        assert_eq!(after.revocations[0].reason, None);
+        let new: Vec<&Revocation> = after
+            .revocations
+            .iter()
+            .filter(|r| !before_delete.revocations.contains(r))
+            .collect();
+        assert_eq!(new.len(), 1, "{after:?}");
+        assert_eq!((new[0].session_id, new[0].reason), (deleted.id, None));
         assert!(after.next >= before_delete.next);
     }
 
@@ -482,9 +489,15 @@ mod tests {
             ids(&second).contains(&early.id),
             "the late commit was skipped: {second:?}"
         );
-        // Once nothing is in flight, the position moves past both.
+        // Reads from there on may repeat these two (while other transactions on the server
+        // are in flight) but find nothing else.
         let third = fixture.log.read(Some(second.next)).await.unwrap();
-        assert!(third.revocations.is_empty(), "{third:?}");
+        assert!(
+            ids(&third)
+                .iter()
+                .all(|id| [early.id, late.id].contains(id)),
+            "{third:?}"
+        );
     }
 
     /// Waits `timeout` on `log`, returning how long it took.

@@ -1,12 +1,14 @@
 //! `GET /metrics`: Prometheus text format.
 
 use actix_web::{HttpResponse, Resource, web};
+use sessiond_domain::ports::Clock;
 
 use crate::http::AppState;
 use crate::metrics::{
     CACHE_DOWN, CACHE_FALLBACKS, CACHE_HITS, CACHE_MISSES, FEED_APPLIED, FEED_FAILED_READS,
     FEED_LAG, FEED_REMEMBERED, handle,
 };
+use crate::system::SystemClock;
 
 pub fn resource() -> Resource {
     web::resource("/metrics").route(web::get().to(render))
@@ -32,7 +34,7 @@ async fn render(state: web::Data<AppState>) -> HttpResponse {
         let status = feed.status();
         // Never caught up: as far behind as the process is old, shown as +Inf.
         let lag = status.caught_up_to.map_or(f64::INFINITY, |at| {
-            (time::OffsetDateTime::now_utc() - at)
+            (SystemClock.now() - at)
                 .as_seconds_f64()
                 .max(0.0)
         });
