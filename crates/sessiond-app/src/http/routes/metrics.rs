@@ -34,9 +34,7 @@ async fn render(state: web::Data<AppState>) -> HttpResponse {
         let status = feed.status();
         // Never caught up: as far behind as the process is old, shown as +Inf.
         let lag = status.caught_up_to.map_or(f64::INFINITY, |at| {
-            (SystemClock.now() - at)
-                .as_seconds_f64()
-                .max(0.0)
+            (SystemClock.now() - at).as_seconds_f64().max(0.0)
         });
         metrics::gauge!(FEED_LAG).set(lag);
         metrics::gauge!(FEED_REMEMBERED).set(feed.remembered() as f64);
