@@ -87,7 +87,7 @@ pub async fn run(
     let binary = sessiond_binary().await?;
 
     // One user per revocation, signed in once.
-    let users = WARM_UP_REVOCATIONS + 2 * revocations;
+    let users = 2 * WARM_UP_REVOCATIONS + 3 * revocations;
     sql.batch_execute(&format!(
         "INSERT INTO users (id, email, password_hash, role, created_at, updated_at) \
          SELECT gen_random_uuid(), 'bench-prop-' || i || '@example.com', \
@@ -118,41 +118,23 @@ pub async fn run(
         // Every request is logged at `info`: that would be most of their work.
         ("RUST_LOG", "warn".to_owned()),
     ];
-    let mut instances = Vec::with_capacity(3);
-    for index in 0..3 {
-        instances.push(Instance::start(&binary, index, &env)?);
-    }
-    for instance in &mut instances {
-        instance.ready().await?;
-    }
-    let addrs = [instances[0].addr, instances[1].addr, instances[2].addr];
-    eprintln!(
-        "bench: propagation: 3 sessiond processes at {addrs:?} (logs: {}), bound {bound_ms} ms",
-        instances
-            .iter()
-            .map(|i| i.log.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-
-    // The probes on a thread and runtime of their own; the load on the load generator's.
+    // The deployment as it is: one Redis namespace, so instance 0's tombstone reaches the
+    // others before the feed does.
+    let mut instances = Instances::start(&binary, &env, false).await?;
+    let addrs = instances.addrs();
     let clients = clients.clone();
-    let thread = std::thread::Builder::new()
-        .name("bench-probe".into())
-        .spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
-                .block_on(measure(addrs, clients, load_tokens, revocations))
-        })?;
-    let measured = tokio::task::spawn_blocking(move || thread.join())
-        .await?
-        .map_err(|_| anyhow::anyhow!("the probe thread panicked"));
-    LOAD_ON.store(false, Ordering::Relaxed);
-    for instance in &mut instances {
-        instance.stop();
-    }
-    let phases = measured??;
+    let measured = on_own_thread(measure(addrs, clients, load_tokens, revocations)).await;
+    instances.stop();
+    let (mut phases, feed_tokens) = measured?;
+
+    // The feed alone: each instance its own Redis key prefix, so that only the revocation
+    // log tells instances 1 and 2 (SPEC §8: correctness never depends on the revoking
+    // instance reaching Redis).
+    let mut instances = Instances::start(&binary, &env, true).await?;
+    let addrs = instances.addrs();
+    let measured = on_own_thread(feed_only(addrs, feed_tokens, revocations)).await;
+    instances.stop();
+    phases.push(measured?);
 
     let mut report = Report::propagation(format!(
         "3 sessiond processes ({}), {} actix workers each, `sessions.revocation_bound_ms` = {bound_ms} (the log read every {} ms without notifications), on the bench's PostgreSQL database and redis-server; the probes on a thread of their own, the load generator on its own tokio runtime ({} threads); all on the same {} cores",
@@ -181,6 +163,78 @@ pub async fn run(
             .into(),
     );
     report.finish()
+}
+
+/// Runs `future` on a thread and current-thread runtime of its own, so that neither the
+/// load generator nor the servers delay a probe.
+async fn on_own_thread<T: Send + 'static>(
+    future: impl Future<Output = anyhow::Result<T>> + Send + 'static,
+) -> anyhow::Result<T> {
+    let thread = std::thread::Builder::new()
+        .name("bench-probe".into())
+        .spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(future)
+        })?;
+    let result = tokio::task::spawn_blocking(move || thread.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the probe thread panicked"));
+    LOAD_ON.store(false, Ordering::Relaxed);
+    result?
+}
+
+/// The three processes.
+#[derive(Debug)]
+struct Instances(Vec<Instance>);
+
+impl Instances {
+    /// Starts three instances and waits until each is ready; with `own_prefixes`, each
+    /// keeps its Redis keys under a prefix of its own.
+    async fn start(
+        binary: &Path,
+        env: &[(&str, String)],
+        own_prefixes: bool,
+    ) -> anyhow::Result<Self> {
+        let mut instances = Self(Vec::with_capacity(3));
+        for index in 0..3 {
+            let mut env = env.to_vec();
+            if own_prefixes {
+                env.push(("SESSIOND_REDIS__KEY_PREFIX", format!("i{index}:")));
+            }
+            instances.0.push(Instance::start(binary, index, &env)?);
+        }
+        for instance in &mut instances.0 {
+            instance.ready().await?;
+        }
+        eprintln!(
+            "bench: propagation: 3 sessiond processes at {:?}{} (logs: {})",
+            instances.addrs(),
+            if own_prefixes {
+                ", each with a Redis key prefix of its own"
+            } else {
+                ""
+            },
+            instances
+                .0
+                .iter()
+                .map(|i| i.log.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(instances)
+    }
+
+    fn addrs(&self) -> [SocketAddr; 3] {
+        [self.0[0].addr, self.0[1].addr, self.0[2].addr]
+    }
+
+    fn stop(&mut self) {
+        for instance in &mut self.0 {
+            instance.stop();
+        }
+    }
 }
 
 /// The release `sessiond`: built now (a no-op when it is up to date), next to this binary.
@@ -351,6 +405,9 @@ struct Phase {
     own: Histogram<u64>,
     /// The round trip of the probe that found the last refusal, µs.
     resolution: Histogram<u64>,
+    /// The lower bound: t0 → the send of the last probe instance 1 or 2 accepted (0 when
+    /// both refused the first one), µs.
+    lower: Histogram<u64>,
     /// The revoke itself (`POST /api/v1/auth/logout`), µs.
     logout: Histogram<u64>,
     /// Revocations whose every instance refused within [`PROBE_LIMIT`] / not.
@@ -358,6 +415,8 @@ struct Phase {
     unrefused: u64,
     /// Revocations after whose 2xx instance 1 or 2 still accepted the token at least once.
     stale: u64,
+    /// Revocations that instances 1 and 2 both refused at their first probe.
+    first_probe: u64,
     /// 200s from instance 0 after its own 2xx (must be none).
     own_accepted: u64,
     /// Sessions not accepted everywhere before the revoke, revokes that failed, probes
@@ -376,10 +435,12 @@ impl Phase {
             remote: histogram(),
             own: histogram(),
             resolution: histogram(),
+            lower: histogram(),
             logout: histogram(),
             refused: 0,
             unrefused: 0,
             stale: 0,
+            first_probe: 0,
             own_accepted: 0,
             not_live: 0,
             failed_logouts: 0,
@@ -401,7 +462,7 @@ impl Phase {
         let worst = Duration::from_micros(self.remote.max());
         let complete = self.unrefused == 0 && self.refused > 0;
         let result = format!(
-            "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} revocations; ≤ 1 ms: {:.1} %, ≤ 5 ms: {:.1} %, ≤ {} ms (one log poll): {:.1} %; not refused within {} s: {}; resolution: last probe's round trip p50 {:.2} ms, p99 {:.2} ms)",
+            "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} revocations; ≤ 1 ms: {:.1} %, ≤ 5 ms: {:.1} %, ≤ {} ms (one log poll): {:.1} %; not refused within {} s: {}; resolution: last probe's round trip p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; lower bound, the last accepted probe's send: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} refused by both at the first probe)",
             ms(&self.remote, 0.5),
             ms(&self.remote, 0.99),
             max(&self.remote),
@@ -414,6 +475,11 @@ impl Phase {
             self.unrefused,
             ms(&self.resolution, 0.5),
             ms(&self.resolution, 0.99),
+            max(&self.resolution),
+            ms(&self.lower, 0.5),
+            ms(&self.lower, 0.99),
+            max(&self.lower),
+            self.first_probe,
         );
         let what = format!(
             "propagation, {}: revoke's 2xx on instance 0 → instances 1 and 2 both refuse",
@@ -438,6 +504,19 @@ impl Phase {
                 complete && worst <= bound,
             ));
         }
+        let latest = Duration::from_micros(self.lower.max());
+        report.row(Row::target(
+            format!(
+                "propagation, {}: instance 1 or 2 still accepting later than the bound after the 2xx",
+                self.name
+            ),
+            format!(
+                "latest accepted probe sent {:.2} ms after t0 (a refusal is proven late only when a probe sent after the bound is accepted)",
+                latest.as_secs_f64() * 1000.0
+            ),
+            "never",
+            complete && latest <= bound,
+        ));
         report.row(Row::target(
             format!(
                 "propagation, {}: instance 0 (the revoking one) refuses after its own 2xx",
@@ -491,6 +570,8 @@ impl Phase {
 struct Probe {
     refused: Option<Duration>,
     last_round_trip: Duration,
+    /// t0 → the send of the last probe answered 200.
+    last_accepted: Option<Duration>,
     accepted: u64,
     odd: u64,
 }
@@ -500,6 +581,7 @@ async fn until_refused(conn: &mut Conn, auth: &HeaderValue, t0: Instant) -> anyh
     let mut probe = Probe {
         refused: None,
         last_round_trip: Duration::ZERO,
+        last_accepted: None,
         accepted: 0,
         odd: 0,
     };
@@ -513,7 +595,10 @@ async fn until_refused(conn: &mut Conn, auth: &HeaderValue, t0: Instant) -> anyh
                 probe.refused = Some(read - t0);
                 break;
             }
-            200 => probe.accepted += 1,
+            200 => {
+                probe.accepted += 1;
+                probe.last_accepted = Some(sent.saturating_duration_since(t0));
+            }
             _ => {
                 probe.odd += 1;
                 tokio::time::sleep(Duration::from_millis(1)).await;
@@ -594,6 +679,9 @@ async fn phase(
         match (own.refused, a.refused, b.refused) {
             (Some(own_delay), Some(da), Some(db)) => {
                 into.refused += 1;
+                if a.accepted + b.accepted == 0 {
+                    into.first_probe += 1;
+                }
                 into.own.saturating_record(micros(own_delay));
                 let (last, round_trip) = if da >= db {
                     (da, a.last_round_trip)
@@ -602,6 +690,8 @@ async fn phase(
                 };
                 into.remote.saturating_record(micros(last));
                 into.resolution.saturating_record(micros(round_trip));
+                let lower = a.last_accepted.max(b.last_accepted).unwrap_or_default();
+                into.lower.saturating_record(micros(lower));
             }
             _ => into.unrefused += 1,
         }
@@ -617,21 +707,22 @@ async fn measure(
     clients: Handle,
     load_tokens: Arc<Vec<HeaderValue>>,
     revocations: u64,
-) -> anyhow::Result<Vec<Phase>> {
+) -> anyhow::Result<(Vec<Phase>, Vec<HeaderValue>)> {
     let mut conns = [
         Conn::open(addrs[0]).await?,
         Conn::open(addrs[1]).await?,
         Conn::open(addrs[2]).await?,
     ];
     let t = Instant::now();
-    let tokens = sign_in(&mut conns, WARM_UP_REVOCATIONS + 2 * revocations).await?;
+    let tokens = sign_in(&mut conns, 2 * WARM_UP_REVOCATIONS + 3 * revocations).await?;
     eprintln!(
         "bench: propagation: {} sessions signed in in {:.1?}",
         tokens.len(),
         t.elapsed()
     );
     let (warm, rest) = tokens.split_at(WARM_UP_REVOCATIONS as usize);
-    let (at_rest, loaded) = rest.split_at(revocations as usize);
+    let (at_rest, rest) = rest.split_at(revocations as usize);
+    let (loaded, feed_only) = rest.split_at(revocations as usize);
 
     let mut warm_up = Phase::new("warm-up");
     phase(&mut conns, warm, &mut warm_up).await?;
@@ -675,5 +766,24 @@ async fn measure(
     }
     measured?;
     busy.load = total;
-    Ok(vec![quiet, busy])
+    Ok((vec![quiet, busy], feed_only.to_vec()))
+}
+
+/// The phase at rest again, on instances that share no Redis key.
+async fn feed_only(
+    addrs: [SocketAddr; 3],
+    tokens: Vec<HeaderValue>,
+    revocations: u64,
+) -> anyhow::Result<Phase> {
+    let mut conns = [
+        Conn::open(addrs[0]).await?,
+        Conn::open(addrs[1]).await?,
+        Conn::open(addrs[2]).await?,
+    ];
+    let (warm, measured) = tokens.split_at(WARM_UP_REVOCATIONS as usize);
+    let mut warm_up = Phase::new("warm-up");
+    phase(&mut conns, warm, &mut warm_up).await?;
+    let mut feed = Phase::new("feed only (a Redis key prefix per instance), at rest");
+    phase(&mut conns, &measured[..revocations as usize], &mut feed).await?;
+    Ok(feed)
 }
