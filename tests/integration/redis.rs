@@ -10,8 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
 
 use deadpool_redis::redis::{self, aio::MultiplexedConnection};
@@ -23,10 +21,8 @@ use sessiond_domain::model::{
 use sessiond_domain::ports::SessionCache;
 use sessiond_redis::{RedisSessionCache, RedisSettings};
 use sessiond_tests::redis_server::RedisServer;
+use sessiond_tests::tcp_proxy::TcpProxy;
 use time::{Duration, OffsetDateTime};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -836,142 +832,12 @@ async fn a_killed_redis_fails_fast_and_a_restart_brings_the_cache_back() {
     assert!(cache.stats().connections_opened >= 2);
 }
 
-/// A TCP proxy in front of one client that can hold its commands back: while held, what
-/// the client sends is buffered and reaches Redis, in order, only on release. Replies flow
-/// freely. It records what it received and counts the reply bytes, so a test waits for
-/// "the command is held" and "the command ran" instead of sleeping.
-///
-/// A held command still reaches Redis after the client gave up on it (a timeout closes the
-/// client's connection): exactly what a timed-out command on a recovering link does.
-struct HoldProxy {
-    port: u16,
-    gate: watch::Sender<bool>,
-    received: Arc<Mutex<Vec<u8>>>,
-    replies: Arc<AtomicUsize>,
-    acceptor: JoinHandle<()>,
-}
-
-impl HoldProxy {
-    async fn start(target_port: u16) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (gate, _) = watch::channel(true);
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let replies = Arc::new(AtomicUsize::new(0));
-        let acceptor = {
-            let gate = gate.clone();
-            let received = Arc::clone(&received);
-            let replies = Arc::clone(&replies);
-            tokio::spawn(async move {
-                while let Ok((client, _)) = listener.accept().await {
-                    let server = TcpStream::connect(("127.0.0.1", target_port))
-                        .await
-                        .unwrap();
-                    tokio::spawn(Self::relay(
-                        client,
-                        server,
-                        gate.subscribe(),
-                        Arc::clone(&received),
-                        Arc::clone(&replies),
-                    ));
-                }
-            })
-        };
-        Self {
-            port,
-            gate,
-            received,
-            replies,
-            acceptor,
-        }
-    }
-
-    async fn relay(
-        client: TcpStream,
-        server: TcpStream,
-        mut gate: watch::Receiver<bool>,
-        received: Arc<Mutex<Vec<u8>>>,
-        replies: Arc<AtomicUsize>,
-    ) {
-        let (mut client_read, mut client_write) = client.into_split();
-        let (mut server_read, mut server_write) = server.into_split();
-        let (chunks, mut queue) = mpsc::unbounded_channel::<Vec<u8>>();
-        // Client → queue: always read, so the client's write completes while held.
-        tokio::spawn(async move {
-            let mut buf = vec![0; 64 * 1024];
-            while let Ok(n) = client_read.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                received.lock().unwrap().extend_from_slice(&buf[..n]);
-                if chunks.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        // Queue → Redis, only through an open gate; what was queued goes even after the
-        // client has closed.
-        tokio::spawn(async move {
-            while let Some(chunk) = queue.recv().await {
-                if gate.wait_for(|open| *open).await.is_err()
-                    || server_write.write_all(&chunk).await.is_err()
-                {
-                    return;
-                }
-            }
-        });
-        // Redis → client, counted even when the client is gone.
-        let mut buf = vec![0; 64 * 1024];
-        while let Ok(n) = server_read.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            replies.fetch_add(n, Ordering::SeqCst);
-            let _ = client_write.write_all(&buf[..n]).await;
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn hold(&self) {
-        self.gate.send_replace(false);
-    }
-
-    fn release(&self) {
-        self.gate.send_replace(true);
-    }
-
-    fn has_received(&self, needle: &str) -> bool {
-        let received = self.received.lock().unwrap();
-        received
-            .windows(needle.len())
-            .any(|window| window == needle.as_bytes())
-    }
-
-    fn reply_bytes(&self) -> usize {
-        self.replies.load(Ordering::SeqCst)
-    }
-
-    /// Waits until the proxy holds a command that mentions `needle` (a session id).
-    async fn wait_until_holding(&self, needle: &str) {
-        eventually(|| async { self.has_received(needle) }).await;
-    }
-}
-
-impl Drop for HoldProxy {
-    fn drop(&mut self) {
-        self.acceptor.abort();
-    }
-}
-
-/// Two caches on one private Redis: `slow` through a [`HoldProxy`] (with `timeout`),
-/// `direct` straight to it, both warmed up (connections open, scripts loaded) so that
-/// the held command is the put itself.
+/// Two caches on one private Redis: `slow` through a [`TcpProxy`] that can hold its
+/// commands back (with `timeout`), `direct` straight to it, both warmed up (connections
+/// open, scripts loaded) so that the held command is the put itself.
 struct LateWrite {
     _server: RedisServer,
-    proxy: HoldProxy,
+    proxy: TcpProxy,
     slow: RedisSessionCache,
     direct: RedisSessionCache,
     conn: MultiplexedConnection,
@@ -980,8 +846,8 @@ struct LateWrite {
 impl LateWrite {
     async fn start(timeout: StdDuration) -> Self {
         let server = RedisServer::start();
-        let proxy = HoldProxy::start(server.port()).await;
-        let slow = cache_with_timeout(&proxy.url(), "", timeout).await;
+        let proxy = TcpProxy::start(([127, 0, 0, 1], server.port()).into()).await;
+        let slow = cache_with_timeout(&format!("redis://{}", proxy.addr()), "", timeout).await;
         let direct = cache_on(&server.url(), "").await;
         let now = now();
         let warm = summary(new_user(), Role::Guest, now);
@@ -1000,20 +866,32 @@ impl LateWrite {
         }
     }
 
-    /// Sends `session`'s put through the proxy and returns once the proxy holds it.
+    /// Sends `session`'s put through the proxy and returns once the proxy holds it: the
+    /// first chunk that names the session blackholes the link, that chunk included.
     async fn held_put(
         &self,
         session: &SessionSummary,
         now: OffsetDateTime,
     ) -> JoinHandle<Result<(), StoreError>> {
-        self.proxy.hold();
+        self.proxy
+            .hold_upstream_when_sent(session.id.to_string().as_bytes());
         let put = {
             let slow = self.slow.clone();
             let session = session.clone();
             tokio::spawn(async move { slow.put(&session, now).await })
         };
-        self.proxy.wait_until_holding(&session.id.to_string()).await;
+        assert!(
+            self.proxy
+                .wait_until_triggered(StdDuration::from_secs(5))
+                .await,
+            "the put never reached the proxy"
+        );
         put
+    }
+
+    /// Lets everything held through, in order.
+    fn release(&self) {
+        self.proxy.restore();
     }
 }
 
@@ -1033,7 +911,7 @@ async fn a_put_held_back_until_after_a_tombstone_does_not_bring_the_session_back
         .await
         .unwrap();
     assert!(!put.is_finished(), "the put must still be held");
-    late.proxy.release();
+    late.release();
     // The put's reply came back: it ran, after the tombstone.
     put.await.unwrap().unwrap();
 
@@ -1066,10 +944,16 @@ async fn a_timed_out_put_that_runs_after_a_tombstone_changes_nothing() {
         .tombstone(user, &[session.id], now + Duration::hours(1))
         .await
         .unwrap();
-    let replies = late.proxy.reply_bytes();
-    late.proxy.release();
-    // Redis answered the late command: it has run.
-    eventually(|| async { late.proxy.reply_bytes() > replies }).await;
+    let scripts_run = |calls: BTreeMap<String, u64>| calls.get("evalsha").copied().unwrap_or(0);
+    let before = scripts_run(command_calls(&mut late.conn).await);
+    late.release();
+    // Redis counted one more script: the late command has run.
+    let conn = late.conn.clone();
+    eventually(|| {
+        let mut conn = conn.clone();
+        async move { scripts_run(command_calls(&mut conn).await) > before }
+    })
+    .await;
 
     assert_eq!(late.direct.get(user, session.id).await.unwrap(), None);
     let key = session_key("", &session);
@@ -1094,7 +978,7 @@ async fn a_put_held_back_behind_a_newer_generation_does_not_roll_it_back() {
 
     let put = late.held_put(&v1, now).await;
     late.direct.put(&v2, now).await.unwrap();
-    late.proxy.release();
+    late.release();
     put.await.unwrap().unwrap();
     assert_eq!(
         late.direct.get(user, v1.id).await.unwrap().as_ref(),
@@ -1104,7 +988,7 @@ async fn a_put_held_back_behind_a_newer_generation_does_not_roll_it_back() {
     // Control: with nothing newer cached, the held write lands.
     let other = summary(user, Role::Guest, now);
     let put = late.held_put(&other, now).await;
-    late.proxy.release();
+    late.release();
     put.await.unwrap().unwrap();
     assert_eq!(
         late.direct.get(user, other.id).await.unwrap().as_ref(),
