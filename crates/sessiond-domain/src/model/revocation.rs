@@ -1,7 +1,7 @@
 //! Revocations: sessions ended before their time, and what an instance remembers of them
 //! (SPEC §8).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{PoisonError, RwLock};
 
 use time::{Duration, OffsetDateTime};
@@ -32,7 +32,17 @@ pub struct Remembered {
 #[derive(Debug)]
 pub struct RevocationMemory {
     window: Duration,
-    entries: RwLock<HashMap<SessionId, Remembered>>,
+    entries: RwLock<Entries>,
+}
+
+/// The remembered revocations, and the order they were heard in: forgetting pops the
+/// oldest from the front instead of scanning them all under the lock that every
+/// validation reads. Revocations arrive about in time order; one heard out of order is
+/// kept until those before it go, a little longer than its window, which is always safe.
+#[derive(Debug, Default)]
+struct Entries {
+    by_session: HashMap<SessionId, Remembered>,
+    heard: VecDeque<(OffsetDateTime, SessionId)>,
 }
 
 impl RevocationMemory {
@@ -52,24 +62,39 @@ impl RevocationMemory {
     /// Remembers a revocation; a session remembered already keeps its first record.
     pub fn remember(&self, revocation: &Revocation) {
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        entries.entry(revocation.session_id).or_insert(Remembered {
-            reason: revocation.reason,
-            revoked_at: revocation.revoked_at,
-        });
+        let Entries { by_session, heard } = &mut *entries;
+        if let std::collections::hash_map::Entry::Vacant(entry) =
+            by_session.entry(revocation.session_id)
+        {
+            entry.insert(Remembered {
+                reason: revocation.reason,
+                revoked_at: revocation.revoked_at,
+            });
+            heard.push_back((revocation.revoked_at, revocation.session_id));
+        }
     }
 
     /// The revocation of session `id`, if this instance has heard of one.
     pub fn recall(&self, id: SessionId) -> Option<Remembered> {
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
-        entries.get(&id).copied()
+        entries.by_session.get(&id).copied()
     }
 
     /// Forgets revocations older than the window at `now`: no token of theirs is accepted
-    /// any more anyway.
+    /// any more anyway. Costs a shared read when nothing is due, and then the forgotten
+    /// entries only.
     pub fn forget_before(&self, now: OffsetDateTime) {
         let horizon = now - self.window;
+        let is_due = |entries: &Entries| entries.heard.front().is_some_and(|(at, _)| *at < horizon);
+        if !is_due(&self.entries.read().unwrap_or_else(PoisonError::into_inner)) {
+            return;
+        }
         let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        entries.retain(|_, remembered| remembered.revoked_at >= horizon);
+        while is_due(&entries) {
+            if let Some((_, id)) = entries.heard.pop_front() {
+                entries.by_session.remove(&id);
+            }
+        }
     }
 
     /// How many revocations are remembered now.
@@ -77,6 +102,7 @@ impl RevocationMemory {
         self.entries
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .by_session
             .len()
     }
 
@@ -144,5 +170,23 @@ mod tests {
                 revoked_at: at
             })
         );
+    }
+
+    #[test]
+    fn one_heard_out_of_order_is_kept_longer_never_shorter() {
+        let at = datetime!(2026-01-01 00:00 UTC);
+        let memory = RevocationMemory::new(Duration::seconds(60));
+        let newer = revocation(1, at + Duration::seconds(30));
+        let older = revocation(2, at);
+        memory.remember(&newer);
+        memory.remember(&older);
+
+        memory.forget_before(at + Duration::seconds(61));
+        assert!(
+            memory.recall(older.session_id).is_some(),
+            "kept behind the newer one"
+        );
+        memory.forget_before(at + Duration::seconds(91));
+        assert!(memory.is_empty());
     }
 }
