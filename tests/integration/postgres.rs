@@ -172,7 +172,7 @@ mod serialised {
         let mut settings = testing::settings(proxied);
         settings.acquire_timeout = Duration::from_secs(1);
         let pool = PgPool::connect(&settings).await.unwrap();
-        let log = PgRevocationLog::new(pool, &settings);
+        let log = PgRevocationLog::new(pool);
         let long = Duration::from_secs(30);
         assert!(timed_wait(&log, long).await < Duration::from_secs(10));
 

@@ -79,9 +79,9 @@ impl Storage {
             .clone()
             .map(|redis| Arc::new(redis) as Arc<dyn SessionCache>);
         // Without a cache every validation reads PostgreSQL: nothing to keep honest.
-        let revocation_log = cache.as_ref().map(|_| {
-            Arc::new(PgRevocationLog::new(pool.clone(), pool.settings())) as Arc<dyn RevocationLog>
-        });
+        let revocation_log = cache
+            .as_ref()
+            .map(|_| Arc::new(PgRevocationLog::new(pool.clone())) as Arc<dyn RevocationLog>);
         Self {
             users: users.clone(),
             administration: users,

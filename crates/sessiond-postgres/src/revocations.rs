@@ -35,7 +35,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::pool::redact_password;
-use crate::{PgError, PgPool, PgSettings};
+use crate::{PgError, PgPool};
 
 /// The channel the triggers notify.
 pub const REVOCATIONS_CHANNEL: &str = "sessiond_revocations";
@@ -120,14 +120,15 @@ impl fmt::Debug for PgRevocationLog {
 }
 
 impl PgRevocationLog {
-    /// A log read on `pool`, listening on a connection of its own to `settings.url`, opened
-    /// on the first [`RevocationLog::wait`] and within `settings.acquire_timeout`.
-    pub fn new(pool: PgPool, settings: &PgSettings) -> Self {
+    /// A log read on `pool`, listening on a connection of its own to the pool's database,
+    /// opened on the first [`RevocationLog::wait`] and within the pool's acquire timeout.
+    pub fn new(pool: PgPool) -> Self {
+        let settings = pool.settings();
         Self {
-            pool,
             url: settings.url.clone(),
             connect_timeout: settings.acquire_timeout,
             listener: Mutex::new(None),
+            pool,
         }
     }
 
@@ -307,7 +308,7 @@ mod tests {
         let settings = settings(url.clone());
         let pool = PgPool::connect(&settings).await.unwrap();
         Fixture {
-            log: PgRevocationLog::new(pool.clone(), &settings),
+            log: PgRevocationLog::new(pool.clone()),
             users: PgUserRepository::new(pool.clone()),
             sessions: PgSessionRepository::new(pool.clone()),
             pool,
@@ -586,7 +587,7 @@ mod tests {
         // Nothing listens on port 1: every connection attempt is refused at once.
         let settings = settings("postgres://postgres@127.0.0.1:1/none".into());
         let pool = PgPool::connect(&settings).await.unwrap();
-        let log = PgRevocationLog::new(pool, &settings);
+        let log = PgRevocationLog::new(pool);
         for _ in 0..3 {
             let took = timed_wait(&log, Duration::from_millis(200)).await;
             assert!(took >= Duration::from_millis(200), "it spins: {took:?}");
