@@ -337,6 +337,58 @@ async fn a_refill_read_before_a_logout_and_written_after_it_does_not_revive_the_
     cluster.stop().await;
 }
 
+/// SPEC §8: a Redis tombstone can vanish (a restart, a failover that loses acknowledged
+/// writes) and a late write can then put the live session back. Every instance must still
+/// refuse it, from what it remembers of the revocation log, whatever Redis holds. The lost
+/// tombstone and the late write are made exact: the session's live value is copied aside
+/// before the logout and copied back over the tombstone after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_entry_back_in_redis_after_its_tombstone_was_lost_is_still_refused() {
+    let cluster = Cluster::start(2).await;
+    let (email, user_id) = cluster.create_user(Role::Guest).await;
+    let session = cluster[1].login(&email, WINDOWS).await;
+    assert!(cluster[0].accepts(&session.access_token).await);
+    let key = cluster.session_key(&user_id, &session.session_id);
+    let aside = format!("{key}:aside");
+    assert_eq!(cluster.redis_cli(&["COPY", &key, &aside]).trim(), "1");
+
+    let logout = cluster[1]
+        .call(
+            Method::POST,
+            "/api/v1/auth/logout",
+            Some(&session.access_token),
+            None,
+        )
+        .await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT, "{:?}", logout.body);
+    let tokens = [session.access_token.as_str()];
+    cluster
+        .refused_within(&tokens, REVOCATION_BOUND, "logged out")
+        .await;
+
+    // The tombstone is lost and the live value lands again, as a late write would.
+    assert_eq!(cluster.redis_cli(&["RENAME", &aside, &key]).trim(), "OK");
+    let live_value = || cluster.redis_cli(&["STRLEN", &key]).trim().parse::<usize>();
+    assert!(
+        live_value().is_ok_and(|len| len > 1),
+        "a live value, not a tombstone"
+    );
+    cluster
+        .stay_refused(
+            &tokens,
+            AFTERWARDS_ROUNDS,
+            AFTERWARDS_EVERY,
+            "with the live value back in Redis",
+        )
+        .await;
+    // Nothing wrote a tombstone again: the refusals came from the instances' memory.
+    assert!(
+        live_value().is_ok_and(|len| len > 1),
+        "still the live value"
+    );
+    cluster.stop().await;
+}
+
 /// Issue 12, case 1.4: instance A's Redis link hangs (blackhole both ways: nothing answered,
 /// nothing reset). A refreshes one session and signs another in; its cache writes time out
 /// on A but wait in the proxy. Both sessions are revoked on instance B and refused. Then
