@@ -341,10 +341,11 @@ async fn a_refill_read_before_a_logout_and_written_after_it_does_not_revive_the_
 /// writes) and a late write can then put the live session back. Every instance must still
 /// refuse it, from what it remembers of the revocation log, whatever Redis holds. The lost
 /// tombstone and the late write are made exact: the session's live value is copied aside
-/// before the logout and copied back over the tombstone after it.
+/// before the logout and copied back over the tombstone after it. An instance started
+/// afterwards refuses it from its first request: it loads the log before it serves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_entry_back_in_redis_after_its_tombstone_was_lost_is_still_refused() {
-    let cluster = Cluster::start(2).await;
+    let mut cluster = Cluster::start(2).await;
     let (email, user_id) = cluster.create_user(Role::Guest).await;
     let session = cluster[1].login(&email, WINDOWS).await;
     assert!(cluster[0].accepts(&session.access_token).await);
@@ -367,10 +368,17 @@ async fn a_live_entry_back_in_redis_after_its_tombstone_was_lost_is_still_refuse
         .await;
 
     // The tombstone is lost and the live value lands again, as a late write would.
-    assert_eq!(cluster.redis_cli(&["RENAME", &aside, &key]).trim(), "OK");
-    let live_value = || cluster.redis_cli(&["STRLEN", &key]).trim().parse::<usize>();
+    let put_back = |cluster: &Cluster| {
+        assert_eq!(
+            cluster.redis_cli(&["COPY", &aside, &key, "REPLACE"]).trim(),
+            "1"
+        );
+    };
+    let live_value =
+        |cluster: &Cluster| cluster.redis_cli(&["STRLEN", &key]).trim().parse::<usize>();
+    put_back(&cluster);
     assert!(
-        live_value().is_ok_and(|len| len > 1),
+        live_value(&cluster).is_ok_and(|len| len > 1),
         "a live value, not a tombstone"
     );
     cluster
@@ -383,8 +391,20 @@ async fn a_live_entry_back_in_redis_after_its_tombstone_was_lost_is_still_refuse
         .await;
     // Nothing wrote a tombstone again: the refusals came from the instances' memory.
     assert!(
-        live_value().is_ok_and(|len| len > 1),
+        live_value(&cluster).is_ok_and(|len| len > 1),
         "still the live value"
+    );
+
+    // A new instance loads the log before it serves (and marks the session ended in Redis
+    // again); with the live value put back once more, its first answer is still a refusal.
+    cluster.join().await;
+    put_back(&cluster);
+    let reply = cluster[2].whoami(&session.access_token).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNAUTHORIZED,
+        "a new instance's first answer: {:?}",
+        reply.body
     );
     cluster.stop().await;
 }

@@ -108,52 +108,64 @@ impl ClusterBuilder {
             let _ = connection.await;
         });
 
-        let mut instances = Vec::with_capacity(self.instances);
-        for index in 0..self.instances {
-            let postgres = TcpProxy::start(pg_target).await;
-            let redis = TcpProxy::start(redis_target).await;
-            let mut settings = test_settings();
-            settings.redis.command_timeout_ms =
-                u64::try_from(self.command_timeout.as_millis()).unwrap_or(u64::MAX);
-            settings.redis.key_prefix.clone_from(&key_prefix);
-            settings.sessions.revocation_bound_ms = CONFIGURED_BOUND_MS;
-            if let Some(configure) = &self.configure {
-                configure(index, &mut settings);
-            }
-            let pool = PgPool::connect(&testing::settings(through(&database_url, &postgres)))
-                .await
-                .expect("a pool through the proxy");
-            let cache = RedisSessionCache::connect(RedisSettings {
-                url: through(&redis_url, &redis),
-                key_prefix: key_prefix.clone(),
-                command_timeout: self.command_timeout,
-            })
-            .await
-            .expect("a cache through the proxy");
-            let app = TestApp::spawn_on(settings, Storage::postgres(pool, Some(cache))).await;
-            instances.push(Instance {
-                name: ["A", "B", "C", "D", "E"]
-                    .get(index)
-                    .copied()
-                    .unwrap_or("N")
-                    .to_owned(),
-                app,
-                redis,
-                postgres,
-            });
-        }
-        Cluster {
-            instances,
+        let mut cluster = Cluster {
+            instances: Vec::with_capacity(self.instances),
             database_url,
             redis_url,
             key_prefix,
             sql,
             sql_task,
             redis_server,
+            targets: (pg_target, redis_target),
+            command_timeout: self.command_timeout,
+            configure: self.configure,
+        };
+        for _ in 0..self.instances {
+            cluster.join().await;
         }
+        cluster
     }
 }
 
+impl Cluster {
+    /// Starts one more instance on the cluster's stores, as a deploy adds one: it loads
+    /// the revocation log before it serves.
+    pub async fn join(&mut self) {
+        let index = self.instances.len();
+        let (pg_target, redis_target) = self.targets;
+        let postgres = TcpProxy::start(pg_target).await;
+        let redis = TcpProxy::start(redis_target).await;
+        let mut settings = test_settings();
+        settings.redis.command_timeout_ms =
+            u64::try_from(self.command_timeout.as_millis()).unwrap_or(u64::MAX);
+        settings.redis.key_prefix.clone_from(&self.key_prefix);
+        settings.sessions.revocation_bound_ms = CONFIGURED_BOUND_MS;
+        if let Some(configure) = &self.configure {
+            configure(index, &mut settings);
+        }
+        let pool = PgPool::connect(&testing::settings(through(&self.database_url, &postgres)))
+            .await
+            .expect("a pool through the proxy");
+        let cache = RedisSessionCache::connect(RedisSettings {
+            url: through(&self.redis_url, &redis),
+            key_prefix: self.key_prefix.clone(),
+            command_timeout: self.command_timeout,
+        })
+        .await
+        .expect("a cache through the proxy");
+        let app = TestApp::spawn_on(settings, Storage::postgres(pool, Some(cache))).await;
+        self.instances.push(Instance {
+            name: ["A", "B", "C", "D", "E"]
+                .get(index)
+                .copied()
+                .unwrap_or("N")
+                .to_owned(),
+            app,
+            redis,
+            postgres,
+        });
+    }
+}
 /// One sessiond of the cluster, with its own links to the stores.
 #[derive(Debug)]
 pub struct Instance {
@@ -213,6 +225,10 @@ pub struct Cluster {
     pub sql: tokio_postgres::Client,
     sql_task: JoinHandle<()>,
     redis_server: Option<RedisServer>,
+    /// Where the instances' proxies forward to: PostgreSQL, Redis.
+    targets: (SocketAddr, SocketAddr),
+    command_timeout: Duration,
+    configure: Option<Configure>,
 }
 
 impl std::fmt::Debug for Cluster {
