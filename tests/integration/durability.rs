@@ -8,6 +8,22 @@ use sessiond_app::storage::Storage;
 use sessiond_domain::model::Role;
 use sessiond_postgres::{PgPool, testing};
 use sessiond_tests::app::{IPHONE, TestApp, WINDOWS, test_settings};
+use sessiond_tests::logs;
+
+/// What `/metrics` shows now.
+async fn scrape(app: &TestApp) -> String {
+    let response = app.request(reqwest::Method::GET, "/metrics").send().await;
+    response.expect("/metrics").text().await.expect("a body")
+}
+
+/// The value of `sessiond_sessions_ended_total{reason}` (0 before the first).
+fn ended_counted(metrics: &str, reason: &str) -> f64 {
+    let series = format!(r#"sessiond_sessions_ended_total{{reason="{reason}"}} "#);
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0.0, |value| value.trim().parse().expect("a number"))
+}
 
 async fn instance(url: &str) -> TestApp {
     let pool = PgPool::connect(&testing::settings(url.to_owned()))
@@ -57,6 +73,7 @@ async fn a_restart_keeps_every_session_and_its_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_ends_expired_sessions_once_and_the_device_is_told_why() {
+    let logs = logs::capture();
     let url = testing::fresh_database_url().await.expect("a database");
     let pool = PgPool::connect(&testing::settings(url))
         .await
@@ -70,12 +87,26 @@ async fn cleanup_ends_expired_sessions_once_and_the_device_is_told_why() {
     app.login(&short, WINDOWS).await;
     let guest = app.login(&app.create_user(Role::Guest).await, IPHONE).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    let expired_before = ended_counted(&scrape(&app).await, "expired");
 
     let report = app.cleanup.run_once().await.expect("a pass");
     assert!(!report.skipped);
     assert_eq!(report.expired, 2);
     let again = app.cleanup.run_once().await.expect("a pass");
     assert_eq!(again.expired, 0);
+    // Expiry is announced like every other end: counted, and logged as the system's.
+    let expired_after = ended_counted(&scrape(&app).await, "expired");
+    assert!(
+        expired_after - expired_before >= 2.0,
+        "{expired_before} -> {expired_after}"
+    );
+    let first_ended = logs.text().lines().any(|line| {
+        line.contains("session ended")
+            && line.contains(&first.session_id)
+            && line.contains(r#""reason":"expired""#)
+            && line.contains(r#""ended_by":"system""#)
+    });
+    assert!(first_ended, "no log line for the expired session");
     // The guest's day-long session is untouched.
     assert_eq!(
         app.get("/api/v1/sessions", &guest.access_token)

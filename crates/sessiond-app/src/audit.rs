@@ -1,6 +1,8 @@
 //! The audit trail of session lifecycle events: the domain's [`SessionEvents`], logged once
 //! per event and counted. No token, hash or password is ever part of what it logs.
 
+use std::borrow::Cow;
+
 use sessiond_domain::model::{InvalidationReason, Session, SessionId, UserId};
 use sessiond_domain::ports::{EndedBy, SessionEvents};
 
@@ -26,22 +28,16 @@ impl SessionEvents for AuditLog {
         if ids.is_empty() {
             return;
         }
-        let (ended_by, admin) = match by {
-            EndedBy::Owner => ("user", None),
-            EndedBy::Administrator(admin) => ("admin", Some(admin)),
-            EndedBy::System => ("system", None),
+        let ended_by = match by {
+            EndedBy::Owner => Cow::Borrowed("user"),
+            EndedBy::Administrator(admin) => Cow::Owned(format!("admin:{admin}")),
+            EndedBy::System => Cow::Borrowed("system"),
         };
         for id in ids {
-            match admin {
-                Some(admin) => tracing::info!(
-                    session.id = %id, user.id = %user_id, reason = reason.as_str(), ended_by,
-                    admin.id = %admin, "session ended"
-                ),
-                None => tracing::info!(
-                    session.id = %id, user.id = %user_id, reason = reason.as_str(), ended_by,
-                    "session ended"
-                ),
-            }
+            tracing::info!(
+                session.id = %id, user.id = %user_id, reason = reason.as_str(),
+                ended_by = %ended_by, "session ended"
+            );
         }
         metrics::counter!(SESSIONS_ENDED, "reason" => reason.as_str()).increment(ids.len() as u64);
     }
