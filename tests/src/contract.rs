@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 use sessiond_domain::model::{
-    DeviceClass, DeviceInfo, Email, InvalidationReason, LimitAction, PasswordHash, RefreshState,
-    RefreshToken, Role, Session, SessionId, SessionStatus, SessionSummary, User, UserId,
+    DeviceClass, DeviceInfo, Email, EndedBy, InvalidationReason, LimitAction, PasswordHash,
+    RefreshState, RefreshToken, Role, Session, SessionId, SessionStatus, SessionSummary, User,
+    UserId,
 };
 use sessiond_domain::ports::{
     CreateSessionError, CreateUserError, SessionLimit, SessionRepository, SignInCheck,
@@ -72,6 +73,7 @@ pub fn session(user: &User, created_at: OffsetDateTime) -> Session {
             previous: None,
             rotated_at: None,
         },
+        ended_by: None,
         version: 1,
     }
 }
@@ -219,6 +221,7 @@ pub async fn the_least_recently_active_session_is_evicted(stores: Stores) {
             reason: InvalidationReason::MaxSessionsExceeded
         }
     );
+    assert_eq!(ended.ended_by, Some(EndedBy::System));
     let live: Vec<SessionId> = stores
         .sessions
         .list_live(user.id, now)
@@ -260,7 +263,7 @@ pub async fn expired_and_ended_sessions_do_not_count_against_the_limit(stores: S
     insert(&stores, &ended).await;
     stores
         .sessions
-        .end(ended.id, InvalidationReason::UserLogout, T0)
+        .end(ended.id, InvalidationReason::UserLogout, EndedBy::Owner, T0)
         .await
         .unwrap();
     let limit = SessionLimit {
@@ -341,7 +344,12 @@ pub async fn an_ended_session_never_rotates(stores: Stores) {
     insert(&stores, &session).await;
     stores
         .sessions
-        .end(session.id, InvalidationReason::AdminRevoked, T0)
+        .end(
+            session.id,
+            InvalidationReason::AdminRevoked,
+            EndedBy::System,
+            T0,
+        )
         .await
         .unwrap();
     let rotated = stores
@@ -365,7 +373,12 @@ pub async fn a_session_ends_once_and_keeps_its_first_reason(stores: Stores) {
     let at = T0 + Duration::minutes(1);
     let ended = stores
         .sessions
-        .end(session.id, InvalidationReason::PasswordChanged, at)
+        .end(
+            session.id,
+            InvalidationReason::PasswordChanged,
+            EndedBy::Owner,
+            at,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -378,6 +391,7 @@ pub async fn a_session_ends_once_and_keeps_its_first_reason(stores: Stores) {
         .end(
             session.id,
             InvalidationReason::UserLogout,
+            EndedBy::Owner,
             at + Duration::minutes(1),
         )
         .await
@@ -391,10 +405,67 @@ pub async fn a_session_ends_once_and_keeps_its_first_reason(stores: Stores) {
     let missing = SessionId::from_uuid(Uuid::new_v4());
     let none = stores
         .sessions
-        .end(missing, InvalidationReason::UserLogout, at)
+        .end(missing, InvalidationReason::UserLogout, EndedBy::Owner, at)
         .await
         .unwrap();
     assert_eq!(none, None);
+}
+
+pub async fn every_end_records_who_ended_it(stores: Stores) {
+    let user = stored_user(&stores).await;
+    let admin = stored_user(&stores).await;
+    let by_admin = session(&user, T0);
+    let mine = session(&user, T0);
+    let live = session(&user, T0);
+    for s in [&by_admin, &mine, &live] {
+        insert(&stores, s).await;
+    }
+    let at = T0 + Duration::minutes(1);
+    let administrator = EndedBy::Administrator(admin.id);
+    let ended = stores
+        .sessions
+        .end(
+            by_admin.id,
+            InvalidationReason::AdminRevoked,
+            administrator,
+            at,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.ended_by, Some(administrator));
+    // A second end changes nothing, neither the reason nor who.
+    stores
+        .sessions
+        .end(
+            by_admin.id,
+            InvalidationReason::UserLogout,
+            EndedBy::Owner,
+            at,
+        )
+        .await
+        .unwrap();
+    let stored = stores.sessions.find(by_admin.id).await.unwrap().unwrap();
+    assert_eq!(stored.ended_by, Some(administrator));
+
+    let all = stores
+        .sessions
+        .end_all_for_user(
+            user.id,
+            Some(live.id),
+            InvalidationReason::UserLogoutAll,
+            EndedBy::Owner,
+            at,
+        )
+        .await
+        .unwrap();
+    assert_eq!(all, vec![mine.id]);
+    let stored = stores.sessions.find(mine.id).await.unwrap().unwrap();
+    assert_eq!(stored.ended_by, Some(EndedBy::Owner));
+    let history = stores.sessions.list_ended(user.id, T0).await.unwrap();
+    assert!(history.iter().all(|s| s.ended_by.is_some()), "{history:?}");
+    let stored = stores.sessions.find(live.id).await.unwrap().unwrap();
+    assert_eq!(stored.ended_by, None, "a live session was ended by nobody");
 }
 
 pub async fn ending_all_keeps_the_named_session_and_other_users(stores: Stores) {
@@ -414,6 +485,7 @@ pub async fn ending_all_keeps_the_named_session_and_other_users(stores: Stores) 
             user.id,
             Some(keep.id),
             InvalidationReason::UserLogoutAll,
+            EndedBy::Owner,
             at,
         )
         .await
@@ -436,7 +508,13 @@ pub async fn ending_all_keeps_the_named_session_and_other_users(stores: Stores) 
 
     let all = stores
         .sessions
-        .end_all_for_user(user.id, None, InvalidationReason::AccountDisabled, at)
+        .end_all_for_user(
+            user.id,
+            None,
+            InvalidationReason::AccountDisabled,
+            EndedBy::System,
+            at,
+        )
         .await
         .unwrap();
     assert_eq!(all, vec![keep.id]);
@@ -453,7 +531,7 @@ pub async fn live_sessions_list_most_recently_active_first(stores: Stores) {
     }
     stores
         .sessions
-        .end(ended.id, InvalidationReason::UserLogout, T0)
+        .end(ended.id, InvalidationReason::UserLogout, EndedBy::Owner, T0)
         .await
         .unwrap();
     stores
@@ -492,7 +570,12 @@ pub async fn activity_only_moves_forward_and_only_on_active_sessions(stores: Sto
 
     stores
         .sessions
-        .end(session.id, InvalidationReason::UserLogout, later)
+        .end(
+            session.id,
+            InvalidationReason::UserLogout,
+            EndedBy::Owner,
+            later,
+        )
         .await
         .unwrap();
     stores
@@ -543,7 +626,12 @@ pub async fn summaries_are_found_only_for_their_owner(stores: Stores) {
     assert_eq!(foreign, None);
     stores
         .sessions
-        .end(session.id, InvalidationReason::AdminRevoked, T0)
+        .end(
+            session.id,
+            InvalidationReason::AdminRevoked,
+            EndedBy::System,
+            T0,
+        )
         .await
         .unwrap();
     let ended = stores
@@ -571,7 +659,7 @@ pub async fn history_lists_ended_sessions_since_newest_first(stores: Stores) {
     ] {
         stores
             .sessions
-            .end(s.id, InvalidationReason::AdminRevoked, at)
+            .end(s.id, InvalidationReason::AdminRevoked, EndedBy::System, at)
             .await
             .unwrap();
     }
@@ -755,6 +843,7 @@ pub async fn the_version_starts_at_1_and_grows_on_every_change_of_state(stores: 
             .end(
                 session.id,
                 InvalidationReason::UserLogout,
+                EndedBy::Owner,
                 T0 + Duration::minutes(9),
             )
             .await
@@ -786,7 +875,13 @@ pub async fn the_version_starts_at_1_and_grows_on_every_change_of_state(stores: 
     assert!(version(stores.sessions.find(evicted.id).await.unwrap()) > 1);
     stores
         .sessions
-        .end_all_for_user(user.id, None, InvalidationReason::UserLogoutAll, T0)
+        .end_all_for_user(
+            user.id,
+            None,
+            InvalidationReason::UserLogoutAll,
+            EndedBy::Owner,
+            T0,
+        )
         .await
         .unwrap();
     for id in [kept.id, third.id] {
@@ -875,6 +970,7 @@ macro_rules! storage_contract_tests {
             a_refresh_token_rotates_exactly_once_under_concurrency,
             an_ended_session_never_rotates,
             a_session_ends_once_and_keeps_its_first_reason,
+            every_end_records_who_ended_it,
             ending_all_keeps_the_named_session_and_other_users,
             live_sessions_list_most_recently_active_first,
             activity_only_moves_forward_and_only_on_active_sessions,

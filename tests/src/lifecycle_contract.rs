@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use futures::future::join_all;
-use sessiond_domain::model::{InvalidationReason, Role, SessionStatus};
+use sessiond_domain::model::{EndedBy, InvalidationReason, Role, SessionStatus};
 use sessiond_domain::ports::{
     AttemptCounter, SessionCleanup, SessionRepository, UpdateUserError, UserAdministration,
     UserChange, UserRepository,
@@ -131,7 +131,12 @@ pub async fn cleanup_expires_purges_and_is_idempotent(stores: LifecycleStores) {
     }
     stores
         .sessions
-        .end(old_ended.id, InvalidationReason::UserLogout, T0)
+        .end(
+            old_ended.id,
+            InvalidationReason::UserLogout,
+            EndedBy::Owner,
+            T0,
+        )
         .await
         .unwrap();
     stores
@@ -139,6 +144,7 @@ pub async fn cleanup_expires_purges_and_is_idempotent(stores: LifecycleStores) {
         .end(
             recent_ended.id,
             InvalidationReason::UserLogout,
+            EndedBy::Owner,
             now - Duration::hours(1),
         )
         .await
@@ -163,6 +169,7 @@ pub async fn cleanup_expires_purges_and_is_idempotent(stores: LifecycleStores) {
             reason: InvalidationReason::Expired
         }
     );
+    assert_eq!(stored.ended_by, Some(EndedBy::System));
     assert_eq!(stores.sessions.find(old_ended.id).await.unwrap(), None);
     assert!(
         stores

@@ -3,8 +3,9 @@
 
 use std::borrow::Cow;
 
+use sessiond_domain::model::EndedBy;
 use sessiond_domain::model::{InvalidationReason, Session, SessionId, UserId};
-use sessiond_domain::ports::{EndedBy, SessionEvents};
+use sessiond_domain::ports::SessionEvents;
 
 use crate::metrics::{SESSIONS_CREATED, SESSIONS_ENDED};
 

@@ -15,8 +15,8 @@ use time::OffsetDateTime;
 
 use crate::error::StoreError;
 use crate::model::{
-    InvalidationReason, RefreshTokenHash, Revocation, RevocationMemory, Session, SessionId,
-    SessionStatus, SessionSummary, UserId,
+    EndedBy, InvalidationReason, RefreshTokenHash, Revocation, RevocationMemory, Session,
+    SessionId, SessionStatus, SessionSummary, UserId,
 };
 use crate::ports::{
     CreateSessionError, SessionCache, SessionLimit, SessionRepository, SignInCheck,
@@ -195,9 +195,10 @@ impl SessionRepository for CachedSessionRepository {
         &self,
         id: SessionId,
         reason: InvalidationReason,
+        by: EndedBy,
         at: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
-        let ended = self.store.end(id, reason, at).await?;
+        let ended = self.store.end(id, reason, by, at).await?;
         if let Some(session) = &ended {
             self.ended(session.user_id, &[id], reason, at).await;
         }
@@ -209,11 +210,12 @@ impl SessionRepository for CachedSessionRepository {
         user_id: UserId,
         keep: Option<SessionId>,
         reason: InvalidationReason,
+        by: EndedBy,
         at: OffsetDateTime,
     ) -> Result<Vec<SessionId>, StoreError> {
         let ended = self
             .store
-            .end_all_for_user(user_id, keep, reason, at)
+            .end_all_for_user(user_id, keep, reason, by, at)
             .await?;
         self.ended(user_id, &ended, reason, at).await;
         Ok(ended)

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use sessiond_domain::StoreError;
 use sessiond_domain::model::{
-    InvalidationReason, LimitAction, RefreshTokenHash, Session, SessionId, SessionStatus, UserId,
-    eviction_victims,
+    EndedBy, InvalidationReason, LimitAction, RefreshTokenHash, Session, SessionId, SessionStatus,
+    UserId, eviction_victims,
 };
 use sessiond_domain::ports::{
     CleanupOutcome, CreateSessionError, SessionCleanup, SessionLimit, SessionRepository,
@@ -47,11 +47,17 @@ impl MemorySessionRepository {
 }
 
 /// Ends `session` if it is active, bumping its version; `true` when it did.
-fn end_active(session: &mut Session, reason: InvalidationReason, at: OffsetDateTime) -> bool {
+fn end_active(
+    session: &mut Session,
+    reason: InvalidationReason,
+    by: EndedBy,
+    at: OffsetDateTime,
+) -> bool {
     if session.status != SessionStatus::Active {
         return false;
     }
     session.status = SessionStatus::Ended { at, reason };
+    session.ended_by = Some(by);
     session.version += 1;
     true
 }
@@ -96,6 +102,7 @@ impl SessionRepository for MemorySessionRepository {
                 end_active(
                     &mut victim.session,
                     InvalidationReason::MaxSessionsExceeded,
+                    EndedBy::System,
                     now,
                 );
             }
@@ -180,11 +187,12 @@ impl SessionRepository for MemorySessionRepository {
         &self,
         id: SessionId,
         reason: InvalidationReason,
+        by: EndedBy,
         at: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
         let mut sessions = lock(&self.sessions);
         Ok(sessions.get_mut(&id).and_then(|entry| {
-            end_active(&mut entry.session, reason, at).then(|| entry.session.clone())
+            end_active(&mut entry.session, reason, by, at).then(|| entry.session.clone())
         }))
     }
 
@@ -193,6 +201,7 @@ impl SessionRepository for MemorySessionRepository {
         user_id: UserId,
         keep: Option<SessionId>,
         reason: InvalidationReason,
+        by: EndedBy,
         at: OffsetDateTime,
     ) -> Result<Vec<SessionId>, StoreError> {
         let mut sessions = lock(&self.sessions);
@@ -200,7 +209,7 @@ impl SessionRepository for MemorySessionRepository {
             .values_mut()
             .map(|entry| &mut entry.session)
             .filter(|s| s.user_id == user_id && Some(s.id) != keep)
-            .filter_map(|s| end_active(s, reason, at).then_some(s.id))
+            .filter_map(|s| end_active(s, reason, by, at).then_some(s.id))
             .collect())
     }
 
@@ -253,7 +262,7 @@ impl SessionCleanup for MemorySessionRepository {
             let session = &mut entry.session;
             if session.status == SessionStatus::Active && session.expires_at <= now {
                 let at = session.expires_at;
-                end_active(session, InvalidationReason::Expired, at);
+                end_active(session, InvalidationReason::Expired, EndedBy::System, at);
                 outcome.expired.push((session.user_id, session.id));
             }
         }

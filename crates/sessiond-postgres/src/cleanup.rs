@@ -46,7 +46,8 @@ const CLEANUP_LOCK_KEY: i64 = 0x7365_7373_636c_6e75; // "sessclnu"
 /// pick a semi-join that scans every active session to match the batch against.
 pub const EXPIRE_BATCH: &str = "\
 UPDATE user_sessions \
-SET is_active = false, invalidated_at = expires_at, invalidation_reason = 'expired' \
+SET is_active = false, invalidated_at = expires_at, invalidation_reason = 'expired', \
+    ended_by = 'system' \
 WHERE is_active AND id = ANY(ARRAY( \
     SELECT id FROM user_sessions \
     WHERE is_active AND expires_at <= $1 \

@@ -280,8 +280,8 @@ mod tests {
 
     use diesel::sql_types::Uuid as SqlUuid;
     use sessiond_domain::model::{
-        DeviceInfo, Email, LimitAction, PasswordHash, RefreshState, RefreshToken, Role, Session,
-        SessionStatus, User,
+        DeviceInfo, Email, EndedBy, LimitAction, PasswordHash, RefreshState, RefreshToken, Role,
+        Session, SessionStatus, User,
     };
     use sessiond_domain::ports::{
         SessionCleanup, SessionLimit, SessionRepository, SignInCheck, UserRepository,
@@ -350,6 +350,7 @@ mod tests {
                 previous: None,
                 rotated_at: None,
             },
+            ended_by: None,
             version: 1,
         };
         let limit = SessionLimit {
@@ -391,7 +392,12 @@ mod tests {
 
         fixture
             .sessions
-            .end(by_repository.id, InvalidationReason::UserLogout, at)
+            .end(
+                by_repository.id,
+                InvalidationReason::UserLogout,
+                EndedBy::Owner,
+                at,
+            )
             .await
             .unwrap()
             .unwrap();
@@ -474,7 +480,12 @@ mod tests {
         // Meanwhile `late` ends and commits, and a reader reads it.
         fixture
             .sessions
-            .end(late.id, InvalidationReason::AdminRevoked, at)
+            .end(
+                late.id,
+                InvalidationReason::AdminRevoked,
+                EndedBy::System,
+                at,
+            )
             .await
             .unwrap()
             .unwrap();
@@ -529,6 +540,7 @@ mod tests {
                 .end(
                     ended.id,
                     InvalidationReason::AdminRevoked,
+                    EndedBy::System,
                     T0 - time::Duration::minutes(1),
                 )
                 .await

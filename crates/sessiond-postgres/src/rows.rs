@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use diesel::prelude::*;
 use sessiond_domain::model::{
-    DeviceClass, DeviceInfo, Email, InvalidationReason, PasswordHash, RefreshState,
+    DeviceClass, DeviceInfo, Email, EndedBy, InvalidationReason, PasswordHash, RefreshState,
     RefreshTokenHash, Role, Session, SessionId, SessionStatus, User, UserId,
 };
 use time::OffsetDateTime;
@@ -100,6 +100,28 @@ pub(crate) struct SessionRow {
     previous_refresh_token_hash: Option<Vec<u8>>,
     refresh_rotated_at: Option<OffsetDateTime>,
     version: i64,
+    ended_by: Option<String>,
+    ended_by_admin: Option<Uuid>,
+}
+
+/// How `ended_by` and `ended_by_admin` spell who ended a session.
+pub(crate) fn ended_by_columns(by: EndedBy) -> (&'static str, Option<Uuid>) {
+    match by {
+        EndedBy::Owner => ("user", None),
+        EndedBy::Administrator(admin) => ("admin", Some(admin.as_uuid())),
+        EndedBy::System => ("system", None),
+    }
+}
+
+/// Who ended a session, from its two columns; `None` when the end did not record it.
+fn ended_by(kind: Option<&str>, admin: Option<Uuid>) -> Result<Option<EndedBy>, String> {
+    match (kind, admin) {
+        (None, None) => Ok(None),
+        (Some("user"), None) => Ok(Some(EndedBy::Owner)),
+        (Some("admin"), Some(admin)) => Ok(Some(EndedBy::Administrator(UserId::from_uuid(admin)))),
+        (Some("system"), None) => Ok(Some(EndedBy::System)),
+        (kind, admin) => Err(format!("ended_by {kind:?} with ended_by_admin {admin:?}")),
+    }
 }
 
 /// A new session as inserted. No `version`: the database starts every session at 1 and
@@ -124,10 +146,16 @@ pub(crate) struct NewSessionRow<'a> {
     refresh_token_hash: &'a [u8],
     previous_refresh_token_hash: Option<&'a [u8]>,
     refresh_rotated_at: Option<OffsetDateTime>,
+    ended_by: Option<&'static str>,
+    ended_by_admin: Option<Uuid>,
 }
 
 impl<'a> From<&'a Session> for NewSessionRow<'a> {
     fn from(session: &'a Session) -> Self {
+        let (ended_by, ended_by_admin) = session
+            .ended_by
+            .map(ended_by_columns)
+            .map_or((None, None), |(kind, admin)| (Some(kind), admin));
         let (is_active, invalidated_at, invalidation_reason) = match session.status {
             SessionStatus::Active => (true, None, None),
             SessionStatus::Ended { at, reason } => (false, Some(at), Some(reason.as_str())),
@@ -154,6 +182,8 @@ impl<'a> From<&'a Session> for NewSessionRow<'a> {
                 .as_ref()
                 .map(|h| &h.as_bytes()[..]),
             refresh_rotated_at: session.refresh.rotated_at,
+            ended_by,
+            ended_by_admin,
         }
     }
 }
@@ -190,6 +220,7 @@ impl TryFrom<SessionRow> for Session {
             .map(|ip| ip.parse::<IpAddr>())
             .transpose()
             .map_err(|e| corrupt(format!("ip_address: {e}")))?;
+        let ended_by = ended_by(row.ended_by.as_deref(), row.ended_by_admin).map_err(corrupt)?;
         let version = u64::try_from(row.version)
             .map_err(|_| corrupt(format!("version {} is negative", row.version)))?;
         let device_class = match row.device_info.parse::<DeviceClass>() {
@@ -222,6 +253,7 @@ impl TryFrom<SessionRow> for Session {
                     .transpose()?,
                 rotated_at: row.refresh_rotated_at,
             },
+            ended_by,
             version,
         })
     }

@@ -60,6 +60,9 @@ diesel::table! {
         previous_refresh_token_hash -> Nullable<Bytea>,
         refresh_rotated_at -> Nullable<Timestamptz>,
         version -> Int8,
+        #[max_length = 16]
+        ended_by -> Nullable<Varchar>,
+        ended_by_admin -> Nullable<Uuid>,
     }
 }
 

@@ -17,14 +17,14 @@ use diesel::sql_types::Timestamptz;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use sessiond_domain::StoreError;
 use sessiond_domain::model::{
-    InvalidationReason, LimitAction, RefreshTokenHash, Role, Session, SessionId, SessionSummary,
-    UserId, eviction_victims,
+    EndedBy, InvalidationReason, LimitAction, RefreshTokenHash, Role, Session, SessionId,
+    SessionSummary, UserId, eviction_victims,
 };
 use sessiond_domain::ports::{CreateSessionError, SessionLimit, SessionRepository, SignInCheck};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::rows::{NewSessionRow, SessionRow};
+use crate::rows::{NewSessionRow, SessionRow, ended_by_columns};
 use crate::schema::{session_retired_refresh_tokens, user_sessions, users};
 use crate::{PgError, PgPool};
 
@@ -160,7 +160,11 @@ async fn create_within_limit_tx(
                 .filter(user_sessions::id.eq_any(ids))
                 .filter(user_sessions::is_active),
         )
-        .set(ended(InvalidationReason::MaxSessionsExceeded, now))
+        .set(ended(
+            InvalidationReason::MaxSessionsExceeded,
+            EndedBy::System,
+            now,
+        ))
         .execute(conn)
         .await?;
     }
@@ -176,16 +180,22 @@ async fn create_within_limit_tx(
 #[allow(clippy::type_complexity)]
 fn ended(
     reason: InvalidationReason,
+    by: EndedBy,
     at: OffsetDateTime,
 ) -> (
     diesel::dsl::Eq<user_sessions::is_active, bool>,
     diesel::dsl::Eq<user_sessions::invalidated_at, Option<OffsetDateTime>>,
     diesel::dsl::Eq<user_sessions::invalidation_reason, Option<&'static str>>,
+    diesel::dsl::Eq<user_sessions::ended_by, Option<&'static str>>,
+    diesel::dsl::Eq<user_sessions::ended_by_admin, Option<Uuid>>,
 ) {
+    let (kind, admin) = ended_by_columns(by);
     (
         user_sessions::is_active.eq(false),
         user_sessions::invalidated_at.eq(Some(at)),
         user_sessions::invalidation_reason.eq(Some(reason.as_str())),
+        user_sessions::ended_by.eq(Some(kind)),
+        user_sessions::ended_by_admin.eq(admin),
     )
 }
 
@@ -309,6 +319,7 @@ impl SessionRepository for PgSessionRepository {
         &self,
         id: SessionId,
         reason: InvalidationReason,
+        by: EndedBy,
         at: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
         let mut conn = self.pool.get().await?;
@@ -317,7 +328,7 @@ impl SessionRepository for PgSessionRepository {
                 .filter(user_sessions::id.eq(id.as_uuid()))
                 .filter(user_sessions::is_active),
         )
-        .set(ended(reason, at))
+        .set(ended(reason, by, at))
         .returning(SessionRow::as_returning())
         .get_result(&mut conn)
         .await
@@ -331,6 +342,7 @@ impl SessionRepository for PgSessionRepository {
         user_id: UserId,
         keep: Option<SessionId>,
         reason: InvalidationReason,
+        by: EndedBy,
         at: OffsetDateTime,
     ) -> Result<Vec<SessionId>, StoreError> {
         let mut conn = self.pool.get().await?;
@@ -349,7 +361,7 @@ impl SessionRepository for PgSessionRepository {
                 .filter(user_sessions::id.eq_any(targets))
                 .filter(user_sessions::is_active),
         )
-        .set(ended(reason, at))
+        .set(ended(reason, by, at))
         .returning(user_sessions::id)
         .get_results(&mut conn)
         .await

@@ -281,6 +281,7 @@ async fn migrated_from_scratch() -> String {
             "2026-05-01-000003_index_session_cleanup".to_owned(),
             "2026-05-01-000004_create_sign_in_failures".to_owned(),
             "2026-12-02-000005_revocation_log".to_owned(),
+            "2026-12-02-000006_session_ended_by".to_owned(),
         ]
     );
     assert!(
@@ -401,6 +402,7 @@ fn session_of(owner: &User, at: time::OffsetDateTime) -> Session {
             previous: None,
             rotated_at: None,
         },
+        ended_by: None,
         version: 1,
     }
 }
@@ -445,6 +447,7 @@ async fn instances_racing_on_one_user_keep_the_limit_and_never_deadlock() {
                         user_id,
                         None,
                         sessiond_domain::model::InvalidationReason::UserLogoutAll,
+                        sessiond_domain::model::EndedBy::Owner,
                         now,
                     )
                     .await
@@ -550,6 +553,46 @@ async fn the_database_refuses_what_the_domain_never_writes() {
     .execute(&mut conn)
     .await;
     assert!(role.is_err(), "an unknown role was accepted");
+
+    // Who ended a session: only an ended one says, and an administrator's id comes exactly
+    // with "admin".
+    diesel::sql_query(
+        "INSERT INTO users (id, email, password_hash, role, created_at, updated_at) \
+         VALUES ('00000000-0000-4000-8000-000000000001', 'ended@example.com', 'x', 'guest', \
+                 now(), now())",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    for (is_active, ended_by, admin, allowed) in [
+        ("false", "'admin'", "gen_random_uuid()", true),
+        ("false", "NULL", "NULL", true),
+        ("true", "'user'", "NULL", false),
+        ("false", "'admin'", "NULL", false),
+        ("false", "'user'", "gen_random_uuid()", false),
+        ("false", "'nobody'", "NULL", false),
+    ] {
+        let (at, reason) = if is_active == "true" {
+            ("NULL", "NULL")
+        } else {
+            ("now()", "'admin_revoked'")
+        };
+        let inserted = diesel::sql_query(format!(
+            "INSERT INTO user_sessions (id, user_id, device_info, created_at, last_activity, \
+                 expires_at, is_active, invalidated_at, invalidation_reason, role, \
+                 refresh_token_hash, ended_by, ended_by_admin) \
+             VALUES (gen_random_uuid(), '00000000-0000-4000-8000-000000000001', 'Unknown', \
+                 now(), now(), now() + interval '1 hour', {is_active}, {at}, {reason}, 'guest', \
+                 sha256('x'), {ended_by}, {admin})"
+        ))
+        .execute(&mut conn)
+        .await;
+        assert_eq!(
+            inserted.is_ok(),
+            allowed,
+            "is_active={is_active} ended_by={ended_by} ended_by_admin={admin}: {inserted:?}"
+        );
+    }
 }
 
 /// `run_migrations` must not need the multi-threaded runtime (diesel-async's harness

@@ -32,6 +32,7 @@ fn session() -> Session {
             previous: None,
             rotated_at: None,
         },
+        ended_by: None,
         version: 1,
     }
 }
@@ -266,9 +267,14 @@ async fn ending_remembers_the_session_then_tombstones_it_for_the_window() {
     let returned = ended.clone();
     store
         .expect_end()
-        .with(eq(session.id), eq(InvalidationReason::UserLogout), eq(at))
+        .with(
+            eq(session.id),
+            eq(InvalidationReason::UserLogout),
+            eq(EndedBy::Owner),
+            eq(at),
+        )
         .times(1)
-        .returning(move |_, _, _| Ok(Some(returned.clone())));
+        .returning(move |_, _, _, _| Ok(Some(returned.clone())));
     let memory = memory();
     let mut cache = MockSessionCache::new();
     let (user_id, id) = (session.user_id, session.id);
@@ -284,7 +290,7 @@ async fn ending_remembers_the_session_then_tombstones_it_for_the_window() {
             Ok(())
         });
     let result = repository_with(cache, store, Arc::clone(&memory))
-        .end(id, InvalidationReason::UserLogout, at)
+        .end(id, InvalidationReason::UserLogout, EndedBy::Owner, at)
         .await
         .unwrap();
     assert_eq!(result, Some(ended));
@@ -310,7 +316,7 @@ async fn an_ended_session_stays_refused_when_its_tombstone_cannot_be_written() {
     let mut store = MockSessionRepository::new();
     store
         .expect_end()
-        .returning(move |_, _, _| Ok(Some(ended.clone())));
+        .returning(move |_, _, _, _| Ok(Some(ended.clone())));
     store.expect_find_summary().times(0);
     // The tombstone fails, and the cache keeps serving the live copy.
     let mut cache = cache_still_holding(&session);
@@ -320,7 +326,12 @@ async fn an_ended_session_stays_refused_when_its_tombstone_cannot_be_written() {
         .returning(|_, _, _| Err(unavailable()));
     let repository = repository(cache, store);
     let result = repository
-        .end(session.id, InvalidationReason::UserLogout, NOW)
+        .end(
+            session.id,
+            InvalidationReason::UserLogout,
+            EndedBy::Owner,
+            NOW,
+        )
         .await;
     assert!(
         matches!(result, Ok(Some(_))),
@@ -346,12 +357,17 @@ async fn a_failed_end_touches_neither_the_memory_nor_the_cache() {
     let mut store = MockSessionRepository::new();
     store
         .expect_end()
-        .returning(|_, _, _| Err(StoreError::Unavailable("database down".into())));
+        .returning(|_, _, _, _| Err(StoreError::Unavailable("database down".into())));
     let mut cache = MockSessionCache::new();
     cache.expect_tombstone().times(0);
     let memory = memory();
     let result = repository_with(cache, store, Arc::clone(&memory))
-        .end(session.id, InvalidationReason::UserLogout, NOW)
+        .end(
+            session.id,
+            InvalidationReason::UserLogout,
+            EndedBy::Owner,
+            NOW,
+        )
         .await;
     assert!(matches!(result, Err(StoreError::Unavailable(_))));
     assert!(memory.is_empty(), "the repository decides: nothing ended");
@@ -363,11 +379,16 @@ async fn ending_a_session_that_already_ended_leaves_it_to_the_revocation_log() {
     // was committed the first time reaches every instance through the log.
     let session = session();
     let mut store = MockSessionRepository::new();
-    store.expect_end().times(1).returning(|_, _, _| Ok(None));
+    store.expect_end().times(1).returning(|_, _, _, _| Ok(None));
     let mut cache = MockSessionCache::new();
     cache.expect_tombstone().times(0);
     let result = repository(cache, store)
-        .end(session.id, InvalidationReason::UserLogout, NOW)
+        .end(
+            session.id,
+            InvalidationReason::UserLogout,
+            EndedBy::Owner,
+            NOW,
+        )
         .await
         .unwrap();
     assert_eq!(result, None);
@@ -511,10 +532,11 @@ async fn ending_all_remembers_and_tombstones_every_ended_session() {
             eq(user_id),
             eq(None),
             eq(InvalidationReason::PasswordChanged),
+            eq(EndedBy::Owner),
             eq(NOW),
         )
         .times(1)
-        .returning(move |_, _, _, _| Ok(returned.clone()));
+        .returning(move |_, _, _, _, _| Ok(returned.clone()));
     let mut cache = MockSessionCache::new();
     let expected = ended.clone();
     cache
@@ -526,7 +548,13 @@ async fn ending_all_remembers_and_tombstones_every_ended_session() {
         .returning(|_, _, _| Ok(()));
     let memory = memory();
     let result = repository_with(cache, store, Arc::clone(&memory))
-        .end_all_for_user(user_id, None, InvalidationReason::PasswordChanged, NOW)
+        .end_all_for_user(
+            user_id,
+            None,
+            InvalidationReason::PasswordChanged,
+            EndedBy::Owner,
+            NOW,
+        )
         .await
         .unwrap();
     assert_eq!(result, ended);
@@ -549,7 +577,7 @@ async fn ending_all_succeeds_when_the_tombstones_cannot_be_written() {
     let returned = ended.clone();
     store
         .expect_end_all_for_user()
-        .returning(move |_, _, _, _| Ok(returned.clone()));
+        .returning(move |_, _, _, _, _| Ok(returned.clone()));
     let mut cache = MockSessionCache::new();
     cache
         .expect_tombstone()
@@ -557,7 +585,13 @@ async fn ending_all_succeeds_when_the_tombstones_cannot_be_written() {
         .returning(|_, _, _| Err(unavailable()));
     let memory = memory();
     let result = repository_with(cache, store, Arc::clone(&memory))
-        .end_all_for_user(user_id, None, InvalidationReason::AccountDisabled, NOW)
+        .end_all_for_user(
+            user_id,
+            None,
+            InvalidationReason::AccountDisabled,
+            EndedBy::Owner,
+            NOW,
+        )
         .await
         .unwrap();
     assert_eq!(result, ended);
@@ -570,11 +604,17 @@ async fn ending_all_of_a_user_with_no_live_session_tombstones_nothing() {
     let mut store = MockSessionRepository::new();
     store
         .expect_end_all_for_user()
-        .returning(|_, _, _, _| Ok(vec![]));
+        .returning(|_, _, _, _, _| Ok(vec![]));
     let mut cache = MockSessionCache::new();
     cache.expect_tombstone().times(0);
     let result = repository(cache, store)
-        .end_all_for_user(user_id, None, InvalidationReason::UserLogoutAll, NOW)
+        .end_all_for_user(
+            user_id,
+            None,
+            InvalidationReason::UserLogoutAll,
+            EndedBy::Owner,
+            NOW,
+        )
         .await
         .unwrap();
     assert!(result.is_empty());

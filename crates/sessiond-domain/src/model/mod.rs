@@ -17,7 +17,7 @@ pub use policy::{
 pub use revocation::{Remembered, Revocation, RevocationMemory};
 pub use role::Role;
 pub use session::{
-    InvalidationReason, Liveness, NewSessionContext, RefreshState, Session, SessionStatus,
+    EndedBy, InvalidationReason, Liveness, NewSessionContext, RefreshState, Session, SessionStatus,
     SessionSummary,
 };
 pub use token::{AccessClaims, RefreshToken, RefreshTokenHash};

@@ -261,6 +261,7 @@ mod tests {
                     previous: None,
                     rotated_at: None,
                 },
+                ended_by: None,
                 version: 1,
             }
         };

@@ -74,6 +74,17 @@ impl FromStr for InvalidationReason {
     }
 }
 
+/// Who ended a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndedBy {
+    /// The session's own user, from this device or another of theirs.
+    Owner,
+    /// This administrator.
+    Administrator(UserId),
+    /// sessiond itself: expiry, a full session list, a reused refresh token.
+    System,
+}
+
 /// Where a session is in its life. Storage may spread this over `is_active`,
 /// `invalidated_at` and `invalidation_reason`; the domain sees one value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +136,9 @@ pub struct Session {
     pub expires_at: OffsetDateTime,
     pub status: SessionStatus,
     pub refresh: RefreshState,
+    /// Who ended the session: `None` while it is active, and for a session whose end did
+    /// not record it (ended before sessiond kept it).
+    pub ended_by: Option<EndedBy>,
     /// The session's generation: 1 when created, bumped by the store on every change of
     /// state (a refresh, its end). Caches never replace a newer generation with an older
     /// one, so a slow copy cannot roll a session back.

@@ -1,15 +1,4 @@
-use crate::model::{InvalidationReason, Session, SessionId, UserId};
-
-/// Who ended a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndedBy {
-    /// The session's own user, from this device or another of theirs.
-    Owner,
-    /// This administrator.
-    Administrator(UserId),
-    /// sessiond itself: expiry, a full session list, a reused refresh token.
-    System,
-}
+use crate::model::{EndedBy, InvalidationReason, Session, SessionId, UserId};
 
 /// Where session lifecycle events are announced: the audit log and the metrics hang off
 /// it. Every use case that opens or ends a session, and the cleanup job, calls it once per

@@ -22,7 +22,7 @@ pub use cache::SessionCache;
 pub use cleanup::{CleanupOutcome, SessionCleanup};
 pub use clock::Clock;
 pub use device::DeviceClassifier;
-pub use events::{EndedBy, SessionEvents};
+pub use events::SessionEvents;
 pub use password::{HashError, PasswordHasher};
 pub use random::RandomSource;
 pub use revocations::{LogPosition, RevocationBatch, RevocationLog};

@@ -3,8 +3,8 @@ use time::OffsetDateTime;
 
 use crate::error::StoreError;
 use crate::model::{
-    InvalidationReason, LimitAction, PasswordHash, RefreshTokenHash, Role, Session, SessionId,
-    SessionSummary, UserId,
+    EndedBy, InvalidationReason, LimitAction, PasswordHash, RefreshTokenHash, Role, Session,
+    SessionId, SessionSummary, UserId,
 };
 
 /// The max-sessions rule for one sign-in.
@@ -140,8 +140,9 @@ pub trait SessionRepository: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Ends the session if it is active (bumping its version) and returns it as ended;
-    /// `None` if it does not exist or had already ended (the first reason stays). Every end
-    /// but expiry is also committed to the revocation log, where the store has one.
+    /// `None` if it does not exist or had already ended (the first reason and author stay).
+    /// Every end but expiry is also committed to the revocation log, where the store has
+    /// one. Evictions at sign-in and expiry by cleanup are ended by [`EndedBy::System`].
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
@@ -149,10 +150,12 @@ pub trait SessionRepository: Send + Sync {
         &self,
         id: SessionId,
         reason: InvalidationReason,
+        by: EndedBy,
         at: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError>;
 
-    /// Ends every active session of `user_id` except `keep`, and returns the ids it ended.
+    /// Ends every active session of `user_id` except `keep`, as `end` does each, and returns
+    /// the ids it ended.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
@@ -161,6 +164,7 @@ pub trait SessionRepository: Send + Sync {
         user_id: UserId,
         keep: Option<SessionId>,
         reason: InvalidationReason,
+        by: EndedBy,
         at: OffsetDateTime,
     ) -> Result<Vec<SessionId>, StoreError>;
 

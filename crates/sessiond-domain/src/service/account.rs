@@ -2,8 +2,8 @@
 
 use super::{Ports, Principal};
 use crate::error::DomainError;
-use crate::model::{Email, InvalidationReason, Password, Role, User, UserId};
-use crate::ports::{CreateUserError, EndedBy};
+use crate::model::{Email, EndedBy, InvalidationReason, Password, Role, User, UserId};
+use crate::ports::CreateUserError;
 
 /// A user to create.
 #[derive(Debug, Clone)]
@@ -118,22 +118,14 @@ impl AccountService {
             .await?;
         // After the new hash is stored: a failure here leaves the request retryable with
         // the new password, never the old sessions alive under a password nobody changed.
+        let (reason, by) = (InvalidationReason::PasswordChanged, EndedBy::Owner);
+        let keep = Some(principal.session.id);
         let ended = self
             .ports
             .sessions
-            .end_all_for_user(
-                user.id,
-                Some(principal.session.id),
-                InvalidationReason::PasswordChanged,
-                now,
-            )
+            .end_all_for_user(user.id, keep, reason, by, now)
             .await?;
-        self.ports.events.ended(
-            user.id,
-            &ended,
-            InvalidationReason::PasswordChanged,
-            EndedBy::Owner,
-        );
+        self.ports.events.ended(user.id, &ended, reason, by);
         Ok(())
     }
 }

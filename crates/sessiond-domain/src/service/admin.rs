@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use super::{AccountService, NewAccount, Ports, Principal};
 use crate::error::DomainError;
+use crate::model::EndedBy;
 use crate::model::{InvalidationReason, Role, Session, SessionId, User, UserId};
-use crate::ports::{EndedBy, UpdateUserError, UserAdministration, UserChange};
+use crate::ports::{UpdateUserError, UserAdministration, UserChange};
 
 /// Administration, for `system_admin`s only. Every method first checks the caller against
 /// the live session AND the stored user, never against a token claim alone, so a demoted or
@@ -94,12 +95,12 @@ impl AdminService {
             None
         };
         if let Some(reason) = reason {
+            let by = EndedBy::Administrator(principal.user_id);
             let ended = self
                 .ports
                 .sessions
-                .end_all_for_user(user.id, None, reason, now)
+                .end_all_for_user(user.id, None, reason, by, now)
                 .await?;
-            let by = EndedBy::Administrator(principal.user_id);
             self.ports.events.ended(user.id, &ended, reason, by);
         }
         Ok(user)
@@ -140,15 +141,14 @@ impl AdminService {
             .await?
             .ok_or(DomainError::NotFound)?;
         let now = self.ports.clock.now();
+        let reason = InvalidationReason::AdminRevoked;
+        let by = EndedBy::Administrator(principal.user_id);
         let ended = self
             .ports
             .sessions
-            .end_all_for_user(id, None, InvalidationReason::AdminRevoked, now)
+            .end_all_for_user(id, None, reason, by, now)
             .await?;
-        let by = EndedBy::Administrator(principal.user_id);
-        self.ports
-            .events
-            .ended(id, &ended, InvalidationReason::AdminRevoked, by);
+        self.ports.events.ended(id, &ended, reason, by);
         Ok(ended.len())
     }
 
@@ -164,13 +164,13 @@ impl AdminService {
         self.authorize(principal).await?;
         let now = self.ports.clock.now();
         let reason = InvalidationReason::AdminRevoked;
+        let by = EndedBy::Administrator(principal.user_id);
         let ended = self
             .ports
             .sessions
-            .end(id, reason, now)
+            .end(id, reason, by, now)
             .await?
             .ok_or(DomainError::NotFound)?;
-        let by = EndedBy::Administrator(principal.user_id);
         self.ports.events.ended(ended.user_id, &[id], reason, by);
         Ok(())
     }

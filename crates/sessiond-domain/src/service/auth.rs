@@ -8,10 +8,11 @@ use uuid::Uuid;
 use super::{Ports, Principal};
 use crate::error::DomainError;
 use crate::model::{
-    AccessClaims, DeviceInfo, Email, InvalidationReason, Liveness, NewSessionContext, Password,
-    RefreshState, RefreshToken, RefreshTokenHash, Session, SessionId, SessionPolicy, SessionStatus,
+    AccessClaims, DeviceInfo, Email, EndedBy, InvalidationReason, Liveness, NewSessionContext,
+    Password, RefreshState, RefreshToken, RefreshTokenHash, Session, SessionId, SessionPolicy,
+    SessionStatus,
 };
-use crate::ports::{CreateSessionError, EndedBy, SessionLimit, SignInCheck, TokenError};
+use crate::ports::{CreateSessionError, SessionLimit, SignInCheck, TokenError};
 
 /// A sign-in attempt.
 #[derive(Debug, Clone)]
@@ -114,6 +115,7 @@ impl AuthService {
                 previous: None,
                 rotated_at: None,
             },
+            ended_by: None,
             version: 1,
         };
         // The store re-reads the user under the lock that security events take (SPEC §3
@@ -320,13 +322,12 @@ impl AuthService {
         }
         // A rotated token presented again, well after its rotation: someone else holds it.
         let reason = InvalidationReason::RefreshTokenReuse;
-        match self.ports.sessions.end(session.id, reason, now).await {
+        let by = EndedBy::System;
+        match self.ports.sessions.end(session.id, reason, by, now).await {
             Ok(ended) => {
                 if ended.is_some() {
                     let ids = [session.id];
-                    self.ports
-                        .events
-                        .ended(session.user_id, &ids, reason, EndedBy::System);
+                    self.ports.events.ended(session.user_id, &ids, reason, by);
                 }
                 DomainError::SessionRevoked(reason)
             }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use super::Ports;
 use crate::error::DomainError;
 use crate::model::SessionPolicy;
-use crate::model::{InvalidationReason, SessionId, UserId};
-use crate::ports::{EndedBy, SessionCache, SessionCleanup};
+use crate::model::{EndedBy, InvalidationReason, SessionId, UserId};
+use crate::ports::{SessionCache, SessionCleanup};
 use time::OffsetDateTime;
 
 /// Rows per batch: each batch is one short statement; fewer, larger batches cut the

@@ -127,6 +127,7 @@ pub fn session() -> Session {
             previous: None,
             rotated_at: None,
         },
+        ended_by: None,
         version: 1,
     }
 }

@@ -4,8 +4,7 @@ use std::sync::Arc;
 
 use super::{Ports, Principal};
 use crate::error::DomainError;
-use crate::model::{InvalidationReason, Session, SessionId, SessionPolicy, User};
-use crate::ports::EndedBy;
+use crate::model::{EndedBy, InvalidationReason, Session, SessionId, SessionPolicy, User};
 
 /// What users do with their own sessions. Every method acts for a [`Principal`] and never
 /// touches another user's session.
@@ -53,10 +52,17 @@ impl SessionService {
         let now = self.ports.clock.now();
         let id = principal.session.id;
         let reason = InvalidationReason::UserLogout;
-        if self.ports.sessions.end(id, reason, now).await?.is_some() {
+        let by = EndedBy::Owner;
+        if self
+            .ports
+            .sessions
+            .end(id, reason, by, now)
+            .await?
+            .is_some()
+        {
             self.ports
                 .events
-                .ended(principal.user_id, &[id], reason, EndedBy::Owner);
+                .ended(principal.user_id, &[id], reason, by);
         }
         Ok(())
     }
@@ -77,15 +83,15 @@ impl SessionService {
             return Err(DomainError::NotFound);
         }
         let now = self.ports.clock.now();
-        let reason = InvalidationReason::UserLogout;
+        let (reason, by) = (InvalidationReason::UserLogout, EndedBy::Owner);
         self.ports
             .sessions
-            .end(id, reason, now)
+            .end(id, reason, by, now)
             .await?
             .ok_or(DomainError::NotFound)?;
         self.ports
             .events
-            .ended(principal.user_id, &[id], reason, EndedBy::Owner);
+            .ended(principal.user_id, &[id], reason, by);
         Ok(())
     }
 
@@ -95,22 +101,16 @@ impl SessionService {
     /// Storage errors only.
     pub async fn end_others(&self, principal: &Principal) -> Result<usize, DomainError> {
         let now = self.ports.clock.now();
+        let (reason, by) = (InvalidationReason::UserLogoutAll, EndedBy::Owner);
+        let keep = Some(principal.session.id);
         let ended = self
             .ports
             .sessions
-            .end_all_for_user(
-                principal.user_id,
-                Some(principal.session.id),
-                InvalidationReason::UserLogoutAll,
-                now,
-            )
+            .end_all_for_user(principal.user_id, keep, reason, by, now)
             .await?;
-        self.ports.events.ended(
-            principal.user_id,
-            &ended,
-            InvalidationReason::UserLogoutAll,
-            EndedBy::Owner,
-        );
+        self.ports
+            .events
+            .ended(principal.user_id, &ended, reason, by);
         Ok(ended.len())
     }
 

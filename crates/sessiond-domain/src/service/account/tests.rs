@@ -1,6 +1,7 @@
 use mockall::predicate::eq;
 
 use super::*;
+use crate::model::EndedBy;
 use crate::model::PasswordHash;
 use crate::service::fixtures::{self, Mocks, NOW};
 
@@ -53,10 +54,11 @@ async fn a_password_change_ends_every_other_session() {
             eq(me.user_id),
             eq(Some(me.session.id)),
             eq(InvalidationReason::PasswordChanged),
+            eq(EndedBy::Owner),
             eq(NOW),
         )
         .times(1)
-        .returning(|_, _, _, _| Ok(vec![]));
+        .returning(|_, _, _, _, _| Ok(vec![]));
     AccountService::new(mocks.into_ports())
         .change_password(&me, password("right"), password("new password"))
         .await

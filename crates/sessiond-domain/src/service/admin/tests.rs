@@ -1,6 +1,7 @@
 use mockall::predicate::eq;
 
 use super::*;
+use crate::model::EndedBy;
 use crate::model::SessionStatus;
 use crate::ports::MockUserAdministration;
 use crate::service::fixtures::{self, Mocks, NOW};
@@ -81,10 +82,11 @@ async fn a_role_change_ends_every_session_of_the_user() {
             eq(id),
             eq(None),
             eq(InvalidationReason::RoleChanged),
+            eq(EndedBy::Administrator(admin_principal().user_id)),
             eq(NOW),
         )
         .times(1)
-        .returning(|_, _, _, _| Ok(vec![]));
+        .returning(|_, _, _, _, _| Ok(vec![]));
     let mut administration = MockUserAdministration::new();
     administration
         .expect_update()
@@ -117,10 +119,11 @@ async fn deactivation_ends_every_session_as_account_disabled() {
             eq(id),
             eq(None),
             eq(InvalidationReason::AccountDisabled),
+            eq(EndedBy::Administrator(admin_principal().user_id)),
             eq(NOW),
         )
         .times(1)
-        .returning(|_, _, _, _| Ok(vec![]));
+        .returning(|_, _, _, _, _| Ok(vec![]));
     let mut administration = MockUserAdministration::new();
     administration.expect_update().returning(move |_, _, _| {
         let mut user = target.clone();
@@ -169,9 +172,14 @@ async fn an_admin_revokes_any_session() {
     mocks
         .sessions
         .expect_end()
-        .with(eq(id), eq(InvalidationReason::AdminRevoked), eq(NOW))
+        .with(
+            eq(id),
+            eq(InvalidationReason::AdminRevoked),
+            eq(EndedBy::Administrator(admin_principal().user_id)),
+            eq(NOW),
+        )
         .times(1)
-        .returning(|_, reason, at| {
+        .returning(|_, reason, _, at| {
             let mut ended = fixtures::session();
             ended.status = SessionStatus::Ended { at, reason };
             Ok(Some(ended))
@@ -186,7 +194,7 @@ async fn an_admin_revokes_any_session() {
             *user == fixtures::session().user_id
                 && ids == [id].as_slice()
                 && *reason == InvalidationReason::AdminRevoked
-                && *by == crate::ports::EndedBy::Administrator(admin)
+                && *by == EndedBy::Administrator(admin)
         })
         .times(1)
         .return_const(());

@@ -4,6 +4,7 @@ use mockall::predicate::eq;
 use time::Duration;
 
 use super::*;
+use crate::model::EndedBy;
 use crate::model::{DeviceClass, LimitAction, Password, Role, RolePolicy, SessionSummary, UserId};
 use crate::service::fixtures::{self, Mocks, NOW};
 
@@ -367,9 +368,14 @@ async fn a_rotated_token_after_the_grace_window_revokes_the_session() {
     mocks
         .sessions
         .expect_end()
-        .with(eq(id), eq(InvalidationReason::RefreshTokenReuse), eq(NOW))
+        .with(
+            eq(id),
+            eq(InvalidationReason::RefreshTokenReuse),
+            eq(EndedBy::System),
+            eq(NOW),
+        )
         .times(1)
-        .returning(|_, _, _| Ok(None));
+        .returning(|_, _, _, _| Ok(None));
     let error = service(mocks)
         .refresh(&fixtures::refresh_token(9).expose())
         .await
@@ -658,10 +664,11 @@ async fn a_token_retired_rotations_ago_revokes_the_session_outside_its_grace_win
             .with(
                 eq(fixtures::session_id()),
                 eq(InvalidationReason::RefreshTokenReuse),
+                eq(EndedBy::System),
                 eq(NOW),
             )
             .times(1)
-            .returning(|_, _, _| Ok(None));
+            .returning(|_, _, _, _| Ok(None));
         let error = service(mocks)
             .refresh(&fixtures::refresh_token(9).expose())
             .await

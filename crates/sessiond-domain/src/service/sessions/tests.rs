@@ -4,6 +4,7 @@ use mockall::predicate::eq;
 use time::Duration;
 
 use super::*;
+use crate::model::EndedBy;
 use crate::model::{SessionStatus, UserId};
 use crate::service::fixtures::{self, Mocks, NOW};
 
@@ -47,9 +48,14 @@ async fn ending_my_own_session_records_a_user_logout() {
     mocks
         .sessions
         .expect_end()
-        .with(eq(id), eq(InvalidationReason::UserLogout), eq(NOW))
+        .with(
+            eq(id),
+            eq(InvalidationReason::UserLogout),
+            eq(EndedBy::Owner),
+            eq(NOW),
+        )
         .times(1)
-        .returning(move |_, reason, at| {
+        .returning(move |_, reason, _, at| {
             let mut ended = mine.clone();
             ended.status = SessionStatus::Ended { at, reason };
             Ok(Some(ended))
@@ -67,7 +73,7 @@ async fn ending_an_already_ended_session_is_not_found() {
         .sessions
         .expect_find()
         .returning(move |_| Ok(Some(mine.clone())));
-    mocks.sessions.expect_end().returning(|_, _, _| Ok(None));
+    mocks.sessions.expect_end().returning(|_, _, _, _| Ok(None));
     let error = service(mocks).end_own(&me, id).await.unwrap_err();
     assert!(matches!(error, DomainError::NotFound));
 }
@@ -87,10 +93,11 @@ async fn ending_the_others_keeps_the_current_session() {
             eq(me.user_id),
             eq(Some(me.session.id)),
             eq(InvalidationReason::UserLogoutAll),
+            eq(EndedBy::Owner),
             eq(NOW),
         )
         .times(1)
-        .returning(move |_, _, _, _| Ok(others.clone()));
+        .returning(move |_, _, _, _, _| Ok(others.clone()));
     assert_eq!(service(mocks).end_others(&me).await.unwrap(), 2);
 }
 
@@ -117,9 +124,10 @@ async fn sign_out_ends_the_current_session() {
         .with(
             eq(me.session.id),
             eq(InvalidationReason::UserLogout),
+            eq(EndedBy::Owner),
             eq(NOW),
         )
         .times(1)
-        .returning(|_, _, _| Ok(None));
+        .returning(|_, _, _, _| Ok(None));
     service(mocks).sign_out(&me).await.unwrap();
 }
