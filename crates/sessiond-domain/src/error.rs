@@ -76,3 +76,34 @@ impl From<StoreError> for DomainError {
         }
     }
 }
+
+/// Shows an error with its causes, "outer: inner: innermost", for one log line.
+#[derive(Debug)]
+pub struct ErrorChain<'a>(pub &'a dyn std::error::Error);
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_chain_shows_every_cause_once_in_order() {
+        let innermost = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let error = DomainError::from(StoreError::Unavailable(Box::new(innermost)));
+        assert_eq!(
+            ErrorChain(&error).to_string(),
+            "a dependency is unavailable: refused"
+        );
+    }
+}

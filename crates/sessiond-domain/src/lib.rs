@@ -12,4 +12,4 @@ pub mod model;
 pub mod ports;
 pub mod service;
 
-pub use error::{DomainError, StoreError};
+pub use error::{DomainError, ErrorChain, StoreError};

@@ -12,9 +12,9 @@ use async_trait::async_trait;
 use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, AsyncConnectionConfig, RedisResult};
 use deadpool_redis::{Connection, Manager, Pool, Runtime};
-use sessiond_domain::StoreError;
 use sessiond_domain::model::{SessionId, SessionStatus, SessionSummary, UserId};
 use sessiond_domain::ports::SessionCache;
+use sessiond_domain::{ErrorChain, StoreError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -157,17 +157,6 @@ fn unix_ms(at: OffsetDateTime) -> i64 {
 /// Unix milliseconds, rounded up: a tombstone lasts at least until its `until`.
 fn unix_ms_ceil(at: OffsetDateTime) -> i64 {
     codec::micros(at).saturating_add(999).div_euclid(1_000)
-}
-
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl RedisSessionCache {
@@ -493,7 +482,7 @@ impl Inner {
     fn mark_down(&self, error: &RedisCacheError) {
         if !self.outage.swap(true, Ordering::AcqRel) {
             tracing::warn!(
-                error = %chain(error),
+                error = %ErrorChain(error),
                 "Redis is unreachable: session validation reads PostgreSQL until it is back"
             );
         }

@@ -6,8 +6,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
-use sessiond_domain::DomainError;
 use sessiond_domain::model::InvalidationReason;
+use sessiond_domain::{DomainError, ErrorChain};
 
 /// An error answer. Clients see `title`, `detail`, `code` and `reason`; the source chain
 /// goes to the log once, for 5xx answers only.
@@ -213,7 +213,7 @@ impl ResponseError for ApiError {
             let chain = self
                 .source
                 .as_deref()
-                .map(|source| error_chain(source))
+                .map(|source| ErrorChain(source).to_string())
                 .unwrap_or_default();
             tracing::error!(code = self.code, error.chain = %chain, "request failed");
         }
@@ -246,16 +246,4 @@ impl ResponseError for ApiError {
         }
         response.json(problem)
     }
-}
-
-/// "outer: inner: innermost", for one log line.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut chain = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        chain.push_str(": ");
-        chain.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    chain
 }
