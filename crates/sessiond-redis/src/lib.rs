@@ -20,8 +20,9 @@
 //! - `<prefix>sessions:{<user_id>}`: the user's index, a sorted set of session ids scored by
 //!   `expires_at` (unix ms), written in the same script as the key; it expires with its
 //!   latest member. A tombstone drops its member. Members that expired are dropped whenever
-//!   the user's next session is stored, and by [`SessionCache::prune_index`] (the cleanup
-//!   job), which also drops members whose key is gone or a tombstone.
+//!   the user's next session is stored, and by [`SessionCache::prune_index`], which also
+//!   drops members whose key is gone or a tombstone; the domain's cleanup pass
+//!   (`CleanupService`) calls it for each user who had a session expire.
 //!
 //! The braces are a Redis Cluster hash tag: one user's keys share a slot, so every script
 //! (which declares all its keys) stays legal on a cluster. The prefix is empty in production
@@ -115,10 +116,18 @@
 //! [`SessionCache::tombstone`]: sessiond_domain::ports::SessionCache::tombstone
 //! [`SessionCache::prune_index`]: sessiond_domain::ports::SessionCache::prune_index
 
+// The port's commands (`get`, `put`, `touch`, `tombstone`, `prune_index`) and the counters.
 mod cache;
+// The cached value's binary layout; public for its `DecodeError`.
 pub mod codec;
+// Per-thread connections, the command timeout, reconnecting, the outage state.
+mod connection;
 mod error;
+// The key layout above.
+mod keys;
+// The Lua scripts every write runs as, and the unix-ms instants they take.
 mod scripts;
 
-pub use cache::{CacheStats, RedisSessionCache, RedisSettings};
+pub use cache::{CacheStats, RedisSessionCache};
+pub use connection::RedisSettings;
 pub use error::RedisCacheError;

@@ -11,8 +11,20 @@
 use std::sync::LazyLock;
 
 use deadpool_redis::redis::Script;
+use time::OffsetDateTime;
 
-use crate::codec::{GENERATION_OFFSET, LAST_ACTIVITY_OFFSET, TOMBSTONE, VERSION};
+use crate::codec::{self, GENERATION_OFFSET, LAST_ACTIVITY_OFFSET, TOMBSTONE, VERSION};
+
+/// An instant as the scripts take it (`PXAT`, index scores): unix milliseconds, rounded
+/// down, so that an entry's `PXAT` never outlasts its `expires_at`.
+pub(crate) fn unix_ms(at: OffsetDateTime) -> i64 {
+    codec::micros(at).div_euclid(1_000)
+}
+
+/// Unix milliseconds, rounded up: a tombstone lasts at least until its `until`.
+pub(crate) fn unix_ms_ceil(at: OffsetDateTime) -> i64 {
+    codec::micros(at).saturating_add(999).div_euclid(1_000)
+}
 
 /// Stores a session and indexes it, in one round trip, unless that would go backwards:
 /// nothing is written when the key holds a tombstone, holds a greater generation of the
