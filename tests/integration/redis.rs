@@ -5,9 +5,6 @@
 //! they wrote. Tests that count commands, measure memory, pause, kill Redis or hold its
 //! commands back start their own `redis-server` ([`RedisServer`]).
 
-// Test helpers: a failed expectation here is a failed test, which is what we want.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration as StdDuration, Instant};
@@ -32,8 +29,10 @@ fn shared_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-// Redis counts TTLs on its own clock: these tests need the real time, not a fixed one.
-#[allow(clippy::disallowed_methods)]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "Redis counts TTLs on its own clock: these tests need the real time"
+)]
 fn now() -> OffsetDateTime {
     // Microsecond precision, as the encoding keeps.
     let now = OffsetDateTime::now_utc();
@@ -475,6 +474,39 @@ async fn a_put_whose_expiry_has_passed_stores_nothing_and_deletes_nothing() {
     late.expires_at = now - Duration::milliseconds(1);
     cache.put(&late, now - Duration::seconds(2)).await.unwrap();
     assert!(!exists(&mut conn, &session_key(&prefix, &late)).await);
+    assert_eq!(
+        index_members(&mut conn, &index_key(&prefix, user)).await,
+        vec![cached.id.to_string()]
+    );
+    clean(&prefix).await;
+}
+
+#[tokio::test]
+async fn a_put_of_an_ended_session_stores_nothing_and_deletes_nothing() {
+    let (cache, prefix) = shared_cache().await;
+    let mut conn = admin(&shared_url()).await;
+    let now = now();
+    let user = new_user();
+    let cached = summary(user, Role::Guest, now);
+    cache.put(&cached, now).await.unwrap();
+
+    // The cache holds live sessions only (its port's contract); ending is `tombstone`'s job.
+    let mut ended = cached.clone();
+    ended.version = 2;
+    ended.status = SessionStatus::Ended {
+        at: now,
+        reason: InvalidationReason::UserLogout,
+    };
+    cache.put(&ended, now).await.unwrap();
+    assert_eq!(
+        cache.get(user, cached.id).await.unwrap().as_ref(),
+        Some(&cached)
+    );
+
+    let mut never_cached = summary(user, Role::Guest, now);
+    never_cached.status = ended.status;
+    cache.put(&never_cached, now).await.unwrap();
+    assert!(!exists(&mut conn, &session_key(&prefix, &never_cached)).await);
     assert_eq!(
         index_members(&mut conn, &index_key(&prefix, user)).await,
         vec![cached.id.to_string()]

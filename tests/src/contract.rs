@@ -613,14 +613,14 @@ pub async fn summaries_are_found_only_for_their_owner(stores: Stores) {
     insert(&stores, &session).await;
     let summary = stores
         .sessions
-        .find_summary(user.id, session.id)
+        .find_summary(user.id, session.id, T0)
         .await
         .unwrap();
     assert_eq!(summary, Some(SessionSummary::from(&session)));
     let stranger = UserId::from_uuid(Uuid::new_v4());
     let foreign = stores
         .sessions
-        .find_summary(stranger, session.id)
+        .find_summary(stranger, session.id, T0)
         .await
         .unwrap();
     assert_eq!(foreign, None);
@@ -636,7 +636,7 @@ pub async fn summaries_are_found_only_for_their_owner(stores: Stores) {
         .unwrap();
     let ended = stores
         .sessions
-        .find_summary(user.id, session.id)
+        .find_summary(user.id, session.id, T0)
         .await
         .unwrap()
         .unwrap();

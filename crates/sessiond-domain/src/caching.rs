@@ -51,12 +51,10 @@ impl CachedSessionRepository {
         }
     }
 
-    /// Caches `session` if it is active. Failures are the cache adapter's to report: the
-    /// next read simply misses.
+    /// Offers `session` to the cache, which keeps live sessions only (its port's contract).
+    /// Failures are the cache adapter's to report: the next read simply misses.
     async fn refill(&self, session: &SessionSummary, now: OffsetDateTime) {
-        if session.status == SessionStatus::Active {
-            let _ = self.cache.put(session, now).await;
-        }
+        let _ = self.cache.put(session, now).await;
     }
 
     /// Remembers that these sessions of `user_id` ended and marks them ended in the cache.
@@ -134,19 +132,18 @@ impl SessionRepository for CachedSessionRepository {
         &self,
         user_id: UserId,
         id: SessionId,
+        now: OffsetDateTime,
     ) -> Result<Option<SessionSummary>, StoreError> {
         match self.cache.get(user_id, id).await {
             Ok(Some(hit)) => return Ok(self.unless_revoked(hit)),
             Ok(None) => {}
             // The cache is down: the repository answers alone until it is back.
-            Err(_) => return self.store.find_summary(user_id, id).await,
+            Err(_) => return self.store.find_summary(user_id, id, now).await,
         }
-        let found = self.store.find_summary(user_id, id).await?;
+        let found = self.store.find_summary(user_id, id, now).await?;
         if let Some(session) = &found {
-            // Cache entries live until `expires_at`; the TTL needs a "now", and the entry's
-            // own last activity is the latest instant this path knows. The cache drops this
-            // write if the session ended (or changed) since it was read.
-            self.refill(session, session.last_activity).await;
+            // The cache drops this write if the session ended (or changed) since it was read.
+            self.refill(session, now).await;
         }
         Ok(found)
     }

@@ -177,7 +177,10 @@ async fn create_within_limit_tx(
 }
 
 /// The assignments that end a session.
-#[allow(clippy::type_complexity)]
+#[expect(
+    clippy::type_complexity,
+    reason = "diesel's tuple of assignments is the type; naming it adds nothing"
+)]
 fn ended(
     reason: InvalidationReason,
     by: EndedBy,
@@ -235,6 +238,7 @@ impl SessionRepository for PgSessionRepository {
         &self,
         user_id: UserId,
         id: SessionId,
+        _now: OffsetDateTime,
     ) -> Result<Option<SessionSummary>, StoreError> {
         let session = self.fetch(id, Some(user_id)).await?;
         Ok(session.as_ref().map(SessionSummary::from))

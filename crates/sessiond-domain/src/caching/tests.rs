@@ -83,7 +83,7 @@ async fn a_cache_hit_never_reaches_the_repository() {
     store.expect_find_summary().times(0);
     store.expect_find().times(0);
     let found = repository(cache, store)
-        .find_summary(session.user_id, session.id)
+        .find_summary(session.user_id, session.id, NOW)
         .await
         .unwrap();
     assert_eq!(found, Some(summary));
@@ -96,6 +96,8 @@ async fn a_miss_reads_the_repository_and_refills_the_cache() {
     // Refreshed twice since it was created: the refill carries the store's generation, so
     // that the cache can refuse it if a newer one is there already.
     summary.version = 3;
+    // Last active a while ago: the refill is as of the clock's now, not of that activity.
+    summary.last_activity = NOW - Duration::minutes(10);
     let mut cache = MockSessionCache::new();
     cache.expect_get().returning(|_, _| Ok(None));
     let expected = summary.clone();
@@ -108,11 +110,11 @@ async fn a_miss_reads_the_repository_and_refills_the_cache() {
     let stored = summary.clone();
     store
         .expect_find_summary()
-        .with(eq(session.user_id), eq(session.id))
+        .with(eq(session.user_id), eq(session.id), eq(NOW))
         .times(1)
-        .returning(move |_, _| Ok(Some(stored.clone())));
+        .returning(move |_, _, _| Ok(Some(stored.clone())));
     let found = repository(cache, store)
-        .find_summary(session.user_id, session.id)
+        .find_summary(session.user_id, session.id, NOW)
         .await
         .unwrap();
     assert_eq!(found, Some(summary));
@@ -132,16 +134,16 @@ async fn a_failed_refill_still_answers_from_the_repository() {
     let stored = summary.clone();
     store
         .expect_find_summary()
-        .returning(move |_, _| Ok(Some(stored.clone())));
+        .returning(move |_, _, _| Ok(Some(stored.clone())));
     let found = repository(cache, store)
-        .find_summary(session.user_id, session.id)
+        .find_summary(session.user_id, session.id, NOW)
         .await
         .unwrap();
     assert_eq!(found, Some(summary));
 }
 
 #[tokio::test]
-async fn ended_sessions_are_never_cached() {
+async fn an_ended_session_is_answered_from_the_repository_and_offered_to_the_cache() {
     let mut session = session();
     session.status = SessionStatus::Ended {
         at: NOW,
@@ -149,14 +151,19 @@ async fn ended_sessions_are_never_cached() {
     };
     let mut cache = MockSessionCache::new();
     cache.expect_get().returning(|_, _| Ok(None));
-    cache.expect_put().times(0);
+    // Which states are worth caching is the cache's contract (only live ones).
+    cache
+        .expect_put()
+        .withf(|offered, _| matches!(offered.status, SessionStatus::Ended { .. }))
+        .times(1)
+        .returning(|_, _| Ok(()));
     let mut store = MockSessionRepository::new();
     let stored = SessionSummary::from(&session);
     store
         .expect_find_summary()
-        .returning(move |_, _| Ok(Some(stored.clone())));
+        .returning(move |_, _, _| Ok(Some(stored.clone())));
     let found = repository(cache, store)
-        .find_summary(session.user_id, session.id)
+        .find_summary(session.user_id, session.id, NOW)
         .await
         .unwrap();
     assert!(matches!(found.unwrap().status, SessionStatus::Ended { .. }));
@@ -173,9 +180,9 @@ async fn a_broken_cache_falls_back_to_the_repository() {
     store
         .expect_find_summary()
         .times(1)
-        .returning(move |_, _| Ok(Some(stored.clone())));
+        .returning(move |_, _, _| Ok(Some(stored.clone())));
     let found = repository(cache, store)
-        .find_summary(session.user_id, session.id)
+        .find_summary(session.user_id, session.id, NOW)
         .await
         .unwrap();
     assert!(found.is_some());
@@ -198,7 +205,7 @@ async fn a_cache_hit_for_a_remembered_revocation_is_answered_as_ended() {
     let mut store = MockSessionRepository::new();
     store.expect_find_summary().times(0);
     let found = repository_with(cache, store, memory)
-        .find_summary(session.user_id, session.id)
+        .find_summary(session.user_id, session.id, NOW)
         .await
         .unwrap()
         .expect("answered as ended, not as missing");
@@ -227,7 +234,7 @@ async fn a_cache_hit_for_a_session_remembered_as_deleted_is_not_found() {
     let mut store = MockSessionRepository::new();
     store.expect_find_summary().times(0);
     let found = repository_with(cache, store, memory)
-        .find_summary(session.user_id, session.id)
+        .find_summary(session.user_id, session.id, NOW)
         .await
         .unwrap();
     assert_eq!(found, None);
@@ -245,7 +252,7 @@ async fn a_revocation_of_another_session_does_not_touch_a_cache_hit() {
     });
     let cache = cache_still_holding(&session);
     let found = repository_with(cache, MockSessionRepository::new(), memory)
-        .find_summary(session.user_id, session.id)
+        .find_summary(session.user_id, session.id, NOW)
         .await
         .unwrap();
     assert_eq!(found, Some(SessionSummary::from(&session)));
@@ -338,7 +345,7 @@ async fn an_ended_session_stays_refused_when_its_tombstone_cannot_be_written() {
         "the revocation is committed; the cache is best effort"
     );
     let found = repository
-        .find_summary(session.user_id, session.id)
+        .find_summary(session.user_id, session.id, NOW)
         .await
         .unwrap()
         .unwrap();

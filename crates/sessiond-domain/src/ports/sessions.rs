@@ -81,7 +81,8 @@ pub trait SessionRepository: Send + Sync {
     async fn find(&self, id: SessionId) -> Result<Option<Session>, StoreError>;
 
     /// What request validation needs of `user_id`'s session `id`, in any state; `None` if
-    /// there is no such session of that user. Caching adapters answer this from the cache.
+    /// there is no such session of that user. Caching adapters answer this from the cache
+    /// and refill it as of `now`.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
@@ -89,7 +90,9 @@ pub trait SessionRepository: Send + Sync {
         &self,
         user_id: UserId,
         id: SessionId,
+        now: OffsetDateTime,
     ) -> Result<Option<SessionSummary>, StoreError> {
+        let _ = now;
         Ok(self
             .find(id)
             .await?

@@ -205,6 +205,9 @@ impl AuthService {
     ///
     /// The user's own state needs no separate read: deactivating a user or changing their
     /// role ends all their sessions, so a live session implies an active user with this role.
+    /// That keeps the hot path at one read. Admin routes re-read the stored user anyway, on
+    /// purpose (see `AdminService`): both are right for their route, so do not add the read
+    /// here or remove it there.
     ///
     /// # Errors
     /// `TokenExpired`, `TokenInvalid`, `SessionRevoked(reason)` or `SessionExpired`.
@@ -221,7 +224,7 @@ impl AuthService {
         let mut session = self
             .ports
             .sessions
-            .find_summary(claims.user_id, claims.session_id)
+            .find_summary(claims.user_id, claims.session_id, now)
             .await?
             .ok_or(DomainError::TokenInvalid)?;
         refuse_unless_live(session.liveness(now))?;

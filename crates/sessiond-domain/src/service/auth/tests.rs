@@ -53,8 +53,8 @@ fn holding(session: &Session) -> Mocks {
     mocks
         .sessions
         .expect_find_summary()
-        .with(eq(session.user_id), eq(session.id))
-        .returning(move |_, _| Ok(Some(stored.clone())));
+        .with(eq(session.user_id), eq(session.id), eq(NOW))
+        .returning(move |_, _, _| Ok(Some(stored.clone())));
     mocks
 }
 
@@ -277,9 +277,9 @@ async fn token_failures_and_foreign_sessions_are_refused() {
     mocks
         .sessions
         .expect_find_summary()
-        .with(eq(stranger), eq(session.id))
+        .with(eq(stranger), eq(session.id), eq(NOW))
         .times(1)
-        .returning(|_, _| Ok(None));
+        .returning(|_, _, _| Ok(None));
     let error = service(mocks).authenticate("jwt").await.unwrap_err();
     assert!(matches!(error, DomainError::TokenInvalid));
 }
