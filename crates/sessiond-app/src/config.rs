@@ -97,14 +97,15 @@ pub struct JwtConfig {
 
 impl Default for JwtConfig {
     fn default() -> Self {
+        let policy = SessionPolicy::default();
         Self {
             secret: None,
             kid: "k1".into(),
             previous_keys: Vec::new(),
             issuer: "sessiond".into(),
             audience: "sessiond".into(),
-            access_token_ttl: 900,
-            leeway: 5,
+            access_token_ttl: seconds(policy.access_token_ttl),
+            leeway: seconds(policy.token_leeway),
         }
     }
 }
@@ -139,14 +140,17 @@ pub struct SessionsConfig {
 
 impl Default for SessionsConfig {
     fn default() -> Self {
+        let policy = SessionPolicy::default();
+        let throttle = policy.sign_in_throttle;
         Self {
-            refresh_threshold: 300,
-            activity_interval: 60,
-            refresh_grace: 10,
-            history_retention_days: 30,
-            throttle_window: 900,
-            max_failed_sign_ins_per_account: 5,
-            max_failed_sign_ins_per_ip: 50,
+            refresh_threshold: seconds(policy.refresh_threshold),
+            activity_interval: seconds(policy.activity_interval),
+            refresh_grace: seconds(policy.refresh_grace),
+            history_retention_days: u32::try_from(policy.history_retention.whole_days())
+                .unwrap_or(u32::MAX),
+            throttle_window: seconds(throttle.window),
+            max_failed_sign_ins_per_account: throttle.max_failures_per_account,
+            max_failed_sign_ins_per_ip: throttle.max_failures_per_ip,
             revocation_bound_ms: 250,
         }
     }
@@ -172,12 +176,14 @@ pub enum OnLimit {
 impl RoleConfig {
     fn default_for(role: Role) -> Self {
         let policy = RolePolicy::default_for(role);
-        let seconds = |d: Duration| u32::try_from(d.whole_seconds()).unwrap_or(u32::MAX);
         Self {
             timeout: seconds(policy.timeout),
             absolute_lifetime: seconds(policy.absolute_lifetime),
             max_sessions: policy.max_sessions,
-            on_limit: OnLimit::EvictOldest,
+            on_limit: match policy.on_limit {
+                LimitAction::EvictOldest => OnLimit::EvictOldest,
+                LimitAction::Reject => OnLimit::Reject,
+            },
         }
     }
 }
@@ -322,6 +328,13 @@ impl Default for RedisConfig {
             key_prefix: String::new(),
         }
     }
+}
+
+/// Whole seconds of a domain duration, for the settings' defaults. The session defaults are
+/// the domain's (`SessionPolicy::default`, `RolePolicy::default_for`): the settings derive
+/// theirs from it, and a test holds `config/default.toml` to it.
+fn seconds(duration: Duration) -> u32 {
+    u32::try_from(duration.whole_seconds()).unwrap_or(u32::MAX)
 }
 
 /// A configuration that cannot run.

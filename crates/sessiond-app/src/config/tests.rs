@@ -77,3 +77,19 @@ fn impossible_policies_are_refused() {
         Ok(())
     });
 }
+
+#[test]
+fn the_shipped_default_toml_says_what_the_code_does() {
+    // The code's defaults come from the domain's policy; the shipped file spells them out
+    // for operators. Any drift between the two fails here, key by key.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
+    let from_file: Settings = Figment::new()
+        .merge(Toml::file_exact(&shipped))
+        .extract()
+        .expect("config/default.toml parses");
+    assert_eq!(
+        format!("{from_file:#?}"),
+        format!("{:#?}", Settings::default())
+    );
+    assert_eq!(from_file.session_policy(), SessionPolicy::default());
+}

@@ -33,6 +33,10 @@ impl AdminService {
         }
     }
 
+    /// The stored user is read on every admin request although a live session already
+    /// implies an active user with its role (`AuthService::authenticate`): defence in depth
+    /// for the routes that can change everyone's access, at a cost only admins pay.
+    ///
     /// # Errors
     /// `Forbidden` unless the caller is an active `system_admin` right now.
     async fn authorize(&self, principal: &Principal) -> Result<(), DomainError> {
