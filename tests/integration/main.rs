@@ -2,7 +2,12 @@
 
 // All of this binary is test code, also the plain functions that the per-backend test
 // macros call: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a failed expectation in a test is a failed test"
+)]
 
 mod admin;
 mod browser;

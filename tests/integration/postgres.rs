@@ -10,7 +10,7 @@ use sessiond_postgres::{
 use sessiond_tests::contract::Stores;
 use sessiond_tests::lifecycle_contract::LifecycleStores;
 
-#[allow(clippy::expect_used, reason = "a test without its database cannot run")]
+#[expect(clippy::expect_used, reason = "a test without its database cannot run")]
 async fn stores() -> Stores {
     let pool = testing::fresh_pool()
         .await
@@ -26,7 +26,7 @@ async fn stores() -> Stores {
 sessiond_tests::storage_contract_tests!(stores().await);
 
 /// All the lifecycle adapters on one pool of one fresh database.
-#[allow(clippy::expect_used, reason = "a test without its database cannot run")]
+#[expect(clippy::expect_used, reason = "a test without its database cannot run")]
 async fn lifecycle_stores() -> LifecycleStores {
     let pool = testing::fresh_pool()
         .await

@@ -1,8 +1,12 @@
 //! Shared helpers for sessiond's integration tests: the storage contract suite and a
 //! running app to talk to over HTTP.
 
-// Test support: a failed expectation here is a failed test, which is what we want.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test support: a failed expectation here is a failed test"
+)]
 
 pub mod app;
 pub mod browser;

@@ -198,7 +198,7 @@ fn database_name(prefix: &str) -> String {
     format!("{prefix}{}_{}", unix_seconds(), Uuid::new_v4().simple())
 }
 
-#[allow(
+#[expect(
     clippy::disallowed_methods,
     reason = "naming test databases by wall-clock time, not a domain decision"
 )]

@@ -110,10 +110,13 @@ mod tests {
     }
 
     #[test]
-    fn hostile_strings_do_not_break_the_parser() {
+    fn hostile_strings_classify_as_unknown() {
         let classifier = WootheeClassifier::new();
+        // Nothing of a hostile string reaches the result: it classifies as unknown.
         for ua in ["\0\0\0", &"A".repeat(100_000), "Mozilla/5.0 (((((", "😀"] {
-            let _ = classifier.classify(ua);
+            let info = classifier.classify(ua);
+            assert_eq!(info.class, DeviceClass::Unknown, "{ua:.40}");
+            assert_eq!(info.browser, None, "{ua:.40}");
         }
     }
 }
