@@ -9,7 +9,7 @@ use sessiond_domain::service::NewAccount;
 use sessiond_postgres::run_migrations;
 
 use crate::config::Settings;
-use crate::startup::Services;
+use crate::services::Services;
 use crate::storage::{Storage, postgres_pool};
 
 /// Storage for a command, which needs the durable store.
@@ -44,7 +44,7 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 /// Without `DATABASE_URL`, or when the pass fails.
 pub async fn cleanup(settings: &Settings) -> anyhow::Result<()> {
     let storage = durable_storage(settings, "cleanup").await?;
-    let services = Services::build(settings, storage)?;
+    let services = Services::build(settings, &storage)?;
     let started = std::time::Instant::now();
     let report = services.cleanup.run_once().await?;
     crate::metrics::record_cleanup(&report);
@@ -86,9 +86,8 @@ pub async fn create_user(
     };
     let password = Password::new_secret(password, "password")?;
     let storage = durable_storage(settings, "user create").await?;
-    let services = Services::build(settings, storage)?;
+    let services = Services::build(settings, &storage)?;
     let user = services
-        .state
         .accounts
         .create(NewAccount {
             email,

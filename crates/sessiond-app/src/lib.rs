@@ -7,6 +7,8 @@ pub mod commands;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod probes;
+pub mod services;
 pub mod startup;
 pub mod storage;
 pub mod system;

@@ -1,7 +1,7 @@
-//! Builds the application from settings and runs it: the composition root.
+//! `serve`: builds the application from settings, binds it and runs it with its background
+//! jobs (cleanup, the revocation feed).
 
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -9,31 +9,21 @@ use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use secrecy::ExposeSecret;
-use sessiond_argon2::{Argon2Cost, Argon2Hasher};
-use sessiond_domain::caching::CachedSessionRepository;
-use sessiond_domain::feed::RevocationFeed;
-use sessiond_domain::model::{Email, Password, RevocationMemory, Role, SessionPolicy};
-use sessiond_domain::ports::{Clock, SessionRepository};
-use sessiond_domain::service::{
-    AccountService, AdminService, AuthService, CleanupService, NewAccount, Ports, SessionService,
-};
-use sessiond_jwt::{JwtCodec, JwtSettings, SigningKey};
-use sessiond_useragent::WootheeClassifier;
+use sessiond_domain::model::{Email, Password, Role};
+use sessiond_domain::service::{AccountService, CleanupService, NewAccount};
 
-use crate::audit::AuditLog;
 use crate::config::Settings;
 use crate::http::{self, AppState};
+use crate::services::Services;
 use crate::storage::Storage;
-use crate::system::{OsRandom, SystemClock};
 
 /// A bound, ready-to-run sessiond.
 pub struct Application {
     port: u16,
     server: Server,
-    accounts: AccountService,
-    cleanup: CleanupService,
+    services: Services,
     cleanup_every: Option<Duration>,
-    feed: Option<(Arc<RevocationFeed>, Duration)>,
+    revocation_poll: Duration,
 }
 
 impl std::fmt::Debug for Application {
@@ -64,13 +54,9 @@ impl Application {
         if settings.is_dev() && settings.jwt.secret.is_none() {
             tracing::warn!("dev mode: signing tokens with the built-in development JWT secret");
         }
-        let Services {
-            state,
-            cleanup,
-            feed,
-        } = Services::build(&settings, storage)?;
-        bootstrap_admin(&settings, &state.accounts).await?;
-        if let Some(feed) = &feed {
+        let services = Services::build(&settings, &storage)?;
+        bootstrap_admin(&settings, &services.accounts).await?;
+        if let Some(feed) = &services.feed {
             // Start-up loads what the log holds before the first request: every revocation
             // a token could still be presented for. A database that is down now is not
             // fatal; the feed keeps trying, and validation reads PostgreSQL meanwhile.
@@ -79,13 +65,11 @@ impl Application {
                 Err(error) => tracing::warn!(%error, "revocation log unreadable at start-up"),
             }
         }
-        let feed = feed.map(|feed| (feed, settings.revocation_poll()));
 
         let listener = TcpListener::bind(settings.bind_addr)
             .with_context(|| format!("cannot bind {}", settings.bind_addr))?;
         let port = listener.local_addr()?.port();
         let json_limit = settings.http.json_limit;
-        let accounts = state.accounts.clone();
         let cors_origins = settings.http.cors_allowed_origins.clone();
         let security_headers = http::hardening::SecurityHeaders {
             hsts: settings.http.hsts,
@@ -96,7 +80,11 @@ impl Application {
         };
         // Install the recorder before the first request.
         crate::metrics::handle();
-        let state = web::Data::new(state);
+        let state = web::Data::new(AppState::new(
+            &services,
+            settings.http.clone(),
+            storage.probes(),
+        ));
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -122,10 +110,9 @@ impl Application {
         Ok(Self {
             port,
             server,
-            accounts,
-            cleanup,
+            services,
             cleanup_every,
-            feed,
+            revocation_poll: settings.revocation_poll(),
         })
     }
 
@@ -141,7 +128,7 @@ impl Application {
 
     /// Account management on this application's storage (operator commands and tests).
     pub fn accounts(&self) -> AccountService {
-        self.accounts.clone()
+        self.services.accounts.clone()
     }
 
     /// Serves until SIGINT/SIGTERM, then finishes in-flight requests (graceful shutdown).
@@ -151,10 +138,12 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let job = self
             .cleanup_every
-            .map(|every| tokio::spawn(cleanup_job(self.cleanup.clone(), every)));
+            .map(|every| tokio::spawn(cleanup_job(self.services.cleanup.clone(), every)));
+        let poll = self.revocation_poll;
         let feed = self
+            .services
             .feed
-            .map(|(feed, poll)| tokio::spawn(async move { feed.run(poll).await }));
+            .map(|feed| tokio::spawn(async move { feed.run(poll).await }));
         let result = self.server.await;
         for task in [job, feed].into_iter().flatten() {
             task.abort();
@@ -164,7 +153,7 @@ impl Application {
 
     /// The cleanup service on this application's storage (for `sessiond cleanup`).
     pub fn cleanup(&self) -> CleanupService {
-        self.cleanup.clone()
+        self.services.cleanup.clone()
     }
 }
 
@@ -193,114 +182,6 @@ async fn cleanup_job(cleanup: CleanupService, every: Duration) {
             Err(error) => tracing::warn!(%error, "cleanup pass failed; next one in an interval"),
         }
     }
-}
-
-/// The domain's services, wired to adapters: what `serve` and the operator commands use.
-#[derive(Debug, Clone)]
-pub struct Services {
-    pub state: AppState,
-    pub cleanup: CleanupService,
-    /// The revocation feed, when sessions are cached in front of a shared store.
-    pub feed: Option<Arc<RevocationFeed>>,
-}
-
-impl Services {
-    /// Plugs the adapters into the domain's services.
-    ///
-    /// # Errors
-    /// When a setting cannot be used (an out-of-range argon2 cost).
-    pub fn build(settings: &Settings, storage: Storage) -> anyhow::Result<Self> {
-        services(settings, storage)
-    }
-}
-
-fn services(settings: &Settings, storage: Storage) -> anyhow::Result<Services> {
-    let probes = storage.probes.clone();
-    let policy = Arc::new(settings.session_policy());
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (sessions, feed) = cached_sessions(&storage, &policy, &clock);
-    let jwt = JwtCodec::new(JwtSettings {
-        current: SigningKey {
-            kid: settings.jwt.kid.clone(),
-            secret: settings.jwt_secret(),
-        },
-        previous: settings
-            .jwt
-            .previous_keys
-            .iter()
-            .map(|key| SigningKey {
-                kid: key.kid.clone(),
-                secret: key.secret.clone(),
-            })
-            .collect(),
-        issuer: settings.jwt.issuer.clone(),
-        audience: settings.jwt.audience.clone(),
-        leeway_seconds: u64::from(settings.jwt.leeway),
-    })
-    .context("the JWT signing keys")?;
-    let hasher = Argon2Hasher::new(Argon2Cost {
-        memory_kib: settings.argon2.memory_kib,
-        iterations: settings.argon2.iterations,
-        parallelism: settings.argon2.parallelism,
-    })?;
-    let ports = Ports {
-        users: storage.users,
-        sessions,
-        hasher: Arc::new(hasher),
-        tokens: Arc::new(jwt),
-        devices: Arc::new(WootheeClassifier::new()),
-        clock,
-        random: Arc::new(OsRandom),
-        attempts: storage.attempts,
-        events: Arc::new(AuditLog),
-    };
-    let cleanup = CleanupService::new(
-        ports.clone(),
-        Arc::clone(&policy),
-        storage.cleanup,
-        storage.cache,
-    );
-    let state = AppState {
-        auth: AuthService::new(ports.clone(), Arc::clone(&policy)),
-        sessions: SessionService::new(ports.clone(), policy),
-        accounts: AccountService::new(ports.clone()),
-        admin: AdminService::new(ports, storage.administration),
-        http: settings.http.clone(),
-        probes,
-        feed: feed.clone(),
-    };
-    Ok(Services {
-        state,
-        cleanup,
-        feed,
-    })
-}
-
-/// The session repository that validation reads: the durable one, or the cache in front of
-/// it kept honest by this instance's memory of revocations and the feed that fills it.
-fn cached_sessions(
-    storage: &Storage,
-    policy: &SessionPolicy,
-    clock: &Arc<dyn Clock>,
-) -> (Arc<dyn SessionRepository>, Option<Arc<RevocationFeed>>) {
-    let Some(cache) = &storage.cache else {
-        return (Arc::clone(&storage.sessions), None);
-    };
-    let memory = Arc::new(RevocationMemory::new(policy.revocation_memory()));
-    let sessions = Arc::new(CachedSessionRepository::new(
-        Arc::clone(cache),
-        Arc::clone(&storage.sessions),
-        Arc::clone(&memory),
-    ));
-    let feed = storage.revocation_log.as_ref().map(|log| {
-        Arc::new(RevocationFeed::new(
-            Arc::clone(log),
-            memory,
-            Some(Arc::clone(cache)),
-            Arc::clone(clock),
-        ))
-    });
-    (sessions, feed)
 }
 
 /// Creates the `SESSIOND_ADMIN_EMAIL` system admin if it does not exist yet.

@@ -1,6 +1,6 @@
 //! Chooses the storage adapters from the settings (SPEC §7): PostgreSQL when `DATABASE_URL`
 //! is set, with Redis in front of it when `REDIS_URL` is set too; in-memory otherwise.
-//! The adapters are only chosen here; `startup` composes them with the domain's caching
+//! The adapters are only chosen here; `services` composes them with the domain's caching
 //! and revocation feed.
 
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use sessiond_postgres::{
 use sessiond_redis::{RedisSessionCache, RedisSettings};
 
 use crate::config::Settings;
+use crate::probes::{CacheStatistics, ReadinessProbe, StoreProbes};
 
 /// The storage ports, wired.
 #[derive(Clone)]
@@ -31,25 +32,25 @@ pub struct Storage {
     pub cleanup: Arc<dyn SessionCleanup>,
     pub attempts: Arc<dyn AttemptCounter>,
     /// The live-session cache in front of `sessions`, when one is configured.
-    pub cache: Option<Arc<dyn SessionCache>>,
+    pub cache: Option<Arc<dyn ObservableCache>>,
     /// The revocation log that keeps every instance's cache honest; only a store shared by
     /// several instances has one.
     pub revocation_log: Option<Arc<dyn RevocationLog>>,
-    /// What readiness checks.
-    pub probes: Probes,
+    /// The durable store, for readiness; `None` in memory.
+    pub database: Option<Arc<dyn ReadinessProbe>>,
 }
 
-/// Handles to the external stores, for readiness checks.
-#[derive(Debug, Clone, Default)]
-pub struct Probes {
-    pub postgres: Option<PgPool>,
-    pub redis: Option<RedisSessionCache>,
-}
+/// The live-session cache as the service runs it: the domain's port, and what operations
+/// read of it.
+pub trait ObservableCache: SessionCache + ReadinessProbe + CacheStatistics {}
+
+impl<T: SessionCache + ReadinessProbe + CacheStatistics> ObservableCache for T {}
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Storage")
-            .field("probes", &self.probes)
+            .field("database", &self.database.is_some())
+            .field("cache", &self.cache.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -67,7 +68,7 @@ impl Storage {
             attempts: Arc::new(MemoryAttemptCounter::new()),
             cache: None,
             revocation_log: None,
-            probes: Probes::default(),
+            database: None,
         }
     }
 
@@ -75,9 +76,6 @@ impl Storage {
     /// the revocation log keeping it honest.
     pub fn postgres(pool: PgPool, cache: Option<RedisSessionCache>) -> Self {
         let users = Arc::new(PgUserRepository::new(pool.clone()));
-        let cache_port = cache
-            .clone()
-            .map(|redis| Arc::new(redis) as Arc<dyn SessionCache>);
         // Without a cache every validation reads PostgreSQL: nothing to keep honest.
         let revocation_log = cache
             .as_ref()
@@ -88,12 +86,31 @@ impl Storage {
             sessions: Arc::new(PgSessionRepository::new(pool.clone())),
             cleanup: Arc::new(PgSessionCleanup::new(pool.clone())),
             attempts: Arc::new(PgAttemptCounter::new(pool.clone())),
-            cache: cache_port,
+            cache: cache.map(|redis| Arc::new(redis) as Arc<dyn ObservableCache>),
             revocation_log,
-            probes: Probes {
-                postgres: Some(pool),
-                redis: cache,
-            },
+            database: Some(Arc::new(pool)),
+        }
+    }
+
+    /// The cache as the domain's port.
+    pub fn session_cache(&self) -> Option<Arc<dyn SessionCache>> {
+        self.cache
+            .clone()
+            .map(|cache| cache as Arc<dyn SessionCache>)
+    }
+
+    /// What readiness and metrics read of these stores.
+    pub fn probes(&self) -> StoreProbes {
+        StoreProbes {
+            postgres: self.database.clone(),
+            redis: self
+                .cache
+                .clone()
+                .map(|cache| cache as Arc<dyn ReadinessProbe>),
+            cache: self
+                .cache
+                .clone()
+                .map(|cache| cache as Arc<dyn CacheStatistics>),
         }
     }
 

@@ -17,7 +17,8 @@ use sessiond_domain::feed::RevocationFeed;
 use sessiond_domain::service::{AccountService, AdminService, AuthService, SessionService};
 
 use crate::config::HttpConfig;
-use crate::storage::Probes;
+use crate::probes::StoreProbes;
+use crate::services::Services;
 pub use problem::ApiError;
 
 /// What every handler may use.
@@ -28,10 +29,25 @@ pub struct AppState {
     pub accounts: AccountService,
     pub admin: AdminService,
     pub http: HttpConfig,
-    /// The external stores, for readiness.
-    pub probes: Probes,
+    /// What readiness and metrics read of the stores.
+    pub stores: StoreProbes,
     /// The revocation feed, for metrics; `None` when nothing is cached.
     pub feed: Option<Arc<RevocationFeed>>,
+}
+
+impl AppState {
+    /// The handlers' share of `services`.
+    pub fn new(services: &Services, http: HttpConfig, stores: StoreProbes) -> Self {
+        Self {
+            auth: services.auth.clone(),
+            sessions: services.sessions.clone(),
+            accounts: services.accounts.clone(),
+            admin: services.admin.clone(),
+            http,
+            stores,
+            feed: services.feed.clone(),
+        }
+    }
 }
 
 /// Mounts every route and the error handlers for malformed requests.

@@ -1,7 +1,7 @@
 //! `GET /api/openapi.json`: the OpenAPI 3.1 document of the API, generated from the route
 //! annotations and the wire types (utoipa). The domain knows nothing of it: domain enums that
-//! reach the wire (`Role`, the invalidation reasons) are described by the mirrors below, and a
-//! test keeps each mirror equal to the domain's list.
+//! reach the wire (`Role`, the invalidation reasons) are described by mirrors next to the
+//! views, and the tests below keep each mirror equal to the domain's list.
 //!
 //! Route annotations list only the statuses a route really answers; error statuses carry just
 //! a description there, and [`ProblemResponses`] gives each of them the problem-details body,
@@ -14,12 +14,13 @@ use actix_web::{HttpResponse, Resource, web};
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use super::problem::Problem;
 use super::routes::{account, admin, auth, health, metrics, sessions};
 use super::views::{
-    CurrentView, EndedSessionView, EndedView, PrincipalView, SessionView, TokenView, UserView,
+    CurrentView, EndedSessionView, EndedView, Liveness, PrincipalView, Readiness, ReadinessChecks,
+    ReasonSchema, RoleSchema, SessionView, StoreStatus, TokenView, UserView,
 };
 
 /// The name of the Bearer security scheme in the document.
@@ -100,69 +101,6 @@ async fn document() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(ContentType::json())
         .body(DOCUMENT.as_str())
-}
-
-/// A user's role, as it appears on the wire (mirror of the domain's `Role`).
-#[derive(Debug, ToSchema)]
-#[schema(as = Role, rename_all = "snake_case")]
-#[allow(dead_code)]
-pub enum RoleSchema {
-    Guest,
-    HotelEmployee,
-    VendorAdmin,
-    SystemAdmin,
-}
-
-/// Why a session ended (mirror of the domain's `InvalidationReason`).
-#[derive(Debug, ToSchema)]
-#[schema(as = InvalidationReason, rename_all = "snake_case")]
-#[allow(dead_code)]
-pub enum ReasonSchema {
-    UserLogout,
-    UserLogoutAll,
-    MaxSessionsExceeded,
-    PasswordChanged,
-    RoleChanged,
-    AccountDisabled,
-    AdminRevoked,
-    RefreshTokenReuse,
-    Expired,
-}
-
-/// `GET /health/live`.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct Liveness {
-    #[schema(pattern = "^ok$")]
-    status: String,
-}
-
-/// `GET /health/ready`: 200 when every configured store answers, 503 otherwise.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct Readiness {
-    /// `ready` or `unavailable`.
-    #[schema(pattern = "^(ready|unavailable)$")]
-    status: String,
-    checks: ReadinessChecks,
-}
-
-/// Each store's state.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct ReadinessChecks {
-    postgres: StoreStatus,
-    redis: StoreStatus,
-}
-
-/// One store's state; `not_configured` with in-memory storage.
-#[derive(Debug, ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)]
-pub enum StoreStatus {
-    Up,
-    Down,
-    NotConfigured,
 }
 
 /// The Bearer scheme of the authenticated routes.

@@ -9,6 +9,8 @@ use serde::Serialize;
 use sessiond_domain::model::InvalidationReason;
 use sessiond_domain::{DomainError, ErrorChain};
 
+use super::views::ReasonSchema;
+
 /// An error answer. Clients see `title`, `detail`, `code` and `reason`; the source chain
 /// goes to the log once, for 5xx answers only.
 #[derive(Debug)]
@@ -36,7 +38,7 @@ pub(super) struct Problem<'a> {
     code: &'a str,
     /// Why the session ended, on `session_revoked` and `session_expired`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<super::openapi::ReasonSchema>)]
+    #[schema(value_type = Option<ReasonSchema>)]
     reason: Option<&'a str>,
     /// On 5xx answers: the id to quote when reporting the failure.
     #[serde(skip_serializing_if = "Option::is_none")]

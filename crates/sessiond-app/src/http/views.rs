@@ -1,4 +1,5 @@
-//! Wire types of responses, built from domain values. Requests are parsed in the routes.
+//! Wire types of responses, built from domain values, and the schemas of the domain enums
+//! that reach the wire. Requests are parsed in the routes.
 
 use std::net::IpAddr;
 
@@ -8,8 +9,6 @@ use sessiond_domain::service::{Principal, SignedIn};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
-
-use super::openapi::{ReasonSchema, RoleSchema};
 
 /// A session as its owner sees it. Borrows from the session it shows: rendering it is on
 /// the path of every `GET /sessions/current`.
@@ -220,4 +219,102 @@ impl EndedView {
             revoked: Some(revoked),
         }
     }
+}
+
+/// `GET /health/live`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Liveness {
+    #[schema(pattern = "^ok$")]
+    status: &'static str,
+}
+
+impl Liveness {
+    /// The process answers.
+    pub const OK: Self = Self { status: "ok" };
+}
+
+/// `GET /health/ready`: 200 when every configured store answers, 503 otherwise.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `unavailable`.
+    #[schema(pattern = "^(ready|unavailable)$")]
+    status: &'static str,
+    checks: ReadinessChecks,
+}
+
+impl Readiness {
+    /// Ready unless a configured store is down.
+    pub fn new(postgres: StoreStatus, redis: StoreStatus) -> Self {
+        let checks = ReadinessChecks { postgres, redis };
+        Self {
+            status: if checks.any_down() {
+                "unavailable"
+            } else {
+                "ready"
+            },
+            checks,
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        !self.checks.any_down()
+    }
+}
+
+/// Each store's state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadinessChecks {
+    postgres: StoreStatus,
+    redis: StoreStatus,
+}
+
+impl ReadinessChecks {
+    fn any_down(&self) -> bool {
+        self.postgres == StoreStatus::Down || self.redis == StoreStatus::Down
+    }
+}
+
+/// One store's state; `not_configured` with in-memory storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreStatus {
+    Up,
+    Down,
+    NotConfigured,
+}
+
+// The domain enums as the document describes them: `openapi`'s tests keep each equal to the
+// domain's list.
+
+/// A user's role, as it appears on the wire (mirror of the domain's `Role`).
+#[derive(Debug, ToSchema)]
+#[schema(as = Role, rename_all = "snake_case")]
+#[expect(
+    dead_code,
+    reason = "a schema only: the wire carries the domain's `Role`"
+)]
+pub enum RoleSchema {
+    Guest,
+    HotelEmployee,
+    VendorAdmin,
+    SystemAdmin,
+}
+
+/// Why a session ended (mirror of the domain's `InvalidationReason`).
+#[derive(Debug, ToSchema)]
+#[schema(as = InvalidationReason, rename_all = "snake_case")]
+#[expect(
+    dead_code,
+    reason = "a schema only: the wire carries the domain's `InvalidationReason`"
+)]
+pub enum ReasonSchema {
+    UserLogout,
+    UserLogoutAll,
+    MaxSessionsExceeded,
+    PasswordChanged,
+    RoleChanged,
+    AccountDisabled,
+    AdminRevoked,
+    RefreshTokenReuse,
+    Expired,
 }

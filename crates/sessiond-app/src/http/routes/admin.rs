@@ -9,7 +9,7 @@ use sessiond_domain::ports::UserChange;
 use sessiond_domain::service::NewAccount;
 
 use crate::http::authenticated::{AdminCaller, require_admin};
-use crate::http::views::{EndedView, SessionView, UserView};
+use crate::http::views::{EndedView, RoleSchema, SessionView, UserView};
 use crate::http::{ApiError, AppState};
 
 pub fn scope() -> impl HttpServiceFactory {
@@ -30,7 +30,7 @@ pub fn scope() -> impl HttpServiceFactory {
 struct CreateUserRequest {
     email: String,
     password: String,
-    #[schema(value_type = crate::http::openapi::RoleSchema)]
+    #[schema(value_type = RoleSchema)]
     role: Role,
     hotel_id: Option<i64>,
 }
@@ -73,7 +73,7 @@ async fn create_user(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateUserRequest {
-    #[schema(value_type = Option<crate::http::openapi::RoleSchema>)]
+    #[schema(value_type = Option<RoleSchema>)]
     role: Option<Role>,
     is_active: Option<bool>,
 }

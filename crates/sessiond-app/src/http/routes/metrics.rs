@@ -22,13 +22,13 @@ pub fn resource() -> Resource {
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
 )]
 async fn render(state: web::Data<AppState>) -> HttpResponse {
-    if let Some(cache) = &state.probes.redis {
-        // The adapter counts in atomics; publish its counters at scrape time.
-        let stats = cache.stats();
-        metrics::counter!(CACHE_HITS).absolute(stats.hits);
-        metrics::counter!(CACHE_MISSES).absolute(stats.misses);
-        metrics::counter!(CACHE_FALLBACKS).absolute(stats.errors);
-        metrics::gauge!(CACHE_DOWN).set(if stats.outage { 1.0 } else { 0.0 });
+    if let Some(cache) = &state.stores.cache {
+        // The cache counts on its own; publish its counters at scrape time.
+        let counts = cache.counts();
+        metrics::counter!(CACHE_HITS).absolute(counts.hits);
+        metrics::counter!(CACHE_MISSES).absolute(counts.misses);
+        metrics::counter!(CACHE_FALLBACKS).absolute(counts.fallbacks);
+        metrics::gauge!(CACHE_DOWN).set(if counts.down { 1.0 } else { 0.0 });
     }
     if let Some(feed) = &state.feed {
         let status = feed.status();
