@@ -73,8 +73,8 @@ pub fn configure(config: &mut web::ServiceConfig, json_limit: usize) {
                 .service(routes::admin::scope()),
         )
         .service(openapi::resource())
-        .service(routes::ui::scope())
-        .service(routes::web::resources())
+        .service(routes::ui_auth::scope())
+        .service(routes::assets::resources())
         .default_service(web::to(not_found));
 }
 

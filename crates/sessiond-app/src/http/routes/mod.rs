@@ -2,12 +2,12 @@
 
 pub mod account;
 pub mod admin;
+pub mod assets;
 pub mod auth;
 pub mod health;
 pub mod metrics;
 pub mod sessions;
-pub mod ui;
-pub mod web;
+pub mod ui_auth;
 
 use sessiond_domain::model::{SessionId, UserId};
 

@@ -1,5 +1,6 @@
-//! The web UI (SPEC §6): the files of `crates/sessiond-app/web/`, embedded in the binary with
-//! `include_bytes!` and served at `/`. No build step: what is in `web/` is what runs.
+//! The web UI's page and assets (SPEC §6): the files of `crates/sessiond-app/web/`, embedded
+//! in the binary with `include_bytes!` and served at `/`. No build step: what is in `web/` is
+//! what runs.
 //!
 //! `GET /` answers the page; its scripts and styles live under `/assets/<version>/…`, where
 //! the version is a digest of every asset, so they can be cached for a year (`immutable`) and

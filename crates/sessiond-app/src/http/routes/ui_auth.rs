@@ -24,8 +24,8 @@ use sessiond_domain::service::SignedIn;
 
 use crate::http::authenticated::Authenticated;
 use crate::http::client::ClientInfo;
+use crate::http::routes::assets::harden;
 use crate::http::routes::auth::LoginRequest;
-use crate::http::routes::web::harden;
 use crate::http::views::SessionView;
 use crate::http::{ApiError, AppState};
 
