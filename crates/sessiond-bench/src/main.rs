@@ -46,7 +46,7 @@ use sessiond_argon2::{Argon2Cost, Argon2Hasher};
 use sessiond_domain::model::{AccessClaims, Password, Role, SessionId, UserId};
 use sessiond_domain::ports::{PasswordHasher, SessionCleanup, TokenCodec};
 use sessiond_jwt::{JwtCodec, JwtSettings, SigningKey};
-use sessiond_postgres::{PgPool, PgSessionCleanup, PgSettings, run_migrations};
+use sessiond_postgres::{CleanupBatch, PgPool, PgSessionCleanup, PgSettings, run_migrations};
 use sessiond_redis::{RedisSessionCache, RedisSettings};
 use time::OffsetDateTime;
 use tokio::runtime::Handle;
@@ -59,9 +59,8 @@ pub const PASSWORD: &str = "correct horse battery";
 pub const JWT_SECRET: &str = "bench-secret-of-at-least-32-bytes-0123456789";
 pub const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
 
-/// The cleanup's own batch statements and size, for EXPLAIN and the timed passes.
+/// The cleanup's own batch size, for EXPLAIN and the timed passes.
 use sessiond_domain::service::CLEANUP_BATCH_SIZE as CLEANUP_BATCH;
-use sessiond_postgres::cleanup::{EXPIRE_BATCH, PURGE_BATCH};
 
 fn knob(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -76,12 +75,6 @@ fn knob(name: &str, default: u64) -> u64 {
 )]
 pub fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
-}
-
-/// Timestamps as SQL literals (the bench's SQL goes over the simple protocol).
-fn sql_time(at: OffsetDateTime) -> String {
-    let format = time::format_description::well_known::Rfc3339;
-    format!("'{}'::timestamptz", at.format(&format).unwrap())
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -985,14 +978,10 @@ async fn cleanup_and_listing(
     .await?;
 
     let at = now();
-    let expire_plan = explain(
-        sql,
-        &EXPIRE_BATCH
-            .replace("$1", &sql_time(at))
-            .replace("$2", &CLEANUP_BATCH.to_string()),
-    )
-    .await?;
     let cleanup = PgSessionCleanup::new(fixture.pool.clone());
+    let expire_plan = cleanup
+        .explain(CleanupBatch::Expire, at, CLEANUP_BATCH)
+        .await?;
     let t = Instant::now();
     let pass = cleanup
         .run_pass(at, at - time::Duration::days(30), at, CLEANUP_BATCH)
@@ -1004,13 +993,9 @@ async fn cleanup_and_listing(
     let after_expire = listing(clients, addr, &access).await?;
     // "After retention": purge everything that ended before now.
     let purge_at = now();
-    let purge_plan = explain(
-        sql,
-        &PURGE_BATCH
-            .replace("$1", &sql_time(purge_at))
-            .replace("$2", &CLEANUP_BATCH.to_string()),
-    )
-    .await?;
+    let purge_plan = cleanup
+        .explain(CleanupBatch::Purge, purge_at, CLEANUP_BATCH)
+        .await?;
     let t = Instant::now();
     let purge = cleanup
         .run_pass(purge_at, purge_at, purge_at, CLEANUP_BATCH)

@@ -20,7 +20,7 @@
 //! `2026-05-01-000003_index_session_cleanup`, `idx_sign_in_failures_window_end` and
 //! `idx_session_revocations_revoked_at`), so its
 //! cost is proportional to the rows it changes, however large the history; a test checks
-//! the plans.
+//! the plans, and [`PgSessionCleanup::explain`] shows them (make bench reports two).
 
 use deadpool::managed::Object;
 use diesel::QueryableByName;
@@ -44,7 +44,7 @@ const CLEANUP_LOCK_KEY: i64 = 0x7365_7373_636c_6e75; // "sessclnu"
 /// partial index (`idx_sessions_expiring` here), then the outer statement fetches exactly
 /// those rows by key. `= ANY(ARRAY(…))` rather than `IN (…)`: with `IN` the planner may
 /// pick a semi-join that scans every active session to match the batch against.
-pub const EXPIRE_BATCH: &str = "\
+const EXPIRE_BATCH: &str = "\
 UPDATE user_sessions \
 SET is_active = false, invalidated_at = expires_at, invalidation_reason = 'expired', \
     ended_by = 'system' \
@@ -57,7 +57,7 @@ WHERE is_active AND id = ANY(ARRAY( \
 RETURNING user_id, id";
 
 /// Deletes up to `$2` sessions that ended before `$1`. Served by `idx_sessions_ended_at`.
-pub const PURGE_BATCH: &str = "\
+const PURGE_BATCH: &str = "\
 DELETE FROM user_sessions \
 WHERE id = ANY(ARRAY( \
     SELECT id FROM user_sessions \
@@ -80,7 +80,7 @@ WHERE ctid = ANY(ARRAY( \
 
 /// Deletes up to `$2` revocation log entries made before `$1`. Served by
 /// `idx_session_revocations_revoked_at`.
-pub const PRUNE_REVOCATIONS_BATCH: &str = "\
+const PRUNE_REVOCATIONS_BATCH: &str = "\
 DELETE FROM session_revocations \
 WHERE id = ANY(ARRAY( \
     SELECT id FROM session_revocations \
@@ -88,6 +88,34 @@ WHERE id = ANY(ARRAY( \
     ORDER BY revoked_at \
     LIMIT $2 \
     FOR UPDATE SKIP LOCKED))";
+
+/// One of the batch statements a pass runs, named for [`PgSessionCleanup::explain`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleanupBatch {
+    /// Ends active sessions whose `expires_at` is at or before `at`
+    /// (`idx_sessions_expiring`).
+    Expire,
+    /// Deletes sessions that ended before `at` (`idx_sessions_ended_at`).
+    Purge,
+    /// Deletes sign-in failure counts whose window ended before `at`
+    /// (`idx_sign_in_failures_window_end`).
+    PruneAttempts,
+    /// Deletes revocation log entries made before `at`
+    /// (`idx_session_revocations_revoked_at`).
+    PruneRevocations,
+}
+
+impl CleanupBatch {
+    /// The statement itself, `$1 = at`, `$2 = batch_size`.
+    fn statement(self) -> &'static str {
+        match self {
+            CleanupBatch::Expire => EXPIRE_BATCH,
+            CleanupBatch::Purge => PURGE_BATCH,
+            CleanupBatch::PruneAttempts => PRUNE_ATTEMPTS_BATCH,
+            CleanupBatch::PruneRevocations => PRUNE_REVOCATIONS_BATCH,
+        }
+    }
+}
 
 /// The maintenance pass over sessions and sign-in failure counts in PostgreSQL; cheap to
 /// clone, built from the same [`PgPool`] as the repositories.
@@ -101,6 +129,48 @@ impl PgSessionCleanup {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
+
+    /// The plan PostgreSQL picks for one batch of `batch` with these parameters, as
+    /// `EXPLAIN` prints it (nothing is executed): the very statement a pass runs, for
+    /// checking that it is served by its index on a real history (make bench). A
+    /// `batch_size` of 0 is taken as 1, as in a pass.
+    ///
+    /// # Errors
+    /// [`PgError`] when no connection is available or the statement fails.
+    pub async fn explain(
+        &self,
+        batch: CleanupBatch,
+        at: OffsetDateTime,
+        batch_size: u32,
+    ) -> Result<String, PgError> {
+        let mut conn = self.pool.get().await?;
+        explain(&mut conn, batch, at, i64::from(batch_size.max(1))).await
+    }
+}
+
+#[derive(QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+    line: String,
+}
+
+/// `EXPLAIN` of `batch` on `conn`, with `$1 = at`, `$2 = batch_size`.
+async fn explain(
+    conn: &mut AsyncPgConnection,
+    batch: CleanupBatch,
+    at: OffsetDateTime,
+    batch_size: i64,
+) -> Result<String, PgError> {
+    let lines: Vec<PlanLine> = diesel::sql_query(format!("EXPLAIN {}", batch.statement()))
+        .bind::<Timestamptz, _>(at)
+        .bind::<BigInt, _>(batch_size)
+        .load(conn)
+        .await?;
+    Ok(lines
+        .into_iter()
+        .map(|line| line.line)
+        .collect::<Vec<_>>()
+        .join("\n"))
 }
 
 #[derive(QueryableByName)]
@@ -452,31 +522,16 @@ mod tests {
         assert_eq!((purge.expired.len(), purge.purged), (0, 100_000));
     }
 
-    #[derive(QueryableByName)]
-    struct PlanLine {
-        #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
-        line: String,
-    }
-
-    /// The plan of `batch` (the very statement the pass runs) with these parameters.
+    /// The plan of `batch` (the very statement the pass runs) with these parameters, as
+    /// [`PgSessionCleanup::explain`] gives it.
     async fn plan(
         conn: &mut AsyncPgConnection,
-        batch: &str,
+        batch: CleanupBatch,
         at: OffsetDateTime,
         batch_size: i64,
     ) -> String {
-        let lines: Vec<PlanLine> = diesel::sql_query(format!("EXPLAIN {batch}"))
-            .bind::<Timestamptz, _>(at)
-            .bind::<BigInt, _>(batch_size)
-            .load(conn)
-            .await
-            .unwrap();
-        let plan = lines
-            .into_iter()
-            .map(|line| line.line)
-            .collect::<Vec<_>>()
-            .join("\n");
-        eprintln!("EXPLAIN {batch}\n{plan}\n");
+        let plan = explain(conn, batch, at, batch_size).await.unwrap();
+        eprintln!("EXPLAIN {}\n{plan}\n", batch.statement());
         plan
     }
 
@@ -541,19 +596,25 @@ mod tests {
             .unwrap();
 
         // The batch is picked through the partial index, its rows fetched back by key.
-        let expire = plan(&mut conn, EXPIRE_BATCH, NOW, 1_000).await;
+        let expire = plan(&mut conn, CleanupBatch::Expire, NOW, 1_000).await;
         assert!(
             expire.contains("Index Scan using idx_sessions_expiring"),
             "{expire}"
         );
         assert!(expire.contains("user_sessions_pkey"), "{expire}");
-        let purge = plan(&mut conn, PURGE_BATCH, NOW - Duration::days(30), 1_000).await;
+        let purge = plan(
+            &mut conn,
+            CleanupBatch::Purge,
+            NOW - Duration::days(30),
+            1_000,
+        )
+        .await;
         assert!(
             purge.contains("Index Scan using idx_sessions_ended_at"),
             "{purge}"
         );
         assert!(purge.contains("user_sessions_pkey"), "{purge}");
-        let prune = plan(&mut conn, PRUNE_ATTEMPTS_BATCH, NOW, 1_000).await;
+        let prune = plan(&mut conn, CleanupBatch::PruneAttempts, NOW, 1_000).await;
         assert!(
             prune.contains("Index Scan using idx_sign_in_failures_window_end"),
             "{prune}"
@@ -561,7 +622,7 @@ mod tests {
         assert!(prune.contains("Tid Scan"), "{prune}");
         let forget = plan(
             &mut conn,
-            PRUNE_REVOCATIONS_BATCH,
+            CleanupBatch::PruneRevocations,
             NOW - Duration::hours(1),
             1_000,
         )

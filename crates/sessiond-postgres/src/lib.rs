@@ -32,7 +32,7 @@ pub mod testing;
 mod tests;
 
 pub use attempts::PgAttemptCounter;
-pub use cleanup::PgSessionCleanup;
+pub use cleanup::{CleanupBatch, PgSessionCleanup};
 pub use error::PgError;
 pub use pool::{MIGRATIONS, PgPool, PgSettings, run_migrations};
 pub use revocations::{PgRevocationLog, REVOCATIONS_CHANNEL};
