@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
+use sessiond_domain::model::{SessionId, UserId};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 /// A `redis-server` child process, stopped (by its own handle) when dropped.
@@ -88,6 +89,35 @@ pub async fn used_memory(conn: &mut redis::aio::MultiplexedConnection) -> anyhow
         .find_map(|line| line.strip_prefix("used_memory:"))
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| anyhow::anyhow!("no used_memory in INFO memory"))
+}
+
+/// How many keys match `pattern` (`SCAN`: the bench's own Redis, never sessiond's way).
+pub async fn count_keys(
+    conn: &mut redis::aio::MultiplexedConnection,
+    pattern: &str,
+) -> anyhow::Result<u64> {
+    let mut cursor = 0u64;
+    let mut count = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await?;
+        count += keys.len() as u64;
+        if next == 0 {
+            return Ok(count);
+        }
+        cursor = next;
+    }
+}
+
+/// The Redis key of a session, as sessiond names it with no key prefix (the bench's).
+pub fn session_key(user_id: UserId, session_id: SessionId) -> String {
+    format!("session:{{{user_id}}}:{session_id}")
 }
 
 /// The bench's database on the server named by `BENCH_DATABASE_URL` (default: the local

@@ -16,6 +16,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::runtime::Handle;
 
 /// What one worker sends, and what it does with each answer (a refresh keeps the new token).
 pub trait Scenario: Send + 'static {
@@ -75,6 +76,19 @@ impl Outcome {
 fn histogram() -> Histogram<u64> {
     // 1 µs .. 60 s, 3 significant figures.
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Runs `plan` against `addr` on the load generator's runtime (`clients`), so that the
+/// servers' runtime schedules none of its tasks.
+pub async fn run_on<S: Scenario>(
+    clients: &Handle,
+    addr: SocketAddr,
+    plan: Plan,
+    scenario: impl Fn(usize) -> S + Send + 'static,
+) -> anyhow::Result<Outcome> {
+    clients
+        .spawn(async move { run(addr, plan, scenario).await })
+        .await?
 }
 
 /// Runs `plan` against `addr`; `scenario(worker)` builds each worker's scenario.

@@ -1,0 +1,280 @@
+//! What the figures are measured on: sessiond (release build, in-process) on the bench's
+//! stores, 10 000 users with one session each inserted in bulk, an access token minted
+//! for each session with the app's JWT settings, and then the cache filled through the API
+//! (which also checks that every minted token is accepted).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use deadpool_redis::redis;
+use hyper::header::HeaderValue;
+use secrecy::SecretString;
+use sessiond_app::Application;
+use sessiond_app::config::Argon2Config;
+use sessiond_app::storage::Storage;
+use sessiond_argon2::{Argon2Cost, Argon2Hasher};
+use sessiond_domain::model::{AccessClaims, Password, PasswordHash, Role, SessionId, UserId};
+use sessiond_domain::ports::{PasswordHasher, TokenCodec};
+use sessiond_jwt::{JwtCodec, JwtSettings, SigningKey};
+use sessiond_postgres::{PgPool, PgSettings, run_migrations};
+use sessiond_redis::{RedisSessionCache, RedisSettings};
+
+use crate::env::{self, BenchDatabase, RedisServer, rows};
+use crate::load::{self, GetWithAuth, Plan, Stop};
+use crate::report::Report;
+use crate::{IPHONE, JWT_SECRET, Knobs, PASSWORD, now};
+
+/// sessiond with its bulk sessions, and the bench's own way into its database.
+pub struct Fixture {
+    pub addr: SocketAddr,
+    pub pool: PgPool,
+    pub sql: tokio_postgres::Client,
+    /// (user, session) of the 10 000 bulk sessions, in order.
+    pub sessions: Vec<(UserId, SessionId)>,
+    pub tokens: Arc<Vec<HeaderValue>>,
+    pub passwords: Passwords,
+}
+
+/// The password of every bench user, and its hash at two costs: the cheap one of the bulk
+/// users (and of sessiond's settings here) and argon2's default one (the `bench-slow-`
+/// users).
+pub struct Passwords {
+    pub password: Password,
+    pub cheap_hasher: Argon2Hasher,
+    pub default_hasher: Argon2Hasher,
+    pub cheap_hash: PasswordHash,
+    pub default_hash: PasswordHash,
+}
+
+/// What filling the cache left in Redis.
+#[derive(Debug, Clone, Copy)]
+pub struct Filled {
+    /// Session keys in Redis.
+    pub cached: u64,
+    /// Growth of `used_memory` while filling.
+    pub memory_delta: u64,
+}
+
+/// Cheap hashing for the bulk sign-ins; the real default cost is measured on its own.
+const CHEAP: Argon2Cost = Argon2Cost {
+    memory_kib: 1024,
+    iterations: 1,
+    parallelism: 1,
+};
+
+/// Starts sessiond on the bench's stores and gives it its bulk users and sessions.
+pub async fn set_up(
+    knobs: Knobs,
+    redis: &RedisServer,
+    database: &BenchDatabase,
+) -> anyhow::Result<Fixture> {
+    let (settings, addr, pool) = start_sessiond(knobs, redis, database).await?;
+    let sql = env::connect(&database.url).await?;
+    let passwords = Passwords::hash().await?;
+    let t = Instant::now();
+    let sessions = insert_users_and_sessions(&sql, knobs.users, &passwords).await?;
+    let tokens = mint_access_tokens(&settings, &sessions);
+    eprintln!(
+        "bench: {} users and sessions in {:.1?} (bulk SQL; tokens minted with the app's JWT settings)",
+        sessions.len(),
+        t.elapsed()
+    );
+    Ok(Fixture {
+        addr,
+        pool,
+        sql,
+        sessions,
+        tokens: Arc::new(tokens),
+        passwords,
+    })
+}
+
+async fn start_sessiond(
+    knobs: Knobs,
+    redis: &RedisServer,
+    database: &BenchDatabase,
+) -> anyhow::Result<(sessiond_app::Settings, SocketAddr, PgPool)> {
+    let pg_defaults = sessiond_app::Settings::default().database;
+    let pool = PgPool::connect(&PgSettings {
+        url: database.url.clone(),
+        max_connections: pg_defaults.max_connections,
+        acquire_timeout: Duration::from_millis(pg_defaults.acquire_timeout_ms),
+        statement_timeout: Duration::from_secs(120),
+    })
+    .await?;
+    run_migrations(&pool).await?;
+    let cache = RedisSessionCache::connect(RedisSettings {
+        url: redis.url.clone(),
+        key_prefix: String::new(),
+        command_timeout: Duration::from_millis(500),
+    })
+    .await?;
+    let mut settings = sessiond_app::Settings {
+        env: "bench".into(),
+        bind_addr: "127.0.0.1:0".parse()?,
+        ..sessiond_app::Settings::default()
+    };
+    settings.jwt.secret = Some(SecretString::from(JWT_SECRET));
+    settings.argon2 = Argon2Config {
+        memory_kib: CHEAP.memory_kib,
+        iterations: CHEAP.iterations,
+        parallelism: CHEAP.parallelism,
+    };
+    settings.http.workers = knobs.server_workers;
+    settings.cleanup.interval = 0; // the bench runs cleanup passes itself
+    // The 10 000 bulk sessions share one `last_activity`, so at the default 60 s they would
+    // all fall due together, once a minute, in the middle of some measurement: a burst of
+    // 10 000 activity writes that no real population (activity spread over the interval)
+    // has. Past the bench's length instead: the throughput figures are validation alone.
+    settings.sessions.activity_interval = 600;
+    let app = Application::build_with_storage(
+        settings.clone(),
+        Storage::postgres(pool.clone(), Some(cache)),
+    )
+    .await?;
+    let addr: SocketAddr = ([127, 0, 0, 1], app.port()).into();
+    tokio::spawn(app.run_until_stopped());
+    Ok((settings, addr, pool))
+}
+
+impl Passwords {
+    async fn hash() -> anyhow::Result<Passwords> {
+        let cheap_hasher = Argon2Hasher::new(CHEAP)?;
+        let default_hasher = Argon2Hasher::new(Argon2Cost::default())?;
+        let password = Password::presented(PASSWORD.into())?;
+        let cheap_hash = cheap_hasher.hash(&password).await?;
+        let default_hash = default_hasher.hash(&password).await?;
+        Ok(Passwords {
+            password,
+            cheap_hasher,
+            default_hasher,
+            cheap_hash,
+            default_hash,
+        })
+    }
+}
+
+/// `users` users `bench-<n>@example.com` with one live session each, 64 users
+/// `bench-slow-<n>` at the default hashing cost, and the listing user (no session yet), in
+/// bulk SQL; returns the bulk sessions in e-mail order.
+async fn insert_users_and_sessions(
+    sql: &tokio_postgres::Client,
+    users: u64,
+    passwords: &Passwords,
+) -> anyhow::Result<Vec<(UserId, SessionId)>> {
+    sql.batch_execute(&format!(
+        "INSERT INTO users (id, email, password_hash, role, created_at, updated_at) \
+         SELECT gen_random_uuid(), 'bench-' || i || '@example.com', '{cheap}', 'guest', now(), now() \
+         FROM generate_series(0, {last}) AS i; \
+         INSERT INTO users (id, email, password_hash, role, created_at, updated_at) \
+         SELECT gen_random_uuid(), 'bench-slow-' || i || '@example.com', '{slow}', 'guest', now(), now() \
+         FROM generate_series(0, 63) AS i; \
+         INSERT INTO users (id, email, password_hash, role, created_at, updated_at) \
+         VALUES (gen_random_uuid(), 'bench-list@example.com', '{cheap}', 'guest', now(), now()); \
+         INSERT INTO user_sessions (id, user_id, device_info, ip_address, user_agent, created_at, \
+             last_activity, expires_at, is_active, role, browser, refresh_token_hash) \
+         SELECT gen_random_uuid(), id, 'iPhone', '203.0.113.' || (random() * 250)::int, '{IPHONE}', \
+             now(), now(), now() + interval '24 hours', true, 'guest', 'Safari', \
+             sha256(convert_to(gen_random_uuid()::text, 'UTF8')) \
+         FROM users WHERE email LIKE 'bench-%' AND email NOT LIKE 'bench-slow-%' \
+             AND email <> 'bench-list@example.com'; \
+         ANALYZE",
+        cheap = passwords.cheap_hash.as_str(),
+        slow = passwords.default_hash.as_str(),
+        last = users - 1,
+    ))
+    .await?;
+    Ok(rows(
+        sql,
+        "SELECT s.user_id, s.id FROM user_sessions s JOIN users u ON u.id = s.user_id \
+         ORDER BY u.email",
+    )
+    .await?
+    .into_iter()
+    .map(|row| {
+        (
+            UserId::from_uuid(row[0].parse().unwrap()),
+            SessionId::from_uuid(row[1].parse().unwrap()),
+        )
+    })
+    .collect())
+}
+
+/// `Bearer <access token>` for each session, minted as sessiond would at sign-in.
+fn mint_access_tokens(
+    settings: &sessiond_app::Settings,
+    sessions: &[(UserId, SessionId)],
+) -> Vec<HeaderValue> {
+    let jwt = JwtCodec::new(JwtSettings {
+        current: SigningKey {
+            kid: settings.jwt.kid.clone(),
+            secret: settings.jwt_secret(),
+        },
+        previous: Vec::new(),
+        issuer: settings.jwt.issuer.clone(),
+        audience: settings.jwt.audience.clone(),
+        leeway_seconds: u64::from(settings.jwt.leeway),
+    })
+    .unwrap();
+    let policy = settings.session_policy();
+    let issued = now();
+    sessions
+        .iter()
+        .map(|&(user_id, session_id)| {
+            let claims = AccessClaims {
+                user_id,
+                session_id,
+                role: Role::Guest,
+                issued_at: issued,
+                expires_at: policy.access_token_expiry(issued, issued + time::Duration::days(1)),
+                token_id: uuid::Uuid::new_v4(),
+            };
+            let token = jwt.encode(&claims).unwrap();
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap()
+        })
+        .collect()
+}
+
+/// Validates every bulk session once through the API (cold: a PostgreSQL read and a Redis
+/// refill each), which fills the cache; fails unless every minted token was accepted.
+pub async fn fill_cache(
+    report: &mut Report,
+    clients: &tokio::runtime::Handle,
+    rconn: &mut redis::aio::MultiplexedConnection,
+    fixture: &Fixture,
+) -> anyhow::Result<Filled> {
+    let addr = fixture.addr;
+    let memory_before = env::used_memory(rconn).await?;
+    {
+        let tokens = Arc::clone(&fixture.tokens);
+        let sweep = load::run_on(
+            clients,
+            addr,
+            Plan {
+                connections: 32,
+                warm_up: Duration::ZERO,
+                stop: Stop::Each((tokens.len() as u64).div_ceil(32)),
+            },
+            move |w| GetWithAuth::new(addr, "/api/v1/sessions/current", tokens.clone(), w, 32),
+        )
+        .await?;
+        anyhow::ensure!(
+            sweep.errors == 0,
+            "{} of {} validations failed: the minted tokens are not accepted",
+            sweep.errors,
+            sweep.requests
+        );
+    }
+    let cached = env::count_keys(rconn, "session:*").await?;
+    let memory_after = env::used_memory(rconn).await?;
+    report.note(format!(
+        "Validation: all {} bulk sessions validated through the API (cold: PostgreSQL read + Redis refill), {} now cached.",
+        fixture.sessions.len(),
+        cached
+    ));
+    Ok(Filled {
+        cached,
+        memory_delta: memory_after.saturating_sub(memory_before),
+    })
+}
