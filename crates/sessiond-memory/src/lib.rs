@@ -6,12 +6,17 @@
 //! max-sessions rule and single-use refresh tokens hold under concurrency here too. A
 //! sign-in also holds the users' lock while it stores its session (users first, then
 //! sessions, always in that order), which serialises it with the user's security events.
+//!
+//! [`QuickNearCache`] is the odd one out: not a store but the in-process near cache that
+//! every instance keeps in front of Redis, in production too (SPEC §8).
 
 mod attempts;
+mod near_cache;
 mod sessions;
 mod users;
 
 pub use attempts::MemoryAttemptCounter;
+pub use near_cache::QuickNearCache;
 pub use sessions::MemorySessionRepository;
 pub use users::MemoryUserRepository;
 

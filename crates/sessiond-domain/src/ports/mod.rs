@@ -9,6 +9,7 @@ mod cleanup;
 mod clock;
 mod device;
 mod events;
+mod near_cache;
 mod password;
 mod random;
 mod revocations;
@@ -23,6 +24,7 @@ pub use cleanup::{CleanupOutcome, SessionCleanup};
 pub use clock::Clock;
 pub use device::DeviceClassifier;
 pub use events::SessionEvents;
+pub use near_cache::NearCache;
 pub use password::{HashError, PasswordHasher};
 pub use random::RandomSource;
 pub use revocations::{LogPosition, RevocationBatch, RevocationLog};
@@ -35,6 +37,7 @@ pub use users::{CreateUserError, UserRepository};
 pub use {
     administration::MockUserAdministration, cache::MockSessionCache, cleanup::MockSessionCleanup,
     clock::MockClock, device::MockDeviceClassifier, events::MockSessionEvents,
+    near_cache::MockNearCache,
     password::MockPasswordHasher, random::MockRandomSource, revocations::MockRevocationLog,
     sessions::MockSessionRepository, throttle::MockAttemptCounter, tokens::MockTokenCodec,
     users::MockUserRepository,
