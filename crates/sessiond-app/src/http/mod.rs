@@ -6,6 +6,7 @@ pub mod hardening;
 pub mod observe;
 pub mod openapi;
 mod problem;
+mod request_id;
 mod routes;
 mod views;
 

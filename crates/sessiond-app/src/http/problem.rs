@@ -229,7 +229,7 @@ impl ResponseError for ApiError {
             request_id: self
                 .status
                 .is_server_error()
-                .then(super::observe::current_request_id)
+                .then(super::request_id::current)
                 .flatten(),
         };
         metrics::counter!(crate::metrics::PROBLEMS, "code" => self.code).increment(1);
