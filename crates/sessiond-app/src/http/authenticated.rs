@@ -15,7 +15,8 @@ use sessiond_domain::DomainError;
 use sessiond_domain::model::Role;
 use sessiond_domain::service::Principal;
 
-use super::{ApiError, AppState};
+use super::problem::ApiError;
+use super::state::AppState;
 
 /// The caller of an authenticated route.
 #[derive(Debug)]

@@ -9,7 +9,8 @@ use actix_web::http::header::{FORWARDED, USER_AGENT};
 use actix_web::{FromRequest, HttpRequest, web};
 use ipnet::IpNet;
 
-use super::{ApiError, AppState};
+use super::problem::ApiError;
+use super::state::AppState;
 
 /// Longest User-Agent kept: enough for any real browser, bounded against abuse.
 const MAX_USER_AGENT_CHARS: usize = 512;

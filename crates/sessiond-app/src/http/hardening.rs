@@ -9,7 +9,7 @@ use actix_web::http::{StatusCode, Uri, header};
 use actix_web::middleware::Next;
 use actix_web::{ResponseError, web};
 
-use super::ApiError;
+use super::problem::ApiError;
 
 /// How large a request's head may be.
 #[derive(Debug, Clone, Copy)]

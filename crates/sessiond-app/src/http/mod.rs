@@ -8,48 +8,14 @@ pub mod openapi;
 mod problem;
 mod request_id;
 mod routes;
+mod state;
 mod views;
-
-use std::sync::Arc;
 
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse, error};
-use sessiond_domain::feed::RevocationFeed;
-use sessiond_domain::service::{AccountService, AdminService, AuthService, SessionService};
 
-use crate::config::HttpConfig;
-use crate::probes::StoreProbes;
-use crate::services::Services;
 pub use problem::ApiError;
-
-/// What every handler may use.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub auth: AuthService,
-    pub sessions: SessionService,
-    pub accounts: AccountService,
-    pub admin: AdminService,
-    pub http: HttpConfig,
-    /// What readiness and metrics read of the stores.
-    pub stores: StoreProbes,
-    /// The revocation feed, for metrics; `None` when nothing is cached.
-    pub feed: Option<Arc<RevocationFeed>>,
-}
-
-impl AppState {
-    /// The handlers' share of `services`.
-    pub fn new(services: &Services, http: HttpConfig, stores: StoreProbes) -> Self {
-        Self {
-            auth: services.auth.clone(),
-            sessions: services.sessions.clone(),
-            accounts: services.accounts.clone(),
-            admin: services.admin.clone(),
-            http,
-            stores,
-            feed: services.feed.clone(),
-        }
-    }
-}
+pub use state::AppState;
 
 /// Mounts every route and the error handlers for malformed requests.
 pub fn configure(config: &mut web::ServiceConfig, json_limit: usize) {
@@ -106,9 +72,4 @@ fn json_error(err: error::JsonPayloadError, _: &HttpRequest) -> error::Error {
         _ => ApiError::validation(format!("unreadable body: {err}")),
     };
     api_error.into()
-}
-
-/// The response of a handler that answers with no body.
-pub fn no_content() -> HttpResponse {
-    HttpResponse::NoContent().finish()
 }

@@ -15,8 +15,8 @@ use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError, web};
 use tracing::Instrument;
 
-use super::ApiError;
 use super::hardening::SecurityHeaders;
+use super::problem::ApiError;
 use super::request_id;
 use crate::metrics::{HTTP_DURATION, HTTP_REQUESTS};
 

@@ -4,9 +4,11 @@ use actix_web::{HttpResponse, Scope, web};
 use serde::Deserialize;
 use sessiond_domain::model::Password;
 
+use super::no_content;
 use crate::http::authenticated::Authenticated;
+use crate::http::problem::ApiError;
+use crate::http::state::AppState;
 use crate::http::views::UserView;
-use crate::http::{ApiError, AppState, no_content};
 
 pub fn scope() -> Scope {
     web::scope("/users/me")

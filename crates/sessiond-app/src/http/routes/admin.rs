@@ -9,8 +9,9 @@ use sessiond_domain::ports::UserChange;
 use sessiond_domain::service::NewAccount;
 
 use crate::http::authenticated::{AdminCaller, require_admin};
+use crate::http::problem::ApiError;
+use crate::http::state::AppState;
 use crate::http::views::{EndedView, RoleSchema, SessionView, UserView};
-use crate::http::{ApiError, AppState};
 
 pub fn scope() -> impl HttpServiceFactory {
     web::scope("/admin")

@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, HttpResponseBuilder, Resource, web};
 
-use crate::http::ApiError;
+use crate::http::problem::ApiError;
 
 /// One embedded file.
 struct Asset {

@@ -6,10 +6,12 @@ use serde::Deserialize;
 use sessiond_domain::model::{Email, NewSessionContext, Password};
 use sessiond_domain::service::{SignIn, SignedIn};
 
+use super::no_content;
 use crate::http::authenticated::Authenticated;
 use crate::http::client::ClientInfo;
+use crate::http::problem::ApiError;
+use crate::http::state::AppState;
 use crate::http::views::{TokenView, UserView};
-use crate::http::{ApiError, AppState, no_content};
 
 /// Longest device name a user may give.
 const MAX_DEVICE_NAME_CHARS: usize = 100;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, Scope, web};
 
-use crate::http::AppState;
+use crate::http::state::AppState;
 use crate::http::views::{Liveness, Readiness, StoreStatus};
 use crate::probes::ReadinessProbe;
 

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, Resource, web};
 use sessiond_domain::ports::Clock;
 
-use crate::http::AppState;
+use crate::http::state::AppState;
 use crate::metrics::{
     CACHE_DOWN, CACHE_FALLBACKS, CACHE_HITS, CACHE_MISSES, FEED_APPLIED, FEED_FAILED_READS,
     FEED_LAG, FEED_REMEMBERED, handle,

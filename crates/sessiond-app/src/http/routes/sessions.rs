@@ -5,8 +5,9 @@ use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, Scope, web};
 
 use crate::http::authenticated::Authenticated;
+use crate::http::problem::ApiError;
+use crate::http::state::AppState;
 use crate::http::views::{CurrentView, EndedSessionView, EndedView, PrincipalView, SessionView};
-use crate::http::{ApiError, AppState};
 
 pub fn scope() -> Scope {
     web::scope("/sessions")

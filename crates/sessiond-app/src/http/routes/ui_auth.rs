@@ -24,10 +24,11 @@ use sessiond_domain::service::SignedIn;
 
 use crate::http::authenticated::Authenticated;
 use crate::http::client::ClientInfo;
+use crate::http::problem::ApiError;
 use crate::http::routes::assets::harden;
 use crate::http::routes::auth::LoginRequest;
+use crate::http::state::AppState;
 use crate::http::views::SessionView;
-use crate::http::{ApiError, AppState};
 
 /// The cookie that holds the refresh token.
 pub const REFRESH_COOKIE: &str = "sessiond_refresh";

@@ -1,0 +1,39 @@
+//! The state the handlers share, built from the composition root's services.
+
+use std::sync::Arc;
+
+use sessiond_domain::feed::RevocationFeed;
+use sessiond_domain::service::{AccountService, AdminService, AuthService, SessionService};
+
+use crate::config::HttpConfig;
+use crate::probes::StoreProbes;
+use crate::services::Services;
+
+/// What every handler may use.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub auth: AuthService,
+    pub sessions: SessionService,
+    pub accounts: AccountService,
+    pub admin: AdminService,
+    pub http: HttpConfig,
+    /// What readiness and metrics read of the stores.
+    pub stores: StoreProbes,
+    /// The revocation feed, for metrics; `None` when nothing is cached.
+    pub feed: Option<Arc<RevocationFeed>>,
+}
+
+impl AppState {
+    /// The handlers' share of `services`.
+    pub fn new(services: &Services, http: HttpConfig, stores: StoreProbes) -> Self {
+        Self {
+            auth: services.auth.clone(),
+            sessions: services.sessions.clone(),
+            accounts: services.accounts.clone(),
+            admin: services.admin.clone(),
+            http,
+            stores,
+            feed: services.feed.clone(),
+        }
+    }
+}
