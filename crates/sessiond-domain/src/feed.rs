@@ -1,16 +1,22 @@
 //! The revocation feed (SPEC §8): every instance reads the revocation log, remembers what
-//! it hears and marks it ended in the cache, so that a session ended on any instance is
-//! refused on all of them, even when the instance that ended it cannot reach the cache.
+//! it hears, drops it from its near cache and marks it ended in Redis, so that a session
+//! ended on any instance is refused on all of them, even when the instance that ended it
+//! cannot reach Redis. How far it has read decides whether the caches may answer
+//! ([`CacheTrust`]); its heartbeats tell the other instances how far that is.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::model::{RevocationMemory, SessionId, UserId};
-use crate::ports::{Clock, LogPosition, RevocationLog, SessionCache};
+use crate::ports::{
+    Clock, Heartbeat, Heartbeats, LogPosition, NearCache, RevocationLog, SessionCache,
+};
+use crate::trust::CacheTrust;
 
 /// Where the feed stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,13 +30,25 @@ pub struct FeedStatus {
     pub failed_reads: u64,
 }
 
-/// Reads the revocation log into this instance's [`RevocationMemory`] and the cache.
+/// How far the log has been read.
+#[derive(Debug, Clone, Copy, Default)]
+struct Progress {
+    /// Where the next read starts; `None` before the first read.
+    position: Option<LogPosition>,
+    /// The newest entry read so far.
+    newest: Option<LogPosition>,
+}
+
+/// Reads the revocation log into this instance's [`RevocationMemory`] and the caches.
 pub struct RevocationFeed {
     log: Arc<dyn RevocationLog>,
     memory: Arc<RevocationMemory>,
     cache: Option<Arc<dyn SessionCache>>,
+    near: Option<Arc<dyn NearCache>>,
+    trust: Option<Arc<CacheTrust>>,
     clock: Arc<dyn Clock>,
-    position: Mutex<Option<LogPosition>>,
+    instance: Uuid,
+    progress: Mutex<Progress>,
     status: Mutex<FeedStatus>,
 }
 
@@ -54,10 +72,34 @@ impl RevocationFeed {
             log,
             memory,
             cache,
+            near: None,
+            trust: None,
             clock,
-            position: Mutex::new(None),
+            instance: Uuid::nil(),
+            progress: Mutex::new(Progress::default()),
             status: Mutex::new(FeedStatus::default()),
         }
+    }
+
+    /// Also drops every revocation it hears from `near`.
+    #[must_use]
+    pub fn with_near_cache(mut self, near: Arc<dyn NearCache>) -> Self {
+        self.near = Some(near);
+        self
+    }
+
+    /// Also reports every read, and every heartbeat exchange, to `trust`; `instance` names
+    /// this process in the heartbeats (random per process).
+    #[must_use]
+    pub fn with_trust(mut self, trust: Arc<CacheTrust>, instance: Uuid) -> Self {
+        self.trust = Some(trust);
+        self.instance = instance;
+        self
+    }
+
+    /// This instance's id in the heartbeats.
+    pub fn instance(&self) -> Uuid {
+        self.instance
     }
 
     /// The feed's progress.
@@ -77,20 +119,31 @@ impl RevocationFeed {
     /// [`StoreError`] when the log cannot be read; nothing is lost, the next call reads
     /// from the same place.
     pub async fn catch_up(&self) -> Result<usize, StoreError> {
-        let from = *self.position.lock().unwrap_or_else(PoisonError::into_inner);
+        let from = self.progress().position;
         // Taken before the read: the read sees everything committed before it started.
         let started = self.clock.now();
+        if let Some(trust) = &self.trust {
+            trust.read_started(started);
+        }
         let batch = match self.log.read(from).await {
             Ok(batch) => batch,
             Err(error) => {
+                if let Some(trust) = &self.trust {
+                    trust.read_failed();
+                }
                 self.update_status(|status| status.failed_reads += 1);
                 return Err(error);
             }
         };
         let applied = self.apply(&batch.revocations, started).await;
         {
-            let mut position = self.position.lock().unwrap_or_else(PoisonError::into_inner);
-            *position = Some(position.map_or(batch.next, |p| p.max(batch.next)));
+            let mut progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+            progress.position = Some(progress.position.map_or(batch.next, |p| p.max(batch.next)));
+            progress.newest = progress.newest.max(batch.newest);
+        }
+        // Only now, with every revocation of the read applied, may the caches be trusted.
+        if let Some(trust) = &self.trust {
+            trust.read_succeeded(started);
         }
         self.update_status(|status| {
             status.caught_up_to = Some(status.caught_up_to.map_or(started, |t| t.max(started)));
@@ -109,7 +162,41 @@ impl RevocationFeed {
         }
     }
 
-    /// Remembers the revocations not yet known here and marks them ended in the cache.
+    /// Publishes how far this instance has read and learns how far the others have; the
+    /// caches stay vouched for (while the log cannot be read) for half the bound after an
+    /// exchange that shows no instance has read an entry this one may lack. Run it four
+    /// times per bound: a revocation read anywhere then withdraws the vouch within the
+    /// bound (a read, a publish and an exchange of a quarter each).
+    pub async fn beat(&self, heartbeats: &dyn Heartbeats, fresh_for: Duration) {
+        let Some(trust) = &self.trust else {
+            return;
+        };
+        let progress = self.progress();
+        let own = Heartbeat {
+            instance: self.instance,
+            position: progress.position.unwrap_or(LogPosition(0)),
+            newest: progress.newest,
+        };
+        let started = self.clock.now();
+        let exchanged = heartbeats.exchange(&own, fresh_for).await;
+        let ahead = match &exchanged {
+            Ok(all) => all.iter().find(|other| {
+                other.instance != own.instance && other.newest.is_some_and(|n| n >= own.position)
+            }),
+            Err(_) => None,
+        };
+        match (exchanged.is_ok(), progress.position, ahead) {
+            (true, Some(_), None) => trust.vouch_until(started + trust.bound() / 2),
+            _ => trust.withdraw_vouch(),
+        }
+    }
+
+    fn progress(&self) -> Progress {
+        *self.progress.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Remembers the revocations not yet known here, drops them from the near cache and
+    /// marks them ended in Redis.
     async fn apply(&self, revocations: &[crate::model::Revocation], now: OffsetDateTime) -> usize {
         let horizon = now - self.memory.window();
         let mut new: HashMap<UserId, (Vec<SessionId>, OffsetDateTime)> = HashMap::new();
@@ -121,6 +208,11 @@ impl RevocationFeed {
                 continue;
             }
             self.memory.remember(revocation);
+            // After remembering: a near-cache fill racing with this checks the memory after
+            // inserting, so one of the two always removes the entry.
+            if let Some(near) = &self.near {
+                near.remove(revocation.session_id);
+            }
             let until = revocation.revoked_at + self.memory.window();
             let (ids, latest) = new
                 .entry(revocation.user_id)

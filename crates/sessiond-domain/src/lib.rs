@@ -11,5 +11,6 @@ pub mod feed;
 pub mod model;
 pub mod ports;
 pub mod service;
+pub mod trust;
 
 pub use error::{DomainError, ErrorChain, StoreError};

@@ -46,7 +46,7 @@ pub const REVOCATIONS_CHANNEL: &str = "sessiond_revocations";
 /// next few thousand years of transactions).
 const READ: &str = "\
 SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS next, \
-    r.session_id, r.user_id, r.reason::text AS reason, r.revoked_at \
+    r.txid::text::bigint AS txid, r.session_id, r.user_id, r.reason::text AS reason, r.revoked_at \
 FROM (SELECT 1) AS one \
 LEFT JOIN session_revocations AS r ON r.txid >= $1::text::xid8 \
 ORDER BY r.txid, r.id";
@@ -55,6 +55,8 @@ ORDER BY r.txid, r.id";
 struct LogRow {
     #[diesel(sql_type = BigInt)]
     next: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    txid: Option<i64>,
     #[diesel(sql_type = Nullable<diesel::sql_types::Uuid>)]
     session_id: Option<Uuid>,
     #[diesel(sql_type = Nullable<diesel::sql_types::Uuid>)]
@@ -199,6 +201,11 @@ impl RevocationLog for PgRevocationLog {
         let next = u64::try_from(next).map_err(|_| {
             PgError::corrupt("session_revocations", format!("negative position {next}"))
         })?;
+        let newest = rows
+            .iter()
+            .filter_map(|row| row.txid)
+            .max()
+            .map(|txid| LogPosition(u64::try_from(txid).unwrap_or_default()));
         let mut revocations = Vec::with_capacity(rows.len());
         for row in rows {
             if let Some(revocation) = row.revocation()? {
@@ -208,6 +215,7 @@ impl RevocationLog for PgRevocationLog {
         Ok(RevocationBatch {
             revocations,
             next: LogPosition(next),
+            newest,
         })
     }
 

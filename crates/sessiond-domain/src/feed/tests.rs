@@ -6,7 +6,10 @@ use time::macros::datetime;
 
 use super::*;
 use crate::model::{InvalidationReason, Remembered, Revocation};
-use crate::ports::{MockClock, MockRevocationLog, MockSessionCache, RevocationBatch};
+use crate::ports::{
+    MockClock, MockHeartbeats, MockNearCache, MockRevocationLog, MockSessionCache, RevocationBatch,
+};
+use crate::trust::ValidationMode;
 
 const NOW: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
 
@@ -31,9 +34,11 @@ fn revocation(user_id: UserId, session_id: SessionId, revoked_at: OffsetDateTime
 }
 
 fn batch(revocations: Vec<Revocation>, next: u64) -> RevocationBatch {
+    let newest = (!revocations.is_empty()).then_some(LogPosition(next.saturating_sub(1)));
     RevocationBatch {
         revocations,
         next: LogPosition(next),
+        newest,
     }
 }
 
@@ -364,4 +369,174 @@ async fn revocations_past_their_window_are_forgotten_as_the_feed_moves_on() {
     feed.catch_up().await.unwrap();
     assert_eq!(memory.recall(session(10)), None);
     assert!(memory.recall(session(11)).is_some());
+}
+
+#[tokio::test]
+async fn a_revocation_is_dropped_from_the_near_cache_after_it_is_remembered() {
+    let revocations = vec![revocation(user(1), session(20), NOW)];
+    let mut log = MockRevocationLog::new();
+    log.expect_read()
+        .returning(move |_| Ok(batch(revocations.clone(), 4)));
+    let memory = memory();
+    let mut near = MockNearCache::new();
+    let remembered_first = Arc::clone(&memory);
+    near.expect_remove()
+        .with(eq(session(20)))
+        .times(1)
+        .returning(move |id| assert!(remembered_first.recall(id).is_some()));
+    let feed = feed(log, &memory, None).with_near_cache(Arc::new(near));
+    assert_eq!(feed.catch_up().await.unwrap(), 1);
+    // Heard again: already dropped, nothing more to do.
+    assert_eq!(feed.catch_up().await.unwrap(), 0);
+}
+
+const BOUND: time::Duration = time::Duration::milliseconds(200);
+const INSTANCE: Uuid = Uuid::from_u128(7);
+
+/// A clock at NOW + the milliseconds in the returned counter.
+fn moving_clock() -> (Arc<dyn Clock>, Arc<AtomicI64>) {
+    let millis = Arc::new(AtomicI64::new(0));
+    let elapsed = Arc::clone(&millis);
+    let mut clock = MockClock::new();
+    clock
+        .expect_now()
+        .returning(move || NOW + time::Duration::milliseconds(elapsed.load(Ordering::SeqCst)));
+    (Arc::new(clock), millis)
+}
+
+fn trusted_feed(
+    log: MockRevocationLog,
+    trust: &Arc<CacheTrust>,
+    clock: Arc<dyn Clock>,
+) -> RevocationFeed {
+    RevocationFeed::new(Arc::new(log), memory(), None, clock)
+        .with_trust(Arc::clone(trust), INSTANCE)
+}
+
+#[tokio::test]
+async fn reads_tell_the_trust_how_far_the_feed_is() {
+    let mut log = MockRevocationLog::new();
+    let mut order = Sequence::new();
+    log.expect_read()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| Ok(batch(vec![], 5)));
+    log.expect_read()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| Err(unavailable()));
+    let trust = Arc::new(CacheTrust::new(BOUND));
+    let feed = trusted_feed(log, &trust, clock_at(NOW));
+    feed.catch_up().await.unwrap();
+    assert_eq!(trust.caught_up_to(), Some(NOW));
+    assert_eq!(trust.mode(NOW + BOUND), ValidationMode::Cached);
+    feed.catch_up().await.unwrap_err();
+    assert_eq!(trust.mode(NOW + BOUND * 2), ValidationMode::Closed);
+}
+
+fn heartbeat(n: u128, position: u64, newest: Option<u64>) -> Heartbeat {
+    Heartbeat {
+        instance: Uuid::from_u128(n),
+        position: LogPosition(position),
+        newest: newest.map(LogPosition),
+    }
+}
+
+/// How long after its last successful read the feed exchanges heartbeats.
+const LATER: i64 = 300;
+
+/// A feed that read up to position 10 at NOW (the newest entry it read being at 8), whose
+/// log fails after that, and whose clock then stands at NOW + `LATER` ms: its caches are
+/// trusted only as the heartbeats vouch.
+async fn cut_off_feed(trust: &Arc<CacheTrust>) -> RevocationFeed {
+    let mut log = MockRevocationLog::new();
+    let mut order = Sequence::new();
+    log.expect_read()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| {
+            Ok(RevocationBatch {
+                revocations: vec![],
+                next: LogPosition(10),
+                newest: Some(LogPosition(8)),
+            })
+        });
+    log.expect_read()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| Err(unavailable()));
+    let (clock, millis) = moving_clock();
+    let feed = trusted_feed(log, trust, clock);
+    feed.catch_up().await.unwrap();
+    millis.store(LATER, Ordering::SeqCst);
+    feed.catch_up().await.unwrap_err();
+    feed
+}
+
+fn at(millis: i64) -> OffsetDateTime {
+    NOW + time::Duration::milliseconds(millis)
+}
+
+fn exchanging(others: Vec<Heartbeat>) -> MockHeartbeats {
+    let mut heartbeats = MockHeartbeats::new();
+    heartbeats
+        .expect_exchange()
+        .withf(|own, _| *own == heartbeat(7, 10, Some(8)))
+        .returning(move |own, _| Ok([vec![*own], others.clone()].concat()));
+    heartbeats
+}
+
+#[tokio::test]
+async fn heartbeats_that_show_nothing_beyond_our_position_vouch_for_half_the_bound() {
+    let trust = Arc::new(CacheTrust::new(BOUND));
+    let feed = cut_off_feed(&trust).await;
+    assert_eq!(trust.mode(at(LATER)), ValidationMode::Closed);
+    let others = vec![heartbeat(1, 12, Some(9)), heartbeat(2, 3, None)];
+    feed.beat(&exchanging(others), Duration::from_secs(5)).await;
+    // Vouched from the exchange's start for half the bound.
+    assert_eq!(trust.mode(at(LATER + 100)), ValidationMode::Vouched);
+    assert_eq!(trust.mode(at(LATER + 101)), ValidationMode::Closed);
+}
+
+#[tokio::test]
+async fn a_heartbeat_that_read_an_entry_at_or_beyond_our_position_withdraws_the_vouch() {
+    let trust = Arc::new(CacheTrust::new(BOUND));
+    let feed = cut_off_feed(&trust).await;
+    feed.beat(&exchanging(vec![]), Duration::from_secs(5)).await;
+    assert_eq!(trust.mode(at(LATER + 50)), ValidationMode::Vouched);
+    // Another instance read an entry at position 10: it may be one we lack.
+    feed.beat(
+        &exchanging(vec![heartbeat(1, 11, Some(10))]),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(trust.mode(at(LATER + 50)), ValidationMode::Closed);
+}
+
+#[tokio::test]
+async fn heartbeats_that_cannot_be_exchanged_withdraw_the_vouch() {
+    let trust = Arc::new(CacheTrust::new(BOUND));
+    let feed = cut_off_feed(&trust).await;
+    feed.beat(&exchanging(vec![]), Duration::from_secs(5)).await;
+    let mut failing = MockHeartbeats::new();
+    failing
+        .expect_exchange()
+        .returning(|_, _| Err(unavailable()));
+    feed.beat(&failing, Duration::from_secs(5)).await;
+    assert_eq!(trust.mode(at(LATER + 50)), ValidationMode::Closed);
+}
+
+#[tokio::test]
+async fn a_feed_that_never_read_the_log_is_never_vouched_for() {
+    let trust = Arc::new(CacheTrust::new(BOUND));
+    let mut log = MockRevocationLog::new();
+    log.expect_read().returning(|_| Err(unavailable()));
+    let feed = trusted_feed(log, &trust, clock_at(NOW));
+    feed.catch_up().await.unwrap_err();
+    let mut heartbeats = MockHeartbeats::new();
+    heartbeats
+        .expect_exchange()
+        .returning(|own, _| Ok(vec![*own]));
+    feed.beat(&heartbeats, Duration::from_secs(5)).await;
+    assert_eq!(trust.mode(NOW), ValidationMode::Closed);
 }

@@ -9,6 +9,7 @@ mod cleanup;
 mod clock;
 mod device;
 mod events;
+mod heartbeats;
 mod near_cache;
 mod password;
 mod random;
@@ -24,6 +25,7 @@ pub use cleanup::{CleanupOutcome, SessionCleanup};
 pub use clock::Clock;
 pub use device::DeviceClassifier;
 pub use events::SessionEvents;
+pub use heartbeats::{Heartbeat, Heartbeats};
 pub use near_cache::NearCache;
 pub use password::{HashError, PasswordHasher};
 pub use random::RandomSource;
@@ -37,8 +39,7 @@ pub use users::{CreateUserError, UserRepository};
 pub use {
     administration::MockUserAdministration, cache::MockSessionCache, cleanup::MockSessionCleanup,
     clock::MockClock, device::MockDeviceClassifier, events::MockSessionEvents,
-    near_cache::MockNearCache,
-    password::MockPasswordHasher, random::MockRandomSource, revocations::MockRevocationLog,
-    sessions::MockSessionRepository, throttle::MockAttemptCounter, tokens::MockTokenCodec,
-    users::MockUserRepository,
+    heartbeats::MockHeartbeats, near_cache::MockNearCache, password::MockPasswordHasher,
+    random::MockRandomSource, revocations::MockRevocationLog, sessions::MockSessionRepository,
+    throttle::MockAttemptCounter, tokens::MockTokenCodec, users::MockUserRepository,
 };

@@ -15,6 +15,10 @@ pub struct RevocationBatch {
     pub revocations: Vec<Revocation>,
     /// Where the next read starts.
     pub next: LogPosition,
+    /// The position of the newest entry in `revocations`; `None` when there is none. An
+    /// entry at or beyond a reader's `next` may not have been read by it yet: heartbeats
+    /// compare the two ([`super::Heartbeats`]).
+    pub newest: Option<LogPosition>,
 }
 
 /// The revocation log (SPEC §8): every session end other than expiry, committed by the

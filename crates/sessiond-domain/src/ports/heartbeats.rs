@@ -1,0 +1,36 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::LogPosition;
+use crate::error::StoreError;
+
+/// How far one instance has read the revocation log, as it tells the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// The instance, random per process.
+    pub instance: Uuid,
+    /// Every revocation below this position has been read by the instance.
+    pub position: LogPosition,
+    /// The newest entry it has read, wherever it stands; `None` before it read any.
+    pub newest: Option<LogPosition>,
+}
+
+/// Where the instances publish their heartbeats and read each other's (SPEC §8): Redis, so
+/// that an instance cut off from PostgreSQL can still learn whether another one has read a
+/// revocation that it has not.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait Heartbeats: Send + Sync {
+    /// Publishes `own` and returns the heartbeats, `own`'s included, that their instances
+    /// published within the last `fresh_for` by the store's clock; older ones are dropped.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be reached.
+    async fn exchange(
+        &self,
+        own: &Heartbeat,
+        fresh_for: Duration,
+    ) -> Result<Vec<Heartbeat>, StoreError>;
+}
