@@ -1,12 +1,18 @@
-//! Read-through caching: a [`SessionRepository`] that answers request validation from a
-//! [`SessionCache`] and everything else from the repository behind it.
+//! Read-through caching: a [`SessionRepository`] that answers request validation from the
+//! near cache ([`NearSessions`]), then a [`SessionCache`], and everything else from the
+//! repository behind them.
 //!
 //! Writes go to the repository first, then to the cache: the repository is the truth and the
 //! cache may only ever know less. Cache writes are best effort and ordered by the cache
 //! (a late refill never lands over a tombstone or a newer generation). A session this
 //! instance has ended, or heard ended on another through the revocation log, is remembered
 //! in a [`RevocationMemory`] and never served from the cache, whatever the cache says:
-//! correctness never depends on reaching the cache (SPEC §8).
+//! correctness never depends on reaching the cache (SPEC §8). The caches answer only while
+//! the [`CacheTrust`] allows it; otherwise the repository does, or nobody (503).
+
+mod near;
+
+pub use near::NearSessions;
 
 use std::sync::Arc;
 
@@ -21,12 +27,15 @@ use crate::model::{
 use crate::ports::{
     CreateSessionError, SessionCache, SessionLimit, SessionRepository, SignInCheck,
 };
+use crate::trust::{CacheTrust, ValidationMode};
 
-/// A repository with a cache in front of its validation reads.
+/// A repository with caches in front of its validation reads.
 pub struct CachedSessionRepository {
     cache: Arc<dyn SessionCache>,
     store: Arc<dyn SessionRepository>,
     revocations: Arc<RevocationMemory>,
+    near: Option<Arc<NearSessions>>,
+    trust: Option<Arc<CacheTrust>>,
 }
 
 impl std::fmt::Debug for CachedSessionRepository {
@@ -48,13 +57,76 @@ impl CachedSessionRepository {
             cache,
             store,
             revocations,
+            near: None,
+            trust: None,
         }
     }
 
-    /// Offers `session` to the cache, which keeps live sessions only (its port's contract).
-    /// Failures are the cache adapter's to report: the next read simply misses.
+    /// Also answers from, and fills, the near cache.
+    #[must_use]
+    pub fn with_near_cache(mut self, near: Arc<NearSessions>) -> Self {
+        self.near = Some(near);
+        self
+    }
+
+    /// Lets the caches answer only while `trust` allows it (instances sharing their stores).
+    #[must_use]
+    pub fn with_trust(mut self, trust: Arc<CacheTrust>) -> Self {
+        self.trust = Some(trust);
+        self
+    }
+
+    /// Offers `session` to the caches, which keep live sessions only. Failures are the
+    /// cache adapter's to report: the next read simply misses.
     async fn refill(&self, session: &SessionSummary, now: OffsetDateTime) {
         let _ = self.cache.put(session, now).await;
+        self.fill_near(session, now);
+    }
+
+    fn fill_near(&self, session: &SessionSummary, now: OffsetDateTime) {
+        if let Some(near) = &self.near {
+            near.fill(Arc::new(session.clone()), now);
+        }
+    }
+
+    fn mode(&self, now: OffsetDateTime) -> ValidationMode {
+        self.trust
+            .as_ref()
+            .map_or(ValidationMode::Cached, |trust| trust.mode(now))
+    }
+
+    /// Validation's read through the caches: near cache, Redis, then the repository.
+    async fn find_through_caches(
+        &self,
+        user_id: UserId,
+        id: SessionId,
+        now: OffsetDateTime,
+    ) -> Result<Option<SessionSummary>, StoreError> {
+        if let Some(hit) = self
+            .near
+            .as_ref()
+            .and_then(|near| near.live(user_id, id, now))
+        {
+            return Ok(Some((*hit).clone()));
+        }
+        match self.cache.get(user_id, id).await {
+            Ok(Some(hit)) => {
+                let answer = self.unless_revoked(hit);
+                if let Some(live) = &answer {
+                    self.fill_near(live, now);
+                }
+                return Ok(answer);
+            }
+            Ok(None) => {}
+            // The cache is down: the repository answers alone until it is back.
+            Err(_) => return self.store.find_summary(user_id, id, now).await,
+        }
+        let found = self.store.find_summary(user_id, id, now).await?;
+        if let Some(session) = &found {
+            // The caches drop this write if the session ended (or changed) since it was read.
+            self.refill(session, now).await;
+        }
+        Ok(found)
     }
 
     /// Remembers that these sessions of `user_id` ended and marks them ended in the cache.
@@ -78,6 +150,11 @@ impl CachedSessionRepository {
                 reason: Some(reason),
                 revoked_at: at,
             });
+        }
+        if let Some(near) = &self.near {
+            for &session_id in ids {
+                near.forget(session_id);
+            }
         }
         let until = at + self.revocations.window();
         let _ = self.cache.tombstone(user_id, ids, until).await;
@@ -134,18 +211,27 @@ impl SessionRepository for CachedSessionRepository {
         id: SessionId,
         now: OffsetDateTime,
     ) -> Result<Option<SessionSummary>, StoreError> {
-        match self.cache.get(user_id, id).await {
-            Ok(Some(hit)) => return Ok(self.unless_revoked(hit)),
-            Ok(None) => {}
-            // The cache is down: the repository answers alone until it is back.
-            Err(_) => return self.store.find_summary(user_id, id, now).await,
+        match self.mode(now) {
+            ValidationMode::Cached | ValidationMode::Vouched => {
+                self.find_through_caches(user_id, id, now).await
+            }
+            ValidationMode::StoreOnly => match self.store.find_summary(user_id, id, now).await {
+                Ok(found) => Ok(found),
+                // The store failed while the feed still looked alive: the heartbeats may
+                // vouch for the caches meanwhile.
+                Err(StoreError::Unavailable(source)) => {
+                    if self.mode(now).trusts_caches() {
+                        self.find_through_caches(user_id, id, now).await
+                    } else {
+                        Err(StoreError::Unavailable(source))
+                    }
+                }
+                Err(error) => Err(error),
+            },
+            ValidationMode::Closed => Err(StoreError::Unavailable(
+                "the revocation feed is behind the bound and PostgreSQL is unreachable".into(),
+            )),
         }
-        let found = self.store.find_summary(user_id, id, now).await?;
-        if let Some(session) = &found {
-            // The cache drops this write if the session ended (or changed) since it was read.
-            self.refill(session, now).await;
-        }
-        Ok(found)
     }
 
     async fn find_retired_refresh_token(

@@ -644,3 +644,251 @@ async fn retired_refresh_tokens_are_looked_up_in_the_repository() {
         .unwrap();
     assert_eq!(found, Some(retired_at));
 }
+
+mod near_cache_and_trust {
+    use super::*;
+    use crate::ports::NearCache;
+    use crate::trust::CacheTrust;
+
+    /// A plain map as the near cache (the adapter's own behaviour is tested with it).
+    #[derive(Default)]
+    struct MapNearCache(
+        std::sync::Mutex<std::collections::HashMap<SessionId, Arc<SessionSummary>>>,
+    );
+
+    impl NearCache for MapNearCache {
+        fn get(&self, id: SessionId) -> Option<Arc<SessionSummary>> {
+            self.0.lock().unwrap().get(&id).cloned()
+        }
+        fn insert(&self, session: Arc<SessionSummary>) {
+            self.0.lock().unwrap().insert(session.id, session);
+        }
+        fn remove(&self, id: SessionId) {
+            self.0.lock().unwrap().remove(&id);
+        }
+        fn len(&self) -> usize {
+            self.0.lock().unwrap().len()
+        }
+    }
+
+    const BOUND: Duration = Duration::milliseconds(200);
+
+    struct Fixture {
+        near: Arc<NearSessions>,
+        trust: Arc<CacheTrust>,
+        memory: Arc<RevocationMemory>,
+    }
+
+    /// A feed that read the log at NOW.
+    fn fixture() -> Fixture {
+        let memory = memory();
+        let trust = Arc::new(CacheTrust::new(BOUND));
+        trust.read_succeeded(NOW);
+        let near = Arc::new(NearSessions::new(
+            Arc::new(MapNearCache::default()),
+            Arc::clone(&memory),
+            Some(Arc::clone(&trust)),
+        ));
+        Fixture {
+            near,
+            trust,
+            memory,
+        }
+    }
+
+    fn repository(
+        f: &Fixture,
+        cache: MockSessionCache,
+        store: MockSessionRepository,
+    ) -> CachedSessionRepository {
+        CachedSessionRepository::new(Arc::new(cache), Arc::new(store), Arc::clone(&f.memory))
+            .with_near_cache(Arc::clone(&f.near))
+            .with_trust(Arc::clone(&f.trust))
+    }
+
+    #[tokio::test]
+    async fn a_redis_hit_fills_the_near_cache_and_the_next_read_costs_no_call() {
+        let f = fixture();
+        let session = session();
+        let mut cache = MockSessionCache::new();
+        let hit = SessionSummary::from(&session);
+        cache
+            .expect_get()
+            .times(1)
+            .returning(move |_, _| Ok(Some(hit.clone())));
+        let mut store = MockSessionRepository::new();
+        store.expect_find_summary().times(0);
+        let repository = repository(&f, cache, store);
+        for _ in 0..3 {
+            let found = repository
+                .find_summary(session.user_id, session.id, NOW)
+                .await
+                .unwrap();
+            assert_eq!(found, Some(SessionSummary::from(&session)));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_repository_read_fills_both_caches() {
+        let f = fixture();
+        let session = session();
+        let mut cache = MockSessionCache::new();
+        cache.expect_get().times(1).returning(|_, _| Ok(None));
+        cache.expect_put().times(1).returning(|_, _| Ok(()));
+        let mut store = MockSessionRepository::new();
+        let stored = SessionSummary::from(&session);
+        store
+            .expect_find_summary()
+            .times(1)
+            .returning(move |_, _, _| Ok(Some(stored.clone())));
+        let repository = repository(&f, cache, store);
+        repository
+            .find_summary(session.user_id, session.id, NOW)
+            .await
+            .unwrap();
+        assert!(f.near.live(session.user_id, session.id, NOW).is_some());
+    }
+
+    #[tokio::test]
+    async fn ending_here_drops_the_near_entry_at_once() {
+        let f = fixture();
+        let session = session();
+        f.near.fill(Arc::new(SessionSummary::from(&session)), NOW);
+        let mut cache = MockSessionCache::new();
+        cache.expect_tombstone().returning(|_, _, _| Ok(()));
+        let mut store = MockSessionRepository::new();
+        let mut ended = session.clone();
+        ended.status = SessionStatus::Ended {
+            at: NOW,
+            reason: InvalidationReason::UserLogout,
+        };
+        store
+            .expect_end()
+            .returning(move |_, _, _, _| Ok(Some(ended.clone())));
+        let repository = repository(&f, cache, store);
+        repository
+            .end(
+                session.id,
+                InvalidationReason::UserLogout,
+                EndedBy::Owner,
+                NOW,
+            )
+            .await
+            .unwrap();
+        assert!(f.near.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_expired_looking_near_entry_is_read_again_from_the_stores() {
+        let f = fixture();
+        let mut session = session();
+        f.near.fill(Arc::new(SessionSummary::from(&session)), NOW);
+        // Refreshed on another instance: Redis has the slid expiry.
+        session.expires_at = NOW + Duration::hours(3);
+        session.version = 2;
+        let refreshed = SessionSummary::from(&session);
+        let mut cache = MockSessionCache::new();
+        let hit = refreshed.clone();
+        cache
+            .expect_get()
+            .times(1)
+            .returning(move |_, _| Ok(Some(hit.clone())));
+        let repository = repository(&f, cache, MockSessionRepository::new());
+        // The trust is checked at the read's own time: keep the feed current.
+        let later = NOW + Duration::hours(1);
+        f.trust.read_succeeded(later);
+        let found = repository
+            .find_summary(session.user_id, session.id, later)
+            .await
+            .unwrap();
+        assert_eq!(found, Some(refreshed));
+    }
+
+    #[tokio::test]
+    async fn a_feed_behind_the_bound_reads_the_repository_alone() {
+        let f = fixture();
+        let session = session();
+        f.near.fill(Arc::new(SessionSummary::from(&session)), NOW);
+        let mut cache = MockSessionCache::new();
+        cache.expect_get().times(0);
+        cache.expect_put().times(0);
+        let mut store = MockSessionRepository::new();
+        let mut ended = session.clone();
+        ended.status = SessionStatus::Ended {
+            at: NOW,
+            reason: InvalidationReason::AdminRevoked,
+        };
+        let stored = SessionSummary::from(&ended);
+        store
+            .expect_find_summary()
+            .times(1)
+            .returning(move |_, _, _| Ok(Some(stored.clone())));
+        let repository = repository(&f, cache, store);
+        let late = NOW + BOUND + Duration::milliseconds(1);
+        let found = repository
+            .find_summary(session.user_id, session.id, late)
+            .await
+            .unwrap();
+        assert!(matches!(found.unwrap().status, SessionStatus::Ended { .. }));
+    }
+
+    #[tokio::test]
+    async fn a_feed_behind_with_an_unreachable_repository_fails_closed() {
+        let f = fixture();
+        let session = session();
+        f.near.fill(Arc::new(SessionSummary::from(&session)), NOW);
+        f.trust.read_failed();
+        let mut cache = MockSessionCache::new();
+        cache.expect_get().times(0);
+        let mut store = MockSessionRepository::new();
+        store.expect_find_summary().times(0);
+        let repository = repository(&f, cache, store);
+        let late = NOW + BOUND + Duration::milliseconds(1);
+        let error = repository
+            .find_summary(session.user_id, session.id, late)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, StoreError::Unavailable(_)));
+    }
+
+    #[tokio::test]
+    async fn vouched_caches_keep_answering_while_the_repository_is_unreachable() {
+        let f = fixture();
+        let session = session();
+        f.near.fill(Arc::new(SessionSummary::from(&session)), NOW);
+        f.trust.read_failed();
+        let late = NOW + BOUND + Duration::milliseconds(1);
+        f.trust.vouch_until(late + BOUND / 2);
+        let mut store = MockSessionRepository::new();
+        store.expect_find_summary().times(0);
+        let repository = repository(&f, MockSessionCache::new(), store);
+        let found = repository
+            .find_summary(session.user_id, session.id, late)
+            .await
+            .unwrap();
+        assert_eq!(found, Some(SessionSummary::from(&session)));
+    }
+
+    #[tokio::test]
+    async fn a_redis_hit_for_a_remembered_revocation_never_reaches_the_near_cache() {
+        let f = fixture();
+        let session = session();
+        f.memory.remember(&Revocation {
+            session_id: session.id,
+            user_id: session.user_id,
+            reason: Some(InvalidationReason::AdminRevoked),
+            revoked_at: NOW,
+        });
+        let repository = repository(
+            &f,
+            cache_still_holding(&session),
+            MockSessionRepository::new(),
+        );
+        let found = repository
+            .find_summary(session.user_id, session.id, NOW)
+            .await
+            .unwrap();
+        assert!(matches!(found.unwrap().status, SessionStatus::Ended { .. }));
+        assert!(f.near.is_empty());
+    }
+}
