@@ -126,7 +126,7 @@ impl Application {
         self.server.handle()
     }
 
-    /// Account management on this application's storage (operator commands and tests).
+    /// Account management on this application's storage (tests create users with it).
     pub fn accounts(&self) -> AccountService {
         self.services.accounts.clone()
     }
@@ -151,7 +151,7 @@ impl Application {
         result
     }
 
-    /// The cleanup service on this application's storage (for `sessiond cleanup`).
+    /// The cleanup service on this application's storage (tests run passes with it).
     pub fn cleanup(&self) -> CleanupService {
         self.services.cleanup.clone()
     }

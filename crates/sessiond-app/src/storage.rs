@@ -37,7 +37,7 @@ pub struct Storage {
     /// several instances has one.
     pub revocation_log: Option<Arc<dyn RevocationLog>>,
     /// The durable store, for readiness; `None` in memory.
-    pub database: Option<Arc<dyn ReadinessProbe>>,
+    pub database_probe: Option<Arc<dyn ReadinessProbe>>,
 }
 
 /// The live-session cache as the service runs it: the domain's port, and what operations
@@ -49,7 +49,7 @@ impl<T: SessionCache + ReadinessProbe + CacheStatistics> ObservableCache for T {
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Storage")
-            .field("database", &self.database.is_some())
+            .field("database", &self.database_probe.is_some())
             .field("cache", &self.cache.is_some())
             .finish_non_exhaustive()
     }
@@ -68,7 +68,7 @@ impl Storage {
             attempts: Arc::new(MemoryAttemptCounter::new()),
             cache: None,
             revocation_log: None,
-            database: None,
+            database_probe: None,
         }
     }
 
@@ -88,7 +88,7 @@ impl Storage {
             attempts: Arc::new(PgAttemptCounter::new(pool.clone())),
             cache: cache.map(|redis| Arc::new(redis) as Arc<dyn ObservableCache>),
             revocation_log,
-            database: Some(Arc::new(pool)),
+            database_probe: Some(Arc::new(pool)),
         }
     }
 
@@ -102,7 +102,7 @@ impl Storage {
     /// What readiness and metrics read of these stores.
     pub fn probes(&self) -> StoreProbes {
         StoreProbes {
-            postgres: self.database.clone(),
+            postgres: self.database_probe.clone(),
             redis: self
                 .cache
                 .clone()
