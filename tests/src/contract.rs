@@ -8,8 +8,8 @@ use std::sync::Arc;
 use futures::future::join_all;
 use sessiond_domain::model::{
     DeviceClass, DeviceInfo, Email, EndedBy, InvalidationReason, LimitAction, PasswordHash,
-    RefreshState, RefreshToken, Role, Session, SessionId, SessionStatus, SessionSummary, User,
-    UserId,
+    RefreshState, RefreshToken, Role, Session, SessionActivity, SessionId, SessionStatus,
+    SessionSummary, User, UserId,
 };
 use sessiond_domain::ports::{
     CreateSessionError, CreateUserError, SessionLimit, SessionRepository, SignInCheck,
@@ -126,6 +126,24 @@ async fn insert(stores: &Stores, session: &Session) {
     insert_for(stores, &owner, session).await;
 }
 
+/// One activity, written as the activity flush writes a batch.
+async fn record_activity(
+    stores: &Stores,
+    user_id: UserId,
+    session_id: SessionId,
+    at: OffsetDateTime,
+) {
+    stores
+        .sessions
+        .record_activities(&[SessionActivity {
+            user_id,
+            session_id,
+            at,
+        }])
+        .await
+        .unwrap();
+}
+
 pub async fn users_round_trip_and_emails_are_unique(stores: Stores) {
     let user = stored_user(&stores).await;
     assert_eq!(
@@ -199,11 +217,7 @@ pub async fn the_least_recently_active_session_is_evicted(stores: Stores) {
     insert(&stores, &older).await;
     insert(&stores, &newer).await;
     // The older session was used last: the newer one is the least recently active.
-    stores
-        .sessions
-        .record_activity(user.id, older.id, T0 + Duration::minutes(10))
-        .await
-        .unwrap();
+    record_activity(&stores, user.id, older.id, T0 + Duration::minutes(10)).await;
 
     let now = T0 + Duration::minutes(20);
     let third = session(&user, now);
@@ -534,11 +548,7 @@ pub async fn live_sessions_list_most_recently_active_first(stores: Stores) {
         .end(ended.id, InvalidationReason::UserLogout, EndedBy::Owner, T0)
         .await
         .unwrap();
-    stores
-        .sessions
-        .record_activity(user.id, first.id, T0 + Duration::minutes(5))
-        .await
-        .unwrap();
+    record_activity(&stores, user.id, first.id, T0 + Duration::minutes(5)).await;
     let live = stores
         .sessions
         .list_live(user.id, T0 + Duration::minutes(6))
@@ -555,16 +565,8 @@ pub async fn activity_only_moves_forward_and_only_on_active_sessions(stores: Sto
     let session = session(&user, T0);
     insert(&stores, &session).await;
     let later = T0 + Duration::minutes(2);
-    stores
-        .sessions
-        .record_activity(user.id, session.id, later)
-        .await
-        .unwrap();
-    stores
-        .sessions
-        .record_activity(user.id, session.id, T0)
-        .await
-        .unwrap();
+    record_activity(&stores, user.id, session.id, later).await;
+    record_activity(&stores, user.id, session.id, T0).await;
     let stored = stores.sessions.find(session.id).await.unwrap().unwrap();
     assert_eq!(stored.last_activity, later);
 
@@ -578,19 +580,11 @@ pub async fn activity_only_moves_forward_and_only_on_active_sessions(stores: Sto
         )
         .await
         .unwrap();
-    stores
-        .sessions
-        .record_activity(user.id, session.id, later + Duration::minutes(1))
-        .await
-        .unwrap();
+    record_activity(&stores, user.id, session.id, later + Duration::minutes(1)).await;
     let stored = stores.sessions.find(session.id).await.unwrap().unwrap();
     assert_eq!(stored.last_activity, later);
     let missing = SessionId::from_uuid(Uuid::new_v4());
-    stores
-        .sessions
-        .record_activity(user.id, missing, later)
-        .await
-        .unwrap();
+    record_activity(&stores, user.id, missing, later).await;
 }
 
 pub async fn activity_never_reaches_another_users_session(stores: Stores) {
@@ -598,13 +592,58 @@ pub async fn activity_never_reaches_another_users_session(stores: Stores) {
     let session = session(&user, T0);
     insert(&stores, &session).await;
     let stranger = UserId::from_uuid(Uuid::new_v4());
-    stores
-        .sessions
-        .record_activity(stranger, session.id, T0 + Duration::minutes(9))
-        .await
-        .unwrap();
+    record_activity(&stores, stranger, session.id, T0 + Duration::minutes(9)).await;
     let stored = stores.sessions.find(session.id).await.unwrap().unwrap();
     assert_eq!(stored.last_activity, T0);
+}
+
+pub async fn a_batch_of_activities_is_written_at_once_each_by_its_own_rules(stores: Stores) {
+    let user = stored_user(&stores).await;
+    let (first, second, ended) = (session(&user, T0), session(&user, T0), session(&user, T0));
+    for s in [&first, &second, &ended] {
+        insert(&stores, s).await;
+    }
+    stores
+        .sessions
+        .end(ended.id, InvalidationReason::UserLogout, EndedBy::Owner, T0)
+        .await
+        .unwrap();
+    let activity = |session: &Session, user_id: UserId, minutes: i64| SessionActivity {
+        user_id,
+        session_id: session.id,
+        at: T0 + Duration::minutes(minutes),
+    };
+    let stranger = UserId::from_uuid(Uuid::new_v4());
+    let missing = session(&user, T0);
+    stores
+        .sessions
+        .record_activities(&[
+            activity(&first, user.id, 3),
+            // The same session twice: the latest counts, whatever the order.
+            activity(&first, user.id, 7),
+            activity(&first, user.id, 5),
+            activity(&second, stranger, 9),
+            activity(&ended, user.id, 9),
+            activity(&missing, user.id, 9),
+        ])
+        .await
+        .unwrap();
+    let last_activity = |id| {
+        let stores = &stores;
+        async move {
+            stores
+                .sessions
+                .find(id)
+                .await
+                .unwrap()
+                .unwrap()
+                .last_activity
+        }
+    };
+    assert_eq!(last_activity(first.id).await, T0 + Duration::minutes(7));
+    assert_eq!(last_activity(second.id).await, T0);
+    assert_eq!(last_activity(ended.id).await, T0);
+    stores.sessions.record_activities(&[]).await.unwrap();
 }
 
 pub async fn summaries_are_found_only_for_their_owner(stores: Stores) {
@@ -805,11 +844,7 @@ pub async fn the_version_starts_at_1_and_grows_on_every_change_of_state(stores: 
     assert_eq!(last, 1);
 
     // Activity is not a change of state: caches need not hear of it.
-    stores
-        .sessions
-        .record_activity(user.id, session.id, T0 + Duration::minutes(1))
-        .await
-        .unwrap();
+    record_activity(&stores, user.id, session.id, T0 + Duration::minutes(1)).await;
     assert_eq!(
         version(stores.sessions.find(session.id).await.unwrap()),
         last
@@ -860,11 +895,7 @@ pub async fn the_version_starts_at_1_and_grows_on_every_change_of_state(stores: 
     let kept = self::session(&user, T0);
     insert(&stores, &evicted).await;
     insert(&stores, &kept).await;
-    stores
-        .sessions
-        .record_activity(user.id, kept.id, T0 + Duration::minutes(1))
-        .await
-        .unwrap();
+    record_activity(&stores, user.id, kept.id, T0 + Duration::minutes(1)).await;
     let third = self::session(&user, T0 + Duration::minutes(2));
     let victims = stores
         .sessions
@@ -975,6 +1006,7 @@ macro_rules! storage_contract_tests {
             live_sessions_list_most_recently_active_first,
             activity_only_moves_forward_and_only_on_active_sessions,
             activity_never_reaches_another_users_session,
+            a_batch_of_activities_is_written_at_once_each_by_its_own_rules,
             summaries_are_found_only_for_their_owner,
             history_lists_ended_sessions_since_newest_first,
             sign_in_is_refused_when_the_user_was_disabled_meanwhile,

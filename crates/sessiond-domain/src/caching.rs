@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use crate::error::StoreError;
 use crate::model::{
     EndedBy, InvalidationReason, RefreshTokenHash, Revocation, RevocationMemory, Session,
-    SessionId, SessionStatus, SessionSummary, UserId,
+    SessionActivity, SessionId, SessionStatus, SessionSummary, UserId,
 };
 use crate::ports::{
     CreateSessionError, SessionCache, SessionLimit, SessionRepository, SignInCheck,
@@ -261,17 +261,11 @@ impl SessionRepository for CachedSessionRepository {
         Ok(rotated)
     }
 
-    async fn record_activity(
-        &self,
-        user_id: UserId,
-        id: SessionId,
-        at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let stored = self.store.record_activity(user_id, id, at).await;
-        // Touched even when the repository failed: with the database down, the cached copy
-        // then stops asking for an activity write on every request.
-        let _ = self.cache.touch(user_id, id, at).await;
-        stored
+    async fn record_activities(&self, activities: &[SessionActivity]) -> Result<(), StoreError> {
+        // Only the repository: the cached copies' `last_activity` is this instance's own
+        // business (the near cache), and nothing reads it from Redis but the activity
+        // check, which costs a buffered write at most once per interval per instance.
+        self.store.record_activities(activities).await
     }
 
     async fn end(

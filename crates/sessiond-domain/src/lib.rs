@@ -5,6 +5,7 @@
 //! against small port traits. It does no I/O and knows no framework: storage, hashing, JWT,
 //! User-Agent parsing and the clock are adapters in other crates, chosen by the app crate.
 
+pub mod activity;
 pub mod caching;
 pub mod error;
 pub mod feed;

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use sessiond_domain::StoreError;
 use sessiond_domain::model::{
-    EndedBy, InvalidationReason, LimitAction, RefreshTokenHash, Session, SessionId, SessionStatus,
-    UserId, eviction_victims,
+    EndedBy, InvalidationReason, LimitAction, RefreshTokenHash, Session, SessionActivity,
+    SessionId, SessionStatus, UserId, eviction_victims,
 };
 use sessiond_domain::ports::{
     CleanupOutcome, CreateSessionError, SessionCleanup, SessionLimit, SessionRepository,
@@ -168,17 +168,15 @@ impl SessionRepository for MemorySessionRepository {
         }))
     }
 
-    async fn record_activity(
-        &self,
-        user_id: UserId,
-        id: SessionId,
-        at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        if let Some(entry) = lock(&self.sessions).get_mut(&id)
-            && entry.session.status == SessionStatus::Active
-            && entry.session.user_id == user_id
-        {
-            entry.session.last_activity = entry.session.last_activity.max(at);
+    async fn record_activities(&self, activities: &[SessionActivity]) -> Result<(), StoreError> {
+        let mut sessions = lock(&self.sessions);
+        for activity in activities {
+            if let Some(entry) = sessions.get_mut(&activity.session_id)
+                && entry.session.status == SessionStatus::Active
+                && entry.session.user_id == activity.user_id
+            {
+                entry.session.last_activity = entry.session.last_activity.max(activity.at);
+            }
         }
         Ok(())
     }

@@ -11,14 +11,16 @@
 //! every end but expiry in `session_revocations` (read by
 //! [`PgRevocationLog`](crate::PgRevocationLog)). The statements here only change sessions.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use diesel::prelude::*;
-use diesel::sql_types::Timestamptz;
+use diesel::sql_types::{Array, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use sessiond_domain::StoreError;
 use sessiond_domain::model::{
-    EndedBy, InvalidationReason, LimitAction, RefreshTokenHash, Role, Session, SessionId,
-    SessionSummary, UserId, eviction_victims,
+    EndedBy, InvalidationReason, LimitAction, RefreshTokenHash, Role, Session, SessionActivity,
+    SessionId, SessionSummary, UserId, eviction_victims,
 };
 use sessiond_domain::ports::{CreateSessionError, SessionLimit, SessionRepository, SignInCheck};
 use time::OffsetDateTime;
@@ -27,6 +29,14 @@ use uuid::Uuid;
 use crate::rows::{NewSessionRow, SessionRow, ended_by_columns};
 use crate::schema::{session_retired_refresh_tokens, user_sessions, users};
 use crate::{PgError, PgPool};
+
+/// A batch of activities in one statement. `last_activity < at` in the WHERE rather than
+/// GREATEST in the SET: same result, but a stale or repeated report writes no new row
+/// version at all.
+const RECORD_ACTIVITIES: &str = "\
+UPDATE user_sessions AS s SET last_activity = a.at \
+FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS a(id, user_id, at) \
+WHERE s.id = a.id AND s.user_id = a.user_id AND s.is_active AND s.last_activity < a.at";
 
 diesel::define_sql_function! {
     /// PostgreSQL's `GREATEST`, for timestamps.
@@ -296,26 +306,33 @@ impl SessionRepository for PgSessionRepository {
         Ok(retired_at)
     }
 
-    async fn record_activity(
-        &self,
-        user_id: UserId,
-        id: SessionId,
-        at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    async fn record_activities(&self, activities: &[SessionActivity]) -> Result<(), StoreError> {
+        // One row per session, the latest activity: `UPDATE … FROM` applies one arbitrary
+        // match per row, so duplicates must not reach it.
+        let mut latest: HashMap<SessionId, SessionActivity> = HashMap::new();
+        for activity in activities {
+            latest
+                .entry(activity.session_id)
+                .and_modify(|kept| kept.at = kept.at.max(activity.at))
+                .or_insert(*activity);
+        }
+        if latest.is_empty() {
+            return Ok(());
+        }
+        let (mut ids, mut users, mut ats) = (Vec::new(), Vec::new(), Vec::new());
+        for activity in latest.values() {
+            ids.push(activity.session_id.as_uuid());
+            users.push(activity.user_id.as_uuid());
+            ats.push(activity.at);
+        }
         let mut conn = self.pool.get().await?;
-        // `last_activity < at` in the WHERE rather than GREATEST in the SET: same result,
-        // but a stale or repeated report writes no new row version at all.
-        diesel::update(
-            user_sessions::table
-                .filter(user_sessions::id.eq(id.as_uuid()))
-                .filter(user_sessions::user_id.eq(user_id.as_uuid()))
-                .filter(user_sessions::is_active)
-                .filter(user_sessions::last_activity.lt(at)),
-        )
-        .set(user_sessions::last_activity.eq(at))
-        .execute(&mut conn)
-        .await
-        .map_err(PgError::from)?;
+        diesel::sql_query(RECORD_ACTIVITIES)
+            .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
+            .bind::<Array<diesel::sql_types::Uuid>, _>(users)
+            .bind::<Array<Timestamptz>, _>(ats)
+            .execute(&mut conn)
+            .await
+            .map_err(PgError::from)?;
         Ok(())
     }
 

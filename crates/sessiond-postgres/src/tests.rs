@@ -12,8 +12,8 @@ use diesel::sql_types::{Integer, Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use sessiond_domain::StoreError;
 use sessiond_domain::model::{
-    DeviceInfo, Email, PasswordHash, RefreshState, RefreshToken, Role, Session, SessionId,
-    SessionStatus, User, UserId,
+    DeviceInfo, Email, PasswordHash, RefreshState, RefreshToken, Role, Session, SessionActivity,
+    SessionId, SessionStatus, User, UserId,
 };
 use sessiond_domain::ports::{
     AttemptCounter, CreateUserError, SessionRepository, SignInCheck, UpdateUserError,
@@ -464,7 +464,11 @@ async fn instances_racing_on_one_user_keep_the_limit_and_never_deadlock() {
                         other => panic!("{other:?}"),
                     })?;
                 sessions
-                    .record_activity(user_id, session.id, now + time::Duration::seconds(1))
+                    .record_activities(&[SessionActivity {
+                        user_id,
+                        session_id: session.id,
+                        at: now + time::Duration::seconds(1),
+                    }])
                     .await
             }
         })

@@ -17,8 +17,8 @@ pub use policy::{
 pub use revocation::{Remembered, Revocation, RevocationMemory};
 pub use role::Role;
 pub use session::{
-    EndedBy, InvalidationReason, Liveness, NewSessionContext, RefreshState, Session, SessionStatus,
-    SessionSummary,
+    EndedBy, InvalidationReason, Liveness, NewSessionContext, RefreshState, Session,
+    SessionActivity, SessionStatus, SessionSummary,
 };
 pub use token::{AccessClaims, RefreshToken, RefreshTokenHash};
 pub use user::{Email, Password, PasswordHash, User};

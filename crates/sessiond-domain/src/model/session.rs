@@ -220,6 +220,15 @@ impl From<&Session> for SessionSummary {
     }
 }
 
+/// A request seen on a session: its `last_activity` moves forward to `at`, written behind
+/// in batches (SPEC §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionActivity {
+    pub user_id: UserId,
+    pub session_id: SessionId,
+    pub at: OffsetDateTime,
+}
+
 /// What the caller's connection tells about a new session's device.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NewSessionContext {

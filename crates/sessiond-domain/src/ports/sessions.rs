@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 use crate::error::StoreError;
 use crate::model::{
     EndedBy, InvalidationReason, LimitAction, PasswordHash, RefreshTokenHash, Role, Session,
-    SessionId, SessionSummary, UserId,
+    SessionActivity, SessionId, SessionSummary, UserId,
 };
 
 /// The max-sessions rule for one sign-in.
@@ -130,17 +130,13 @@ pub trait SessionRepository: Send + Sync {
         hash: RefreshTokenHash,
     ) -> Result<Option<OffsetDateTime>, StoreError>;
 
-    /// Moves the active session `id` of `user_id` forward to `at` (never backward). A
-    /// missing or ended session, or one of another user, is left alone.
+    /// Moves each active session's `last_activity` forward to its activity's `at` (never
+    /// backward), all at once. A missing or ended session, or one of another user, is left
+    /// alone; several activities of one session count as the latest.
     ///
     /// # Errors
-    /// [`StoreError`] when the store fails.
-    async fn record_activity(
-        &self,
-        user_id: UserId,
-        id: SessionId,
-        at: OffsetDateTime,
-    ) -> Result<(), StoreError>;
+    /// [`StoreError`] when the store fails; then none or all of them may have been written.
+    async fn record_activities(&self, activities: &[SessionActivity]) -> Result<(), StoreError>;
 
     /// Ends the session if it is active (bumping its version) and returns it as ended;
     /// `None` if it does not exist or had already ended (the first reason and author stay).

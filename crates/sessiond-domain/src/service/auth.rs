@@ -6,11 +6,13 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Ports, Principal};
+use crate::activity::ActivityBuffer;
+use crate::caching::NearSessions;
 use crate::error::DomainError;
 use crate::model::{
     AccessClaims, DeviceInfo, Email, EndedBy, InvalidationReason, Liveness, NewSessionContext,
-    Password, RefreshState, RefreshToken, RefreshTokenHash, Session, SessionId, SessionPolicy,
-    SessionStatus,
+    Password, RefreshState, RefreshToken, RefreshTokenHash, Session, SessionActivity, SessionId,
+    SessionPolicy, SessionStatus, SessionSummary,
 };
 use crate::ports::{CreateSessionError, SessionLimit, SignInCheck, TokenError};
 
@@ -41,11 +43,39 @@ pub struct SignedIn {
 pub struct AuthService {
     ports: Ports,
     policy: Arc<SessionPolicy>,
+    near: Option<Arc<NearSessions>>,
+    activity: Arc<ActivityBuffer>,
 }
 
 impl AuthService {
     pub fn new(ports: Ports, policy: Arc<SessionPolicy>) -> Self {
-        Self { ports, policy }
+        Self {
+            ports,
+            policy,
+            near: None,
+            activity: Arc::new(ActivityBuffer::new(ActivityBuffer::DEFAULT_CAPACITY)),
+        }
+    }
+
+    /// Validates from `near` first: a hit costs no call through the ports at all. The same
+    /// near cache must sit in the session repository's caching (which fills it).
+    #[must_use]
+    pub fn with_near_cache(mut self, near: Arc<NearSessions>) -> Self {
+        self.near = Some(near);
+        self
+    }
+
+    /// Notes validated requests' activity in `activity`, which the caller flushes.
+    #[must_use]
+    pub fn with_activity_buffer(mut self, activity: Arc<ActivityBuffer>) -> Self {
+        self.activity = activity;
+        self
+    }
+
+    /// Where validated requests' activity waits for its write; the caller flushes it
+    /// every `sessions.activity_flush_ms` and at shutdown.
+    pub fn activity(&self) -> Arc<ActivityBuffer> {
+        Arc::clone(&self.activity)
     }
 
     /// The policy in force.
@@ -200,8 +230,8 @@ impl AuthService {
     }
 
     /// Validates the access token of a request: a valid JWT AND a live session (SPEC §2).
-    /// Records activity when the stored `last_activity` is older than the policy's interval,
-    /// on a best-effort basis.
+    /// Notes activity when the known `last_activity` is older than the policy's interval,
+    /// to be written behind: the request never waits for it.
     ///
     /// The user's own state needs no separate read: deactivating a user or changing their
     /// role ends all their sessions, so a live session implies an active user with this role.
@@ -221,30 +251,54 @@ impl AuthService {
                 TokenError::Expired => DomainError::TokenExpired,
                 TokenError::Invalid => DomainError::TokenInvalid,
             })?;
-        let mut session = self
-            .ports
-            .sessions
-            .find_summary(claims.user_id, claims.session_id, now)
-            .await?
-            .ok_or(DomainError::TokenInvalid)?;
-        refuse_unless_live(session.liveness(now))?;
-        if self.policy.activity_is_due(session.last_activity, now) {
-            // Best effort: a valid request is never refused because its activity could not
-            // be stored (PostgreSQL down behind a warm cache); the next one tries again.
-            let recorded = self
-                .ports
-                .sessions
-                .record_activity(session.user_id, session.id, now)
-                .await;
-            if recorded.is_ok() {
-                session.last_activity = now;
+        let near_hit = self
+            .near
+            .as_ref()
+            .and_then(|near| near.live(claims.user_id, claims.session_id, now));
+        let session = match near_hit {
+            Some(hit) => hit,
+            None => {
+                let session = self
+                    .ports
+                    .sessions
+                    .find_summary(claims.user_id, claims.session_id, now)
+                    .await?
+                    .ok_or(DomainError::TokenInvalid)?;
+                refuse_unless_live(session.liveness(now))?;
+                Arc::new(session)
             }
-        }
+        };
+        let session = self.note_activity(session, now);
         Ok(Principal {
             user_id: session.user_id,
             role: session.role,
             session,
         })
+    }
+
+    /// Notes the request's activity when the interval has passed since the last one known
+    /// here, and returns the session as of now. The near-cache entry moves on too, so the
+    /// next requests do not note it again.
+    fn note_activity(
+        &self,
+        session: Arc<SessionSummary>,
+        now: OffsetDateTime,
+    ) -> Arc<SessionSummary> {
+        if !self.policy.activity_is_due(session.last_activity, now) {
+            return session;
+        }
+        self.activity.record(SessionActivity {
+            user_id: session.user_id,
+            session_id: session.id,
+            at: now,
+        });
+        let mut moved = (*session).clone();
+        moved.last_activity = now;
+        let moved = Arc::new(moved);
+        if let Some(near) = &self.near {
+            near.fill(Arc::clone(&moved), now);
+        }
+        moved
     }
 
     /// Trades a refresh token for a new pair and slides the session's expiry. Each refresh

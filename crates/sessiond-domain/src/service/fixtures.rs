@@ -136,7 +136,7 @@ pub fn principal(session: Session) -> Principal {
     Principal {
         user_id: session.user_id,
         role: session.role,
-        session: SessionSummary::from(&session),
+        session: Arc::new(SessionSummary::from(&session)),
     }
 }
 

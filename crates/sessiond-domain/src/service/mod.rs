@@ -60,7 +60,8 @@ impl Ports {
 pub struct Principal {
     pub user_id: UserId,
     pub role: Role,
-    pub session: SessionSummary,
+    /// Shared with the near cache: validating a request copies nothing.
+    pub session: Arc<SessionSummary>,
 }
 
 #[cfg(test)]

@@ -187,24 +187,35 @@ async fn a_valid_token_on_a_live_session_authenticates_without_writing_when_acti
     let mut session = fixtures::session();
     session.last_activity = NOW - Duration::seconds(59);
     let mut mocks = holding(&session);
-    mocks.sessions.expect_record_activity().times(0);
-    let principal = service(mocks).authenticate("jwt").await.unwrap();
-    assert_eq!(principal.session, SessionSummary::from(&session));
+    mocks.sessions.expect_record_activities().times(0);
+    let service = service(mocks);
+    let principal = service.authenticate("jwt").await.unwrap();
+    assert_eq!(*principal.session, SessionSummary::from(&session));
+    assert!(service.activity().is_empty());
 }
 
 #[tokio::test]
-async fn activity_is_recorded_once_the_interval_has_passed() {
+async fn activity_is_noted_once_the_interval_has_passed_and_written_by_the_flush() {
     let mut session = fixtures::session();
     session.last_activity = NOW - Duration::seconds(60);
     let mut mocks = holding(&session);
-    mocks
-        .sessions
-        .expect_record_activity()
-        .with(eq(session.user_id), eq(session.id), eq(NOW))
-        .times(1)
-        .returning(|_, _, _| Ok(()));
-    let principal = service(mocks).authenticate("jwt").await.unwrap();
+    // Never during the request: the flush writes it.
+    mocks.sessions.expect_record_activities().times(0);
+    let service = service(mocks);
+    let principal = service.authenticate("jwt").await.unwrap();
     assert_eq!(principal.session.last_activity, NOW);
+    let mut store = crate::ports::MockSessionRepository::new();
+    let expected = SessionActivity {
+        user_id: session.user_id,
+        session_id: session.id,
+        at: NOW,
+    };
+    store
+        .expect_record_activities()
+        .withf(move |batch| batch == [expected])
+        .times(1)
+        .returning(|_| Ok(()));
+    assert_eq!(service.activity().flush(&store).await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -240,10 +251,11 @@ async fn ended_and_expired_sessions_are_refused_with_their_reason() {
         (expired, DomainError::SessionExpired),
         (marked_expired, DomainError::SessionExpired),
     ] {
-        let mut mocks = holding(&session);
-        mocks.sessions.expect_record_activity().times(0);
-        let error = service(mocks).authenticate("jwt").await.unwrap_err();
+        let mocks = holding(&session);
+        let service = service(mocks);
+        let error = service.authenticate("jwt").await.unwrap_err();
         assert_eq!(error.to_string(), expected.to_string());
+        assert!(service.activity().is_empty());
     }
 }
 
@@ -507,17 +519,83 @@ async fn failed_sign_ins_are_counted_per_account_and_address() {
 }
 
 #[tokio::test]
-async fn a_failed_activity_write_does_not_refuse_a_valid_request() {
+async fn a_full_activity_buffer_does_not_refuse_a_valid_request() {
     let mut session = fixtures::session();
     session.last_activity = NOW - Duration::minutes(5);
-    let mut mocks = holding(&session);
-    mocks
-        .sessions
-        .expect_record_activity()
-        .times(1)
-        .returning(|_, _, _| Err(crate::StoreError::Unavailable("database down".into())));
-    let principal = service(mocks).authenticate("jwt").await.unwrap();
-    assert_eq!(principal.session.last_activity, NOW - Duration::minutes(5));
+    let buffer = Arc::new(ActivityBuffer::new(1));
+    buffer.record(SessionActivity {
+        user_id: session.user_id,
+        session_id: SessionId::from_random_bytes([42; 16]),
+        at: NOW,
+    });
+    let service = service(holding(&session)).with_activity_buffer(Arc::clone(&buffer));
+    let principal = service.authenticate("jwt").await.unwrap();
+    assert_eq!(principal.session.id, session.id);
+    assert_eq!(buffer.dropped(), 1);
+}
+
+mod near_cache {
+    use super::*;
+    use crate::caching::NearSessions;
+    use crate::model::RevocationMemory;
+    use crate::ports::MockNearCache;
+
+    #[tokio::test]
+    async fn a_near_hit_validates_with_no_call_to_the_repository() {
+        let mut session = fixtures::session();
+        session.last_activity = NOW;
+        let mut mocks = Mocks::new();
+        let claims = claims_for(&session, NOW + Duration::minutes(10));
+        mocks
+            .tokens
+            .expect_decode()
+            .returning(move |_, _| Ok(claims.clone()));
+        mocks.sessions.expect_find_summary().times(0);
+        let entry = Arc::new(SessionSummary::from(&session));
+        let mut cache = MockNearCache::new();
+        let hit = Arc::clone(&entry);
+        cache
+            .expect_get()
+            .returning(move |_| Some(Arc::clone(&hit)));
+        let near = NearSessions::new(
+            Arc::new(cache),
+            Arc::new(RevocationMemory::new(Duration::minutes(16))),
+            None,
+        );
+        let service = service(mocks).with_near_cache(Arc::new(near));
+        let principal = service.authenticate("jwt").await.unwrap();
+        assert!(Arc::ptr_eq(&principal.session, &entry), "nothing copied");
+    }
+
+    #[tokio::test]
+    async fn a_noted_activity_moves_the_near_entry_on() {
+        let mut session = fixtures::session();
+        session.last_activity = NOW - Duration::minutes(5);
+        let mut mocks = Mocks::new();
+        let claims = claims_for(&session, NOW + Duration::minutes(10));
+        mocks
+            .tokens
+            .expect_decode()
+            .returning(move |_, _| Ok(claims.clone()));
+        let entry = Arc::new(SessionSummary::from(&session));
+        let mut cache = MockNearCache::new();
+        cache
+            .expect_get()
+            .returning(move |_| Some(Arc::clone(&entry)));
+        cache
+            .expect_insert()
+            .withf(|moved| moved.last_activity == NOW)
+            .times(1)
+            .return_const(());
+        let near = NearSessions::new(
+            Arc::new(cache),
+            Arc::new(RevocationMemory::new(Duration::minutes(16))),
+            None,
+        );
+        let service = service(mocks).with_near_cache(Arc::new(near));
+        service.authenticate("jwt").await.unwrap();
+        assert_eq!(service.activity().len(), 1);
+    }
 }
 
 /// Mocks in which alice (a guest) signs in with the right password and the store answers
