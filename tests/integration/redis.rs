@@ -1027,3 +1027,74 @@ async fn a_put_held_back_behind_a_newer_generation_does_not_roll_it_back() {
         Some(&other)
     );
 }
+
+mod heartbeats {
+    use sessiond_domain::ports::{Heartbeat, Heartbeats, LogPosition};
+
+    use super::*;
+
+    fn heartbeat(instance: Uuid, position: u64, newest: Option<u64>) -> Heartbeat {
+        Heartbeat {
+            instance,
+            position: LogPosition(position),
+            newest: newest.map(LogPosition),
+        }
+    }
+
+    #[tokio::test]
+    async fn each_exchange_publishes_one_heartbeat_and_returns_every_fresh_one() {
+        let (cache, prefix) = shared_cache().await;
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let fresh_for = StdDuration::from_secs(5);
+        let first = cache
+            .exchange(&heartbeat(a, 10, None), fresh_for)
+            .await
+            .unwrap();
+        assert_eq!(first, vec![heartbeat(a, 10, None)]);
+        cache
+            .exchange(&heartbeat(b, 12, Some(11)), fresh_for)
+            .await
+            .unwrap();
+        // A's next beat replaces its own and sees B's.
+        let mut seen = cache
+            .exchange(&heartbeat(a, 13, Some(12)), fresh_for)
+            .await
+            .unwrap();
+        seen.sort_by_key(|h| h.position);
+        assert_eq!(
+            seen,
+            vec![heartbeat(b, 12, Some(11)), heartbeat(a, 13, Some(12))]
+        );
+
+        // Another deployment (prefix) sees none of them.
+        let (other, other_prefix) = shared_cache().await;
+        let c = Uuid::new_v4();
+        assert_eq!(
+            other
+                .exchange(&heartbeat(c, 1, None), fresh_for)
+                .await
+                .unwrap(),
+            vec![heartbeat(c, 1, None)]
+        );
+        clean(&prefix).await;
+        clean(&other_prefix).await;
+    }
+
+    #[tokio::test]
+    async fn an_instance_that_stopped_beating_drops_out() {
+        let (cache, prefix) = shared_cache().await;
+        let (gone, alive) = (Uuid::new_v4(), Uuid::new_v4());
+        let fresh_for = StdDuration::from_millis(300);
+        cache
+            .exchange(&heartbeat(gone, 5, Some(9)), fresh_for)
+            .await
+            .unwrap();
+        tokio::time::sleep(StdDuration::from_millis(450)).await;
+        let seen = cache
+            .exchange(&heartbeat(alive, 10, None), fresh_for)
+            .await
+            .unwrap();
+        assert_eq!(seen, vec![heartbeat(alive, 10, None)]);
+        clean(&prefix).await;
+    }
+}

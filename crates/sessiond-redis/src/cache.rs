@@ -97,6 +97,16 @@ impl RedisSessionCache {
         self.inner.redis.ping().await
     }
 
+    /// The connections, for the other ports this adapter serves (heartbeats).
+    pub(crate) fn connections(&self) -> &Connections {
+        &self.inner.redis
+    }
+
+    /// The prefix of every key.
+    pub(crate) fn key_prefix(&self) -> &str {
+        &self.inner.keys.prefix
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> CacheStats {
         let inner = &self.inner;

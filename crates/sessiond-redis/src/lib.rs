@@ -123,6 +123,8 @@ pub mod codec;
 // Per-thread connections, the command timeout, reconnecting, the outage state.
 mod connection;
 mod error;
+// The instances' heartbeats (SPEC §8), on the same connections.
+mod heartbeats;
 // The key layout above.
 mod keys;
 // The Lua scripts every write runs as, and the unix-ms instants they take.
