@@ -4,7 +4,7 @@
 //!
 //! **One pass at a time.** A pass runs on one connection taken out of the pool (plus a
 //! second, when the pool spares one, for a second stream of expire batches), holding the
-//! session-level advisory lock [`CLEANUP_LOCK_KEY`] (`pg_try_advisory_lock`: a pass that
+//! session-level advisory lock `CLEANUP_LOCK_KEY` (`pg_try_advisory_lock`: a pass that
 //! does not get it returns `None` at once, it does not queue). The lock is released
 //! explicitly at the end; on an error or a cancelled pass the connection is dropped and
 //! closed, which releases it too, so a failed pass never leaves a pooled connection holding
