@@ -22,7 +22,7 @@ async fn sql(url: &str) -> tokio_postgres::Client {
 }
 
 /// Every byte Redis holds: each key's name and its value (the session strings, the index
-/// members), read uncompressed.
+/// members, the heartbeats), read uncompressed.
 fn redis_contents(server: &RedisServer) -> Vec<u8> {
     let cli = |args: &[&str]| {
         Command::new("redis-cli")
@@ -40,6 +40,8 @@ fn redis_contents(server: &RedisServer) -> Vec<u8> {
         match kind.trim() {
             "string" => contents.extend(cli(&["--raw", "GET", key])),
             "zset" => contents.extend(cli(&["--raw", "ZRANGE", key, "0", "-1"])),
+            // The instances' heartbeats: field names and values.
+            "hash" => contents.extend(cli(&["--raw", "HGETALL", key])),
             other => panic!("unexpected Redis type {other} at {key}"),
         }
     }

@@ -265,50 +265,6 @@ async fn get_of_an_unknown_session_is_a_miss() {
 }
 
 #[tokio::test]
-async fn touch_moves_last_activity_forward_and_keeps_the_expiry() {
-    let (cache, prefix) = shared_cache().await;
-    let mut conn = admin(&shared_url()).await;
-    let now = now();
-    let session = summary(new_user(), Role::Guest, now);
-    let key = session_key(&prefix, &session);
-    cache.put(&session, now).await.unwrap();
-    let expiry_before = pexpiretime(&mut conn, &key).await;
-
-    let later = now + Duration::seconds(42) + Duration::microseconds(7);
-    cache
-        .touch(session.user_id, session.id, later)
-        .await
-        .unwrap();
-    let touched = cache
-        .get(session.user_id, session.id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(touched.last_activity, later);
-    assert_eq!(
-        touched,
-        SessionSummary {
-            last_activity: later,
-            ..session.clone()
-        }
-    );
-    assert_eq!(pexpiretime(&mut conn, &key).await, expiry_before);
-
-    // Never backwards.
-    cache.touch(session.user_id, session.id, now).await.unwrap();
-    let kept = cache.get(session.user_id, session.id).await.unwrap();
-    assert_eq!(kept.unwrap().last_activity, later);
-
-    // A missing key stays missing.
-    let missing = SessionId::from_uuid(Uuid::new_v4());
-    cache.touch(session.user_id, missing, later).await.unwrap();
-    let missing_key = format!("{prefix}session:{{{}}}:{missing}", session.user_id);
-    assert!(!exists(&mut conn, &missing_key).await);
-
-    clean(&prefix).await;
-}
-
-#[tokio::test]
 async fn tombstone_replaces_the_keys_and_drops_their_index_members() {
     let (cache, prefix) = shared_cache().await;
     let mut conn = admin(&shared_url()).await;
@@ -589,29 +545,6 @@ async fn a_put_after_a_tombstone_is_ignored_until_it_expires() {
         index_members(&mut conn, &index_key(&prefix, user)).await,
         vec![session.id.to_string()]
     );
-    clean(&prefix).await;
-}
-
-#[tokio::test]
-async fn touch_does_not_revive_a_tombstone() {
-    let (cache, prefix) = shared_cache().await;
-    let mut conn = admin(&shared_url()).await;
-    let now = now();
-    let user = new_user();
-    let session = summary(user, Role::Guest, now);
-    cache.put(&session, now).await.unwrap();
-    let until = now + Duration::hours(1);
-    cache.tombstone(user, &[session.id], until).await.unwrap();
-    let key = session_key(&prefix, &session);
-    let expiry = pexpiretime(&mut conn, &key).await;
-
-    cache
-        .touch(user, session.id, now + Duration::minutes(1))
-        .await
-        .unwrap();
-    assert_eq!(raw(&mut conn, &key).await, Some(vec![0]));
-    assert_eq!(pexpiretime(&mut conn, &key).await, expiry);
-    assert_eq!(cache.get(user, session.id).await.unwrap(), None);
     clean(&prefix).await;
 }
 

@@ -136,6 +136,11 @@ pub struct SessionsConfig {
     /// within this bound (SPEC §8). The revocation log is read at least four times per
     /// bound even when no notification arrives.
     pub revocation_bound_ms: u32,
+    /// Sessions kept in each instance's near cache (SPEC §8), entries; 0 turns it off. It
+    /// only runs in front of Redis.
+    pub near_cache_capacity: usize,
+    /// Milliseconds between two batched writes of `last_activity` (SPEC §8).
+    pub activity_flush_ms: u32,
 }
 
 impl Default for SessionsConfig {
@@ -152,6 +157,8 @@ impl Default for SessionsConfig {
             max_failed_sign_ins_per_account: throttle.max_failures_per_account,
             max_failed_sign_ins_per_ip: throttle.max_failures_per_ip,
             revocation_bound_ms: 250,
+            near_cache_capacity: 100_000,
+            activity_flush_ms: 1_000,
         }
     }
 }
@@ -439,6 +446,9 @@ impl Settings {
                 return invalid(format!("{role}: absolute_lifetime is shorter than timeout"));
             }
         }
+        if self.sessions.revocation_bound_ms < 20 {
+            return invalid("sessions.revocation_bound_ms must be at least 20".into());
+        }
         if self.sessions.throttle_window == 0 {
             return invalid("sessions.throttle_window must be positive".into());
         }
@@ -457,10 +467,21 @@ impl Settings {
         Ok(())
     }
 
-    /// How often the revocation log is read when no notification arrives: four times per
-    /// revocation bound, so a lost notification costs at most a quarter of it.
+    /// How often the revocation log is read when no notification arrives, and how often
+    /// the heartbeats are exchanged: four times per revocation bound, so a lost notification
+    /// costs at most a quarter of it.
     pub fn revocation_poll(&self) -> std::time::Duration {
         std::time::Duration::from_millis(u64::from(self.sessions.revocation_bound_ms.max(4) / 4))
+    }
+
+    /// The revocation bound.
+    pub fn revocation_bound(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::from(self.sessions.revocation_bound_ms))
+    }
+
+    /// How often the activity noted by validation is written.
+    pub fn activity_flush(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::from(self.sessions.activity_flush_ms.max(1)))
     }
 
     /// The domain's view of these settings.

@@ -29,6 +29,13 @@ pub const FEED_LAG: &str = "sessiond_revocation_feed_lag_seconds";
 pub const FEED_REMEMBERED: &str = "sessiond_revocations_remembered";
 pub const FEED_APPLIED: &str = "sessiond_revocations_applied_total";
 pub const FEED_FAILED_READS: &str = "sessiond_revocation_feed_failed_reads_total";
+/// How requests are validated (SPEC §8): 1 for the mode in force, 0 for the others.
+pub const VALIDATION_MODE: &str = "sessiond_validation_mode";
+/// Sessions in the near cache.
+pub const NEAR_CACHE_ENTRIES: &str = "sessiond_near_cache_entries";
+/// Activity waiting for its batched write, and activity dropped because the buffer was full.
+pub const ACTIVITY_PENDING: &str = "sessiond_activity_pending";
+pub const ACTIVITY_DROPPED: &str = "sessiond_activity_dropped_total";
 
 /// Latency buckets, seconds: sub-millisecond cache hits up to slow argon2 sign-ins.
 const BUCKETS: [f64; 12] = [

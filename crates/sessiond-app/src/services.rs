@@ -5,14 +5,17 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use sessiond_argon2::{Argon2Cost, Argon2Hasher};
-use sessiond_domain::caching::CachedSessionRepository;
+use sessiond_domain::activity::ActivityBuffer;
+use sessiond_domain::caching::{CachedSessionRepository, NearSessions};
 use sessiond_domain::feed::RevocationFeed;
 use sessiond_domain::model::{RevocationMemory, SessionPolicy};
 use sessiond_domain::ports::{Clock, SessionRepository};
 use sessiond_domain::service::{
     AccountService, AdminService, AuthService, CleanupService, Ports, SessionService,
 };
+use sessiond_domain::trust::CacheTrust;
 use sessiond_jwt::{JwtCodec, JwtSettings, SigningKey};
+use sessiond_memory::QuickNearCache;
 use sessiond_useragent::WootheeClassifier;
 
 use crate::audit::AuditLog;
@@ -30,6 +33,13 @@ pub struct Services {
     pub cleanup: CleanupService,
     /// The revocation feed, when sessions are cached in front of a shared store.
     pub feed: Option<Arc<RevocationFeed>>,
+    /// Whether the caches may answer now; with the feed.
+    pub trust: Option<Arc<CacheTrust>>,
+    /// The in-process near cache, when it runs.
+    pub near: Option<Arc<NearSessions>>,
+    /// The activity validation noted, waiting for its batched write (to the durable
+    /// sessions: the caches keep no activity of their own).
+    pub activity: Arc<ActivityBuffer>,
 }
 
 impl Services {
@@ -40,7 +50,7 @@ impl Services {
     pub fn build(settings: &Settings, storage: &Storage) -> anyhow::Result<Self> {
         let policy = Arc::new(settings.session_policy());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let (sessions, feed) = cached_sessions(storage, &policy, &clock);
+        let caching = Caching::build(settings, storage, &policy, &clock);
         let tokens = jwt_codec(settings)?;
         let hasher = Argon2Hasher::new(Argon2Cost {
             memory_kib: settings.argon2.memory_kib,
@@ -49,7 +59,7 @@ impl Services {
         })?;
         let ports = Ports {
             users: Arc::clone(&storage.users),
-            sessions,
+            sessions: Arc::clone(&caching.sessions),
             hasher: Arc::new(hasher),
             tokens: Arc::new(tokens),
             devices: Arc::new(WootheeClassifier::new()),
@@ -58,8 +68,14 @@ impl Services {
             attempts: Arc::clone(&storage.attempts),
             events: Arc::new(AuditLog),
         };
+        let activity = Arc::new(ActivityBuffer::new(ActivityBuffer::DEFAULT_CAPACITY));
+        let mut auth = AuthService::new(ports.clone(), Arc::clone(&policy))
+            .with_activity_buffer(Arc::clone(&activity));
+        if let Some(near) = &caching.near {
+            auth = auth.with_near_cache(Arc::clone(near));
+        }
         Ok(Self {
-            auth: AuthService::new(ports.clone(), Arc::clone(&policy)),
+            auth,
             sessions: SessionService::new(ports.clone(), Arc::clone(&policy)),
             accounts: AccountService::new(ports.clone()),
             cleanup: CleanupService::new(
@@ -69,7 +85,10 @@ impl Services {
                 storage.session_cache(),
             ),
             admin: AdminService::new(ports, Arc::clone(&storage.administration)),
-            feed,
+            feed: caching.feed,
+            trust: caching.trust,
+            near: caching.near,
+            activity,
         })
     }
 }
@@ -97,29 +116,72 @@ fn jwt_codec(settings: &Settings) -> anyhow::Result<JwtCodec> {
     .context("the JWT signing keys")
 }
 
-/// The session repository that validation reads: the durable one, or the cache in front of
-/// it kept honest by this instance's memory of revocations and the feed that fills it.
-fn cached_sessions(
-    storage: &Storage,
-    policy: &SessionPolicy,
-    clock: &Arc<dyn Clock>,
-) -> (Arc<dyn SessionRepository>, Option<Arc<RevocationFeed>>) {
-    let Some(cache) = storage.session_cache() else {
-        return (Arc::clone(&storage.sessions), None);
-    };
-    let memory = Arc::new(RevocationMemory::new(policy.revocation_memory()));
-    let sessions = Arc::new(CachedSessionRepository::new(
-        Arc::clone(&cache),
-        Arc::clone(&storage.sessions),
-        Arc::clone(&memory),
-    ));
-    let feed = storage.revocation_log.as_ref().map(|log| {
-        Arc::new(RevocationFeed::new(
-            Arc::clone(log),
-            memory,
-            Some(cache),
-            Arc::clone(clock),
-        ))
-    });
-    (sessions, feed)
+/// What stands between validation and the durable sessions: the near cache and Redis, the
+/// memory of revocations and the feed that fills it, and the trust that decides when the
+/// caches may answer (SPEC §8). Without Redis, validation reads the durable store alone.
+struct Caching {
+    sessions: Arc<dyn SessionRepository>,
+    feed: Option<Arc<RevocationFeed>>,
+    trust: Option<Arc<CacheTrust>>,
+    near: Option<Arc<NearSessions>>,
+}
+
+impl Caching {
+    fn build(
+        settings: &Settings,
+        storage: &Storage,
+        policy: &SessionPolicy,
+        clock: &Arc<dyn Clock>,
+    ) -> Self {
+        let Some(cache) = storage.session_cache() else {
+            return Self {
+                sessions: Arc::clone(&storage.sessions),
+                feed: None,
+                trust: None,
+                near: None,
+            };
+        };
+        let memory = Arc::new(RevocationMemory::new(policy.revocation_memory()));
+        // Trust needs the feed: a cache with no revocation log (a test wiring) is trusted.
+        let trust = storage.revocation_log.as_ref().map(|_| {
+            let bound =
+                time::Duration::milliseconds(i64::from(settings.sessions.revocation_bound_ms));
+            Arc::new(CacheTrust::new(bound))
+        });
+        let near = (settings.sessions.near_cache_capacity > 0).then(|| {
+            Arc::new(NearSessions::new(
+                Arc::new(QuickNearCache::new(settings.sessions.near_cache_capacity)),
+                Arc::clone(&memory),
+                trust.clone(),
+            ))
+        });
+        let mut sessions = CachedSessionRepository::new(
+            Arc::clone(&cache),
+            Arc::clone(&storage.sessions),
+            Arc::clone(&memory),
+        );
+        if let Some(near) = &near {
+            sessions = sessions.with_near_cache(Arc::clone(near));
+        }
+        if let Some(trust) = &trust {
+            sessions = sessions.with_trust(Arc::clone(trust));
+        }
+        let feed = storage.revocation_log.as_ref().map(|log| {
+            let mut feed =
+                RevocationFeed::new(Arc::clone(log), memory, Some(cache), Arc::clone(clock));
+            if let Some(near) = &near {
+                feed = feed.with_near_cache(near.cache());
+            }
+            if let Some(trust) = &trust {
+                feed = feed.with_trust(Arc::clone(trust), uuid::Uuid::new_v4());
+            }
+            Arc::new(feed)
+        });
+        Self {
+            sessions: Arc::new(sessions),
+            feed,
+            trust,
+            near,
+        }
+    }
 }

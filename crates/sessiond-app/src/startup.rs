@@ -2,6 +2,7 @@
 //! jobs (cleanup, the revocation feed).
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -9,7 +10,11 @@ use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use secrecy::ExposeSecret;
+use sessiond_domain::ErrorChain;
+use sessiond_domain::activity::ActivityBuffer;
+use sessiond_domain::feed::RevocationFeed;
 use sessiond_domain::model::{Email, Password, Role};
+use sessiond_domain::ports::{Heartbeats, SessionRepository};
 use sessiond_domain::service::{AccountService, CleanupService, NewAccount};
 
 use crate::config::Settings;
@@ -24,6 +29,10 @@ pub struct Application {
     services: Services,
     cleanup_every: Option<Duration>,
     revocation_poll: Duration,
+    activity_flush: Duration,
+    heartbeats: Option<Arc<dyn Heartbeats>>,
+    /// Where the activity is written.
+    durable_sessions: Arc<dyn SessionRepository>,
 }
 
 impl std::fmt::Debug for Application {
@@ -113,6 +122,9 @@ impl Application {
             services,
             cleanup_every,
             revocation_poll: settings.revocation_poll(),
+            activity_flush: settings.activity_flush(),
+            heartbeats: storage.heartbeats.clone(),
+            durable_sessions: Arc::clone(&storage.sessions),
         })
     }
 
@@ -136,24 +148,82 @@ impl Application {
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let job = self
+        let services = self.services;
+        let cleanup = self
             .cleanup_every
-            .map(|every| tokio::spawn(cleanup_job(self.services.cleanup.clone(), every)));
+            .map(|every| tokio::spawn(cleanup_job(services.cleanup.clone(), every)));
         let poll = self.revocation_poll;
-        let feed = self
-            .services
+        let feed = services.feed.clone().map(|feed| {
+            let reads = Arc::clone(&feed);
+            tokio::spawn(async move { reads.run(poll).await })
+        });
+        let heartbeats = services
             .feed
-            .map(|feed| tokio::spawn(async move { feed.run(poll).await }));
+            .clone()
+            .zip(self.heartbeats)
+            .map(|(feed, heartbeats)| tokio::spawn(heartbeat_job(feed, heartbeats, poll)));
+        let activity = tokio::spawn(activity_job(
+            Arc::clone(&services.activity),
+            Arc::clone(&self.durable_sessions),
+            self.activity_flush,
+        ));
         let result = self.server.await;
-        for task in [job, feed].into_iter().flatten() {
+        for task in [cleanup, feed, heartbeats, Some(activity)]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
         }
+        // In-flight requests are done: what they noted goes out before the process does.
+        flush_activity(&services.activity, self.durable_sessions.as_ref()).await;
         result
     }
 
     /// The cleanup service on this application's storage (tests run passes with it).
     pub fn cleanup(&self) -> CleanupService {
         self.services.cleanup.clone()
+    }
+}
+
+/// Exchanges heartbeats every `every` (a quarter of the revocation bound). A heartbeat
+/// stays fresh for a few seconds, however short the bound: an instance that misses a few
+/// beats (a pause, a slow Redis) is not forgotten at once.
+async fn heartbeat_job(
+    feed: Arc<RevocationFeed>,
+    heartbeats: Arc<dyn Heartbeats>,
+    every: Duration,
+) {
+    let fresh_for = (every * 20).max(Duration::from_secs(2));
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        feed.beat(heartbeats.as_ref(), fresh_for).await;
+    }
+}
+
+/// Writes the activity validation noted, every `every`, in one batch.
+async fn activity_job(
+    activity: Arc<ActivityBuffer>,
+    store: Arc<dyn SessionRepository>,
+    every: Duration,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        flush_activity(&activity, store.as_ref()).await;
+    }
+}
+
+async fn flush_activity(activity: &ActivityBuffer, store: &dyn SessionRepository) {
+    if let Err(error) = activity.flush(store).await {
+        // Kept for the next flush (bounded): PostgreSQL is away, the requests are not.
+        tracing::warn!(
+            error = %ErrorChain(&error),
+            waiting = activity.len(),
+            "activity not written; retrying at the next flush"
+        );
     }
 }
 

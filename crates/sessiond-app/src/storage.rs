@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use sessiond_domain::ports::{
-    AttemptCounter, RevocationLog, SessionCache, SessionCleanup, SessionRepository,
+    AttemptCounter, Heartbeats, RevocationLog, SessionCache, SessionCleanup, SessionRepository,
     UserAdministration, UserRepository,
 };
 use sessiond_memory::{MemoryAttemptCounter, MemorySessionRepository, MemoryUserRepository};
@@ -36,6 +36,8 @@ pub struct Storage {
     /// The revocation log that keeps every instance's cache honest; only a store shared by
     /// several instances has one.
     pub revocation_log: Option<Arc<dyn RevocationLog>>,
+    /// Where the instances tell each other how far they have read the log (Redis).
+    pub heartbeats: Option<Arc<dyn Heartbeats>>,
     /// The durable store, for readiness; `None` in memory.
     pub database_probe: Option<Arc<dyn ReadinessProbe>>,
 }
@@ -68,6 +70,7 @@ impl Storage {
             attempts: Arc::new(MemoryAttemptCounter::new()),
             cache: None,
             revocation_log: None,
+            heartbeats: None,
             database_probe: None,
         }
     }
@@ -86,6 +89,9 @@ impl Storage {
             sessions: Arc::new(PgSessionRepository::new(pool.clone())),
             cleanup: Arc::new(PgSessionCleanup::new(pool.clone())),
             attempts: Arc::new(PgAttemptCounter::new(pool.clone())),
+            heartbeats: cache
+                .clone()
+                .map(|redis| Arc::new(redis) as Arc<dyn Heartbeats>),
             cache: cache.map(|redis| Arc::new(redis) as Arc<dyn ObservableCache>),
             revocation_log,
             database_probe: Some(Arc::new(pool)),

@@ -78,7 +78,10 @@ mod tests {
         let first = summary(1);
         cache.insert(Arc::clone(&first));
         let hit = cache.get(first.id).unwrap();
-        assert!(Arc::ptr_eq(&hit, &first), "a hit shares the entry, it does not copy it");
+        assert!(
+            Arc::ptr_eq(&hit, &first),
+            "a hit shares the entry, it does not copy it"
+        );
 
         let mut newer = (*first).clone();
         newer.version = 2;

@@ -15,7 +15,7 @@ use crate::codec;
 use crate::connection::{Connections, RedisSettings};
 use crate::error::RedisCacheError;
 use crate::keys::Keys;
-use crate::scripts::{PRUNE, PUT, TOMBSTONE_SESSIONS, TOUCH, unix_ms, unix_ms_ceil};
+use crate::scripts::{PRUNE, PUT, TOMBSTONE_SESSIONS, unix_ms, unix_ms_ceil};
 
 /// Index members checked per prune script call.
 const PRUNE_CHUNK: usize = 100;
@@ -102,9 +102,9 @@ impl RedisSessionCache {
         &self.inner.redis
     }
 
-    /// The prefix of every key.
-    pub(crate) fn key_prefix(&self) -> &str {
-        &self.inner.keys.prefix
+    /// The key layout.
+    pub(crate) fn keys(&self) -> &Keys {
+        &self.inner.keys
     }
 
     /// The counters so far.
@@ -185,24 +185,6 @@ impl RedisSessionCache {
             );
         }
         Ok(())
-    }
-
-    /// Moves the cached `last_activity` forward, in place.
-    async fn touch_at(
-        &self,
-        user_id: UserId,
-        id: SessionId,
-        at: OffsetDateTime,
-    ) -> Result<(), RedisCacheError> {
-        let inner = &self.inner;
-        let mut invocation = TOUCH.prepare_invoke();
-        invocation
-            .key(inner.keys.session(user_id, id))
-            .arg(codec::micros(at).to_be_bytes().as_slice());
-        inner
-            .redis
-            .run(|mut conn| async move { invocation.invoke_async::<()>(&mut conn).await })
-            .await
     }
 
     /// Tombstones the sessions' keys and drops their index members, in one script.
@@ -286,15 +268,6 @@ impl SessionCache for RedisSessionCache {
 
     async fn put(&self, session: &SessionSummary, now: OffsetDateTime) -> Result<(), StoreError> {
         Ok(self.store(session, now).await?)
-    }
-
-    async fn touch(
-        &self,
-        user_id: UserId,
-        id: SessionId,
-        at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        Ok(self.touch_at(user_id, id, at).await?)
     }
 
     async fn tombstone(

@@ -10,7 +10,7 @@
 //! | 9 | 16 | session id (UUID bytes) |
 //! | 25 | 16 | user id (UUID bytes) |
 //! | 41 | 8 | `created_at`, i64 unix microseconds |
-//! | 49 | 8 | `last_activity`, i64 unix microseconds (patched in place by the touch script) |
+//! | 49 | 8 | `last_activity`, i64 unix microseconds (as stored; never patched) |
 //! | 57 | 8 | `expires_at`, i64 unix microseconds |
 //! | 65 | 1 | role |
 //! | 66 | 1 | device class |
@@ -44,7 +44,8 @@ pub(crate) const VERSION: u8 = 2;
 pub(crate) const TOMBSTONE: u8 = 0;
 /// Byte offset of the generation, which the put script compares.
 pub(crate) const GENERATION_OFFSET: usize = 1;
-/// Byte offset of `last_activity`, which the touch script rewrites in place.
+/// Byte offset of `last_activity`.
+#[cfg(test)]
 pub(crate) const LAST_ACTIVITY_OFFSET: usize = 49;
 
 const FIXED_LEN: usize = 68;

@@ -11,10 +11,6 @@ use uuid::Uuid;
 use crate::RedisSessionCache;
 use crate::scripts::HEARTBEAT;
 
-/// The hash's key under the prefix. It has a hash tag of its own, so that on a Redis
-/// Cluster it is one key in one slot like any other.
-const HEARTBEATS_KEY: &str = "heartbeats:{sessiond}";
-
 #[async_trait]
 impl Heartbeats for RedisSessionCache {
     async fn exchange(
@@ -24,7 +20,7 @@ impl Heartbeats for RedisSessionCache {
     ) -> Result<Vec<Heartbeat>, StoreError> {
         let mut invocation = HEARTBEAT.prepare_invoke();
         invocation
-            .key(format!("{}{HEARTBEATS_KEY}", self.key_prefix()))
+            .key(self.keys().heartbeats())
             .arg(own.instance.to_string())
             .arg(own.position.0.to_string())
             .arg(

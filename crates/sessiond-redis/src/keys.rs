@@ -35,6 +35,12 @@ impl Keys {
     pub(crate) fn index(&self, user_id: UserId) -> String {
         format!("{}sessions:{{{user_id}}}", self.prefix)
     }
+
+    /// `<prefix>heartbeats:{sessiond}`: the instances' heartbeats, one hash (a hash tag of
+    /// its own: one key in one slot on a cluster).
+    pub(crate) fn heartbeats(&self) -> String {
+        format!("{}heartbeats:{{sessiond}}", self.prefix)
+    }
 }
 
 #[cfg(test)]

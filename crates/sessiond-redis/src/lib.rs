@@ -29,7 +29,14 @@
 //! unless set (`redis.key_prefix`). No command ever scans the keyspace (no `SCAN`, no
 //! `KEYS`).
 //!
+//! - `<prefix>heartbeats:{sessiond}`: one hash, a field per running instance holding how far
+//!   it has read the revocation log (SPEC §8), written and read back by one script per beat
+//!   ([`Heartbeats`]); fields older than the freshness window are dropped by the script.
+//!
 //! Requires Redis 7.0 or later (`SET ... PXAT`, `PEXPIRETIME`).
+//!
+//! A cached value's `last_activity` is the one it was stored with: activity is written
+//! behind to PostgreSQL only (SPEC §8), and each instance keeps its own in its near cache.
 //!
 //! # Ordering: what a late write can and cannot do
 //!
@@ -48,8 +55,6 @@
 //! - **`tombstone`** overwrites whatever the key holds (a session of any generation) and
 //!   only ever lengthens a tombstone already there. Late, it is still correct: it ends what
 //!   has ended.
-//! - **`touch`** patches `last_activity` in place (forward only, keeping the expiry) in a
-//!   value of the current layout; it never creates a key and never touches a tombstone.
 //!
 //! Hence a late put cannot bring back a session ended before it lands (the tombstone is
 //! there until `until`), and cannot roll a session back to an older generation (the
@@ -78,7 +83,7 @@
 //! connection is dropped and the next call on its thread opens a new one; one caller
 //! connects while the others wait, and after a failed attempt calls fail at once for
 //! 200 ms. Every command is bounded by `command_timeout`, so a hung Redis cannot hang
-//! requests. `put`, `touch` and `tombstone` are one `EVALSHA` each (scripts loaded on first
+//! requests. `put` and `tombstone` are one `EVALSHA` each (scripts loaded on first
 //! use and again after `NOSCRIPT`).
 //!
 //! # When Redis is away
@@ -113,10 +118,11 @@
 //!    'session:*'` piped to `UNLINK`, from an operator's shell).
 //!
 //! [`SessionCache`]: sessiond_domain::ports::SessionCache
+//! [`Heartbeats`]: sessiond_domain::ports::Heartbeats
 //! [`SessionCache::tombstone`]: sessiond_domain::ports::SessionCache::tombstone
 //! [`SessionCache::prune_index`]: sessiond_domain::ports::SessionCache::prune_index
 
-// The port's commands (`get`, `put`, `touch`, `tombstone`, `prune_index`) and the counters.
+// The port's commands (`get`, `put`, `tombstone`, `prune_index`) and the counters.
 mod cache;
 // The cached value's binary layout; public for its `DecodeError`.
 pub mod codec;

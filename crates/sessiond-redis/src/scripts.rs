@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 use deadpool_redis::redis::Script;
 use time::OffsetDateTime;
 
-use crate::codec::{self, GENERATION_OFFSET, LAST_ACTIVITY_OFFSET, TOMBSTONE, VERSION};
+use crate::codec::{self, GENERATION_OFFSET, TOMBSTONE, VERSION};
 
 /// An instant as the scripts take it (`PXAT`, index scores): unix milliseconds, rounded
 /// down, so that an entry's `PXAT` never outlasts its `expires_at`.
@@ -95,27 +95,6 @@ for i = 2, #KEYS do
   end
   redis.call('ZREM', KEYS[1], ARGV[i])
 end
-return 1
-",
-    ))
-});
-
-/// Moves the cached `last_activity` forward, keeping the key's expiry; a missing key, a
-/// tombstone or a value of another layout is left alone. Returns 1 when written.
-///
-/// `KEYS[1]` the session key; `ARGV[1]` the new `last_activity` as 8 bytes (big-endian i64
-/// unix micros).
-pub(crate) static TOUCH: LazyLock<Script> = LazyLock::new(|| {
-    let at = LAST_ACTIVITY_OFFSET + 1;
-    Script::new(&format!(
-        r"
-local value = redis.call('GET', KEYS[1])
-if not value then return 0 end
-if string.byte(value, 1) ~= {VERSION} or string.len(value) < {at} + 7 then return 0 end
-local current = struct.unpack('>i8', value, {at})
-local new = struct.unpack('>i8', ARGV[1])
-if new <= current then return 0 end
-redis.call('SET', KEYS[1], string.sub(value, 1, {at} - 1) .. ARGV[1] .. string.sub(value, {at} + 8), 'KEEPTTL')
 return 1
 ",
     ))

@@ -2,8 +2,11 @@
 
 use std::sync::Arc;
 
+use sessiond_domain::activity::ActivityBuffer;
+use sessiond_domain::caching::NearSessions;
 use sessiond_domain::feed::RevocationFeed;
 use sessiond_domain::service::{AccountService, AdminService, AuthService, SessionService};
+use sessiond_domain::trust::CacheTrust;
 
 use crate::config::HttpConfig;
 use crate::probes::StoreProbes;
@@ -21,6 +24,12 @@ pub struct AppState {
     pub stores: StoreProbes,
     /// The revocation feed, for metrics; `None` when nothing is cached.
     pub feed: Option<Arc<RevocationFeed>>,
+    /// Whether the caches may answer, for readiness and metrics; with the feed.
+    pub trust: Option<Arc<CacheTrust>>,
+    /// The near cache, for metrics.
+    pub near: Option<Arc<NearSessions>>,
+    /// The activity waiting for its write, for metrics.
+    pub activity: Arc<ActivityBuffer>,
 }
 
 impl AppState {
@@ -34,6 +43,9 @@ impl AppState {
             http,
             stores,
             feed: services.feed.clone(),
+            trust: services.trust.clone(),
+            near: services.near.clone(),
+            activity: Arc::clone(&services.activity),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 use sessiond_domain::model::{Role, Session, SessionId, SessionSummary, User};
 use sessiond_domain::service::{Principal, SignedIn};
+use sessiond_domain::trust::ValidationMode;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -233,31 +234,38 @@ impl Liveness {
     pub const OK: Self = Self { status: "ok" };
 }
 
-/// `GET /health/ready`: 200 when every configured store answers, 503 otherwise.
+/// `GET /health/ready`: 200 while this instance can validate requests correctly, 503 only
+/// when it cannot (SPEC §4): a store blip alone never takes every instance out of a load
+/// balancer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
     /// `ready` or `unavailable`.
     #[schema(pattern = "^(ready|unavailable)$")]
     status: &'static str,
+    /// How requests are validated now (SPEC §8): `cached` (near cache and Redis),
+    /// `store_only` (the durable store), `vouched` (the caches, PostgreSQL being
+    /// unreachable and the heartbeats vouching), `closed` (refusing with 503).
+    #[schema(pattern = "^(cached|store_only|vouched|closed)$")]
+    validation: &'static str,
     checks: ReadinessChecks,
 }
 
 impl Readiness {
-    /// Ready unless a configured store is down.
-    pub fn new(postgres: StoreStatus, redis: StoreStatus) -> Self {
-        let checks = ReadinessChecks { postgres, redis };
+    /// Ready unless validation has failed closed.
+    pub fn new(validation: ValidationMode, postgres: StoreStatus, redis: StoreStatus) -> Self {
         Self {
-            status: if checks.any_down() {
+            status: if validation == ValidationMode::Closed {
                 "unavailable"
             } else {
                 "ready"
             },
-            checks,
+            validation: validation.as_str(),
+            checks: ReadinessChecks { postgres, redis },
         }
     }
 
     pub fn is_ready(&self) -> bool {
-        !self.checks.any_down()
+        self.status == "ready"
     }
 }
 
@@ -266,12 +274,6 @@ impl Readiness {
 pub struct ReadinessChecks {
     postgres: StoreStatus,
     redis: StoreStatus,
-}
-
-impl ReadinessChecks {
-    fn any_down(&self) -> bool {
-        self.postgres == StoreStatus::Down || self.redis == StoreStatus::Down
-    }
 }
 
 /// One store's state; `not_configured` with in-memory storage.

@@ -35,17 +35,6 @@ pub trait SessionCache: Send + Sync {
     /// [`StoreError`] when the cache cannot be written (a later read misses; no harm).
     async fn put(&self, session: &SessionSummary, now: OffsetDateTime) -> Result<(), StoreError>;
 
-    /// Moves a cached session's `last_activity` forward to `at`; a miss is not an error.
-    ///
-    /// # Errors
-    /// [`StoreError`] when the cache cannot be written.
-    async fn touch(
-        &self,
-        user_id: UserId,
-        id: SessionId,
-        at: OffsetDateTime,
-    ) -> Result<(), StoreError>;
-
     /// Marks these sessions of `user_id` ended until `until`: their cached copies go, and
     /// no [`Self::put`] of them lands before then.
     ///

@@ -4,9 +4,13 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, Scope, web};
 
+use sessiond_domain::ports::Clock;
+use sessiond_domain::trust::ValidationMode;
+
 use crate::http::state::AppState;
 use crate::http::views::{Liveness, Readiness, StoreStatus};
 use crate::probes::ReadinessProbe;
+use crate::system::SystemClock;
 
 /// How long readiness waits for each store: a probe must answer fast to be useful.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -28,23 +32,28 @@ async fn live() -> HttpResponse {
     HttpResponse::Ok().json(Liveness::OK)
 }
 
-/// 200 when every configured store answers, 503 naming those that do not. In-memory storage
-/// is always ready.
+/// 200 while this instance can validate requests correctly, 503 only when it cannot: with
+/// Redis, when validation has failed closed (SPEC §8); without, when PostgreSQL is down.
+/// Each store's state is in the body either way. In-memory storage is always ready.
 #[utoipa::path(
     get,
     path = "/health/ready",
     tag = "operations",
     responses(
-        (status = 200, description = "Every configured store answers", body = Readiness),
-        (status = 503, description = "A store is down", body = Readiness),
+        (status = 200, description = "Requests are validated correctly", body = Readiness),
+        (status = 503, description = "Validation has failed closed", body = Readiness),
     )
 )]
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let stores = &state.stores;
-    let readiness = Readiness::new(
-        status(stores.postgres.as_deref()).await,
-        status(stores.redis.as_deref()).await,
-    );
+    let postgres = status(stores.postgres.as_deref()).await;
+    let redis = status(stores.redis.as_deref()).await;
+    let validation = match &state.trust {
+        Some(trust) => trust.mode(SystemClock.now()),
+        None if postgres == StoreStatus::Down => ValidationMode::Closed,
+        None => ValidationMode::StoreOnly,
+    };
+    let readiness = Readiness::new(validation, postgres, redis);
     if readiness.is_ready() {
         HttpResponse::Ok().json(readiness)
     } else {
@@ -85,21 +94,37 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_configured_store_that_does_not_answer_makes_the_instance_unavailable() {
-        let down = Readiness::new(
+    async fn only_failing_closed_makes_the_instance_unavailable() {
+        // Redis down: validation reads PostgreSQL, the instance serves.
+        let redis_down = Readiness::new(
+            ValidationMode::Cached,
             status(Some(&Answers(true))).await,
             status(Some(&Answers(false))).await,
         );
-        assert!(!down.is_ready());
+        assert!(redis_down.is_ready());
         assert_eq!(
-            serde_json::to_value(&down).unwrap(),
-            json!({ "status": "unavailable", "checks": { "postgres": "up", "redis": "down" } })
+            serde_json::to_value(&redis_down).unwrap(),
+            json!({ "status": "ready", "validation": "cached", "checks": { "postgres": "up", "redis": "down" } })
         );
-        let in_memory = Readiness::new(status(None).await, status(None).await);
+        let closed = Readiness::new(
+            ValidationMode::Closed,
+            status(Some(&Answers(false))).await,
+            status(Some(&Answers(true))).await,
+        );
+        assert!(!closed.is_ready());
+        assert_eq!(
+            serde_json::to_value(&closed).unwrap(),
+            json!({ "status": "unavailable", "validation": "closed", "checks": { "postgres": "down", "redis": "up" } })
+        );
+        let in_memory = Readiness::new(
+            ValidationMode::StoreOnly,
+            status(None).await,
+            status(None).await,
+        );
         assert!(in_memory.is_ready());
         assert_eq!(
             serde_json::to_value(&in_memory).unwrap(),
-            json!({ "status": "ready", "checks": { "postgres": "not_configured", "redis": "not_configured" } })
+            json!({ "status": "ready", "validation": "store_only", "checks": { "postgres": "not_configured", "redis": "not_configured" } })
         );
     }
 }

@@ -2,11 +2,13 @@
 
 use actix_web::{HttpResponse, Resource, web};
 use sessiond_domain::ports::Clock;
+use sessiond_domain::trust::ValidationMode;
 
 use crate::http::state::AppState;
 use crate::metrics::{
-    CACHE_DOWN, CACHE_FALLBACKS, CACHE_HITS, CACHE_MISSES, FEED_APPLIED, FEED_FAILED_READS,
-    FEED_LAG, FEED_REMEMBERED, handle,
+    ACTIVITY_DROPPED, ACTIVITY_PENDING, CACHE_DOWN, CACHE_FALLBACKS, CACHE_HITS, CACHE_MISSES,
+    FEED_APPLIED, FEED_FAILED_READS, FEED_LAG, FEED_REMEMBERED, NEAR_CACHE_ENTRIES,
+    VALIDATION_MODE, handle,
 };
 use crate::system::SystemClock;
 
@@ -41,6 +43,18 @@ async fn render(state: web::Data<AppState>) -> HttpResponse {
         metrics::counter!(FEED_APPLIED).absolute(status.applied);
         metrics::counter!(FEED_FAILED_READS).absolute(status.failed_reads);
     }
+    if let Some(trust) = &state.trust {
+        let mode = trust.mode(SystemClock.now());
+        for each in ValidationMode::ALL {
+            let value = if each == mode { 1.0 } else { 0.0 };
+            metrics::gauge!(VALIDATION_MODE, "mode" => each.as_str()).set(value);
+        }
+    }
+    if let Some(near) = &state.near {
+        metrics::gauge!(NEAR_CACHE_ENTRIES).set(near.len() as f64);
+    }
+    metrics::gauge!(ACTIVITY_PENDING).set(state.activity.len() as f64);
+    metrics::counter!(ACTIVITY_DROPPED).absolute(state.activity.dropped());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(handle().render())
