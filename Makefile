@@ -21,8 +21,9 @@ fmt: ## Format the code
 fmt-check: ## Fail on unformatted code
 	$(CARGO) fmt --all -- --check
 
-lint: ## clippy on every target, warnings are errors
+lint: ## clippy on every target and rustdoc (broken intra-doc links), warnings are errors
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --workspace
 
 unit: ## Only the fast tests: domain, memory, crypto, user-agent and app units (no services)
 	$(CARGO) $(TEST_RUNNER) -p sessiond-domain -p sessiond-memory -p sessiond-jwt \

@@ -161,7 +161,7 @@ impl Browser {
         assert!(errors.is_empty(), "console errors: {errors:#?}");
     }
 
-    /// Fails on any console error of the page since the last check (see [`console_errors`]).
+    /// Fails on any console error of the page since the last check (see `console_errors`).
     pub async fn assert_no_console_errors(&self) {
         let session = self
             .client

@@ -4,7 +4,7 @@
 //! library's minute.
 //!
 //! `jsonwebtoken` signs; verification, on every request, is the one pass of
-//! [`signature`] and one parse of the claims.
+//! `signature` and one parse of the claims.
 
 mod signature;
 

@@ -4,7 +4,7 @@
 //! views, and the tests below keep each mirror equal to the domain's list.
 //!
 //! Route annotations list only the statuses a route really answers; error statuses carry just
-//! a description there, and [`ProblemResponses`] gives each of them the problem-details body,
+//! a description there, and `ProblemResponses` gives each of them the problem-details body,
 //! so the annotations stay short and every error is described the same way.
 
 use std::sync::LazyLock;
