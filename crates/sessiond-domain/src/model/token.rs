@@ -47,13 +47,25 @@ impl RefreshToken {
         Self { session_id, secret }
     }
 
-    /// Reads a token presented by a client.
+    /// Reads a token presented by a client: exactly the spelling [`Self::expose`] hands out
+    /// (the session id hyphenated in lower case, the secret in unpadded URL-safe base64),
+    /// so that one token has one spelling. The `uuid` crate would also take the id in upper
+    /// case, without hyphens, braced or as a `urn:uuid:`; base64 already refuses padding and
+    /// non-zero trailing bits.
     ///
     /// # Errors
     /// [`MalformedRefreshToken`] when it does not have our shape.
     pub fn parse(token: &str) -> Result<Self, MalformedRefreshToken> {
         let (id, secret) = token.split_once('.').ok_or(MalformedRefreshToken)?;
-        let session_id = id.parse().map_err(|_| MalformedRefreshToken)?;
+        let session_id: SessionId = id.parse().map_err(|_| MalformedRefreshToken)?;
+        if *session_id
+            .as_uuid()
+            .hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer())
+            != *id
+        {
+            return Err(MalformedRefreshToken);
+        }
         let bytes = URL_SAFE_NO_PAD
             .decode(secret)
             .map_err(|_| MalformedRefreshToken)?;
@@ -145,6 +157,63 @@ mod tests {
                 Err(MalformedRefreshToken),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn the_session_id_has_only_the_issued_spelling() {
+        // Hex letters in the id, so that its case shows.
+        let token = RefreshToken::new(SessionId::from_random_bytes([0xab; 16]), [42; 32]);
+        let exposed = token.expose();
+        let (id, secret) = exposed.split_once('.').unwrap();
+        let uuid = token.session_id().as_uuid();
+        assert_eq!(id, uuid.hyphenated().to_string());
+        for other in [
+            id.to_uppercase(),
+            uuid.simple().to_string(),
+            uuid.braced().to_string(),
+            uuid.urn().to_string(),
+            // Mixed case: one upper-case hex digit is enough to be another spelling.
+            id.replacen(|c: char| c.is_ascii_lowercase(), "A", 1),
+            format!(" {id}"),
+            format!("{id} "),
+        ] {
+            assert_ne!(other, id);
+            assert_eq!(
+                RefreshToken::parse(&format!("{other}.{secret}")),
+                Err(MalformedRefreshToken),
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_secret_has_only_the_issued_spelling() {
+        let exposed = token().expose();
+        let (id, secret) = exposed.split_once('.').unwrap();
+        // Padding, and the standard alphabet's characters for the URL-safe ones.
+        assert_eq!(
+            RefreshToken::parse(&format!("{exposed}=")),
+            Err(MalformedRefreshToken)
+        );
+        let other_alphabet = RefreshToken::new(token().session_id(), [0xfb; 32]).expose();
+        assert!(other_alphabet.contains(['-', '_']));
+        assert_eq!(
+            RefreshToken::parse(&other_alphabet.replace('-', "+").replace('_', "/")),
+            Err(MalformedRefreshToken)
+        );
+        // The last character carries 2 bits of the secret and 4 that must be zero: no other
+        // last character decodes to the same secret.
+        let (head, _) = secret.split_at(secret.len() - 1);
+        for last in ('A'..='Z')
+            .chain('a'..='z')
+            .chain('0'..='9')
+            .chain(['-', '_'])
+        {
+            let spelling = format!("{id}.{head}{last}");
+            if spelling != exposed {
+                assert_ne!(RefreshToken::parse(&spelling), Ok(token()), "{spelling}");
+            }
         }
     }
 
