@@ -9,7 +9,7 @@ pub mod session;
 pub mod token;
 pub mod user;
 
-pub use device::{DeviceClass, DeviceInfo, DeviceKind};
+pub use device::{DeviceClass, DeviceInfo, DeviceKind, DeviceName, is_bidi_control};
 pub use ids::{SessionId, UserId};
 pub use policy::{
     LimitAction, RolePolicies, RolePolicy, SessionPolicy, ThrottlePolicy, eviction_victims,
@@ -21,4 +21,4 @@ pub use session::{
     SessionActivity, SessionStatus, SessionSummary,
 };
 pub use token::{AccessClaims, RefreshToken, RefreshTokenHash};
-pub use user::{Email, Password, PasswordHash, User};
+pub use user::{Email, InvalidInput, Password, PasswordHash, User};

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use time::OffsetDateTime;
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfkc_quick};
 
 use super::{Role, UserId};
 
@@ -27,8 +28,11 @@ pub struct InvalidInput {
     pub message: &'static str,
 }
 
-/// A syntactically plausible e-mail address, trimmed and lower-cased so that one mailbox is
-/// one account.
+/// A syntactically plausible e-mail address in its normal form, so that one mailbox is one
+/// account: trimmed, Unicode NFKC (full-width letters, ligatures and composed accents read
+/// as the plain ones), then lower-cased. Addresses with invisible characters (zero-width
+/// spaces and joiners, soft hyphens, bidirectional controls: any default-ignorable code
+/// point) are refused: they would look like another account's address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
@@ -45,11 +49,26 @@ impl Email {
             field: "email",
             message,
         };
-        let email = raw.trim().to_lowercase();
+        let raw = raw.trim();
+        // Checked before normalising, which would make a bounded amount of work of any
+        // length (NFKC expands a character into at most 18).
+        if raw.is_empty() || raw.len() > Self::MAX_LEN * 4 {
+            return Err(invalid("must be between 1 and 254 characters"));
+        }
+        if raw.chars().any(is_invisible) {
+            return Err(invalid(
+                "must not contain invisible characters (zero-width spaces or joiners, soft \
+                 hyphens, direction controls)",
+            ));
+        }
+        let email = normal_form(raw);
         if email.is_empty() || email.len() > Self::MAX_LEN {
             return Err(invalid("must be between 1 and 254 characters"));
         }
-        if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || is_invisible(c))
+        {
             return Err(invalid("must not contain spaces"));
         }
         let Some((local, domain)) = email.split_once('@') else {
@@ -74,6 +93,44 @@ impl fmt::Display for Email {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// NFKC, lower case, NFKC again: lower-casing can undo the normal form (a character whose
+/// lower case decomposes), and the second pass makes the result a fixed point, so that a
+/// stored address parses to itself.
+fn normal_form(text: &str) -> String {
+    let lower = text.nfkc().collect::<String>().to_lowercase();
+    if is_nfkc_quick(lower.chars()) == IsNormalized::Yes {
+        lower
+    } else {
+        lower.nfkc().collect()
+    }
+}
+
+/// A character that draws nothing: Unicode's `Default_Ignorable_Code_Point` (zero-width
+/// space, joiners, soft hyphen, word joiner, byte-order mark, bidirectional marks,
+/// overrides and isolates, variation selectors, fillers, tags).
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFF8}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
 }
 
 /// A plaintext password on its way to the hasher. Never printed.
@@ -160,6 +217,82 @@ mod tests {
     }
 
     #[test]
+    fn lookalike_spellings_are_one_address() {
+        let plain = Email::parse("alice@example.com").unwrap();
+        for lookalike in [
+            // Full-width letters and at sign.
+            "\u{FF41}\u{FF4C}\u{FF49}\u{FF43}\u{FF45}\u{FF20}example.com",
+            "ＡＬＩＣＥ@ＥＸＡＭＰＬＥ.ＣＯＭ",
+            // Mathematical and ligature forms.
+            "\u{1D41A}lice@example.com",
+        ] {
+            assert_eq!(
+                Email::parse(lookalike).as_ref(),
+                Ok(&plain),
+                "{lookalike:?}"
+            );
+        }
+        // Composed and decomposed accents.
+        let nfc = Email::parse("ren\u{E9}e@example.com").unwrap();
+        let nfd = Email::parse("rene\u{301}e@example.com").unwrap();
+        assert_eq!(nfc, nfd);
+        assert_eq!(nfc.as_str(), "ren\u{E9}e@example.com");
+        let upper_nfd = Email::parse("RENE\u{301}E@EXAMPLE.COM").unwrap();
+        assert_eq!(upper_nfd, nfc);
+        // A ligature in the domain.
+        assert_eq!(
+            Email::parse("bob@\u{FB01}rm.example").unwrap().as_str(),
+            "bob@firm.example"
+        );
+    }
+
+    #[test]
+    fn invisible_characters_are_refused_with_a_clear_message() {
+        for invisible in [
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{202E}',
+            '\u{2066}',
+            '\u{200E}',
+            '\u{E0041}',
+        ] {
+            for raw in [
+                format!("al{invisible}ice@example.com"),
+                format!("alice@exam{invisible}ple.com"),
+                format!("{invisible}alice@example.com"),
+            ] {
+                let refused = Email::parse(&raw).unwrap_err();
+                assert_eq!(refused.field, "email");
+                assert!(refused.message.contains("invisible"), "{raw:?}: {refused}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_normal_form_is_a_fixed_point() {
+        // Every character of the planes with letters, compatibility forms and invisible
+        // ones, alone in the local part: parsing a stored address gives it back.
+        for c in (0..0x3_0000)
+            .chain(0xE_0000..0xE_1000)
+            .filter_map(char::from_u32)
+        {
+            let Ok(email) = Email::parse(&format!("a{c}@example.com")) else {
+                continue;
+            };
+            assert_eq!(
+                Email::parse(email.as_str()).as_ref(),
+                Ok(&email),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+    }
+
+    #[test]
     fn implausible_emails_are_refused() {
         for bad in [
             "",
@@ -171,6 +304,10 @@ mod tests {
             "a@b@example.com",
             "alice@.example.com",
             "alice@example.com.",
+            "alice\u{0}@example.com",
+            "alice\u{3000}x@example.com",
+            // Expands under NFKC beyond the bound.
+            &format!("{}@example.com", "\u{FDFA}".repeat(20)),
             &format!("{}@example.com", "a".repeat(250)),
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} was accepted");

@@ -185,11 +185,19 @@ impl AuthService {
         self.signed_in(session, refresh_token, evicted, now)
     }
 
-    /// The throttling keys of a sign-in attempt with their limits: the account as typed and
-    /// the client address.
+    /// The throttling keys of a sign-in attempt with their limits: the account and the
+    /// client address. The account is the address's normal form, so that its look-alike
+    /// spellings share one count; text that is no address (and no account) is counted
+    /// trimmed and lower-cased, without control characters, which no store would keep.
     fn throttle_keys(&self, attempt: &SignIn) -> Vec<(String, u32)> {
         let limits = self.policy.sign_in_throttle;
-        let account = attempt.email.trim().to_lowercase();
+        let account = Email::parse(&attempt.email).map_or_else(
+            |_| {
+                let typed = attempt.email.trim().to_lowercase();
+                typed.chars().filter(|c| !c.is_control()).collect()
+            },
+            |email| email.as_str().to_owned(),
+        );
         let mut keys = vec![(
             format!("account:{account}"),
             limits.max_failures_per_account,
