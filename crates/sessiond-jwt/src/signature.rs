@@ -5,7 +5,7 @@
 //! no JSON), the HMAC starts from a state with the key already absorbed, and the signature
 //! is compared in constant time. A header minted differently (another field order from a
 //! future `jsonwebtoken`) is parsed the slow way, and must still say HS256 and a known
-//! `kid`.
+//! `kid`, and name no critical extension (`crit`).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -98,6 +98,11 @@ impl Verifier {
         }
         let parsed = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         if parsed.alg != Algorithm::HS256 {
+            return Err(TokenError::Invalid);
+        }
+        // RFC 7515 §4.1.11: a recipient must refuse critical extensions it does not
+        // understand, and this one understands none.
+        if parsed.crit.is_some() {
             return Err(TokenError::Invalid);
         }
         let kid = parsed.kid.ok_or(TokenError::Invalid)?;

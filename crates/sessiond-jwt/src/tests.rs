@@ -188,6 +188,17 @@ fn a_header_minted_differently_is_parsed_and_must_name_hs256_and_a_known_key() {
         (r#"{"kid":"k2","alg":"none"}"#, SECRET),
         (r#"{"kid":"k1","alg":"HS256"}"#, SECRET),
         (r#"{"kid":"k2","alg":"HS256"#, SECRET),
+        // RFC 7515: critical extensions this service does not understand (none it does).
+        (r#"{"kid":"k2","alg":"HS256","crit":["exp"]}"#, SECRET),
+        (
+            r#"{"kid":"k2","alg":"HS256","crit":["b64"],"b64":"false"}"#,
+            SECRET,
+        ),
+        (r#"{"kid":"k2","alg":"HS256","crit":[]}"#, SECRET),
+        (
+            r#"{"kid":"k2","alg":"HS256","crit":"http://example.com/ext"}"#,
+            SECRET,
+        ),
     ] {
         let token = signed_by_hand(header, &claims, secret);
         assert_eq!(
