@@ -64,7 +64,7 @@ impl TryFrom<UserRow> for User {
         let corrupt = |problem: String| PgError::corrupt("users", problem);
         Ok(User {
             id: UserId::from_uuid(row.id),
-            email: Email::parse(&row.email)
+            email: Email::from_stored(&row.email)
                 .map_err(|e| corrupt(format!("user {}: email {e}", row.id)))?,
             password_hash: PasswordHash::new(row.password_hash),
             role: row

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use diesel::QueryableByName;
 use diesel::sql_types::{Integer, Nullable, Text};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
+use diesel_migrations::MigrationHarness;
 use sessiond_domain::StoreError;
 use sessiond_domain::model::{
     DeviceInfo, Email, PasswordHash, RefreshState, RefreshToken, Role, Session, SessionActivity,
@@ -24,7 +25,8 @@ use uuid::Uuid;
 
 use crate::testing::{admin_url, fresh_database_url, fresh_pool, settings, with_database};
 use crate::{
-    PgAttemptCounter, PgPool, PgSessionRepository, PgSettings, PgUserRepository, run_migrations,
+    MIGRATIONS, PgAttemptCounter, PgPool, PgSessionRepository, PgSettings, PgUserRepository,
+    run_migrations,
 };
 
 const SCHEMA_RS: &str = include_str!("schema.rs");
@@ -117,6 +119,8 @@ async fn print_schema(conn: &mut AsyncPgConnection) -> String {
                 character_maximum_length::int4 AS max_length \
          FROM information_schema.columns \
          WHERE table_schema = 'public' AND table_name <> '__diesel_schema_migrations' \
+           AND table_name IN (SELECT table_name FROM information_schema.tables \
+                              WHERE table_schema = 'public' AND table_type = 'BASE TABLE') \
          ORDER BY table_name, ordinal_position",
     )
     .load(conn)
@@ -282,6 +286,7 @@ async fn migrated_from_scratch() -> String {
             "2026-05-01-000004_create_sign_in_failures".to_owned(),
             "2026-12-02-000005_revocation_log".to_owned(),
             "2026-12-02-000006_session_ended_by".to_owned(),
+            "2026-12-16-000007_email_normal_form".to_owned(),
         ]
     );
     assert!(
@@ -289,6 +294,153 @@ async fn migrated_from_scratch() -> String {
         "migrations ran twice"
     );
     url
+}
+
+/// A new database with the migrations before `stop` applied (by full name), to see what a
+/// migration does to the rows it finds.
+async fn migrated_before(stop: &'static str) -> String {
+    let name = format!("sessiond_test_{}_{}", unix_now(), Uuid::new_v4().simple());
+    let url = with_database(&admin_url(), &name);
+    let mut admin = AsyncPgConnection::establish(&admin_url()).await.unwrap();
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let conn = AsyncPgConnection::establish(&url).await.unwrap();
+    tokio::task::spawn_blocking(move || {
+        let mut harness = AsyncMigrationHarness::new(conn);
+        let pending = harness.pending_migrations(MIGRATIONS).unwrap();
+        assert!(
+            pending.iter().any(|m| m.name().to_string() == stop),
+            "{stop}"
+        );
+        for migration in pending
+            .iter()
+            .take_while(|m| m.name().to_string().as_str() < stop)
+        {
+            harness.run_migration(&**migration).unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    url
+}
+
+/// An account whose address was stored by an older `Email::parse` (trimmed and lower-cased
+/// only), created at `minute` past eight so that the accounts have an order.
+fn stored_before_normalisation(id: u128, email: &str, minute: u8) -> User {
+    let at = datetime!(2026-05-01 08:00 UTC) + time::Duration::minutes(minute.into());
+    User {
+        id: UserId::from_uuid(Uuid::from_u128(id)),
+        email: Email::from_stored(email).unwrap(),
+        created_at: at,
+        updated_at: at,
+        ..user()
+    }
+}
+
+/// Issue 15: the e-mail normal form migration rewrites every address that normalises
+/// without colliding, so that sign-in (which looks up the normal form) still finds it, and
+/// reports the accounts whose addresses collide instead of merging them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_email_migration_rewrites_lone_addresses_and_reports_collisions() {
+    let url = migrated_before("2026-12-16-000007_email_normal_form").await;
+    let pool = PgPool::connect(&settings(url)).await.unwrap();
+    let users = PgUserRepository::new(pool.clone());
+    let stored = [
+        // alice, a full-width alice and alice with a zero-width space: one group.
+        stored_before_normalisation(1, "alice@example.com", 1),
+        stored_before_normalisation(2, "\u{FF41}lice@example.com", 2),
+        stored_before_normalisation(3, "al\u{200B}ice@example.com", 3),
+        // Two spellings of carol, neither in normal form: another group.
+        stored_before_normalisation(4, "carol@\u{FF45}xample.com", 4),
+        stored_before_normalisation(5, "car\u{200D}ol@example.com", 5),
+        // Alone: a decomposed accent, an invisible character, full-width letters, a
+        // ligature in the domain.
+        stored_before_normalisation(6, "rene\u{301}e@example.com", 6),
+        stored_before_normalisation(7, "b\u{200B}ob@example.com", 7),
+        stored_before_normalisation(8, "\u{FF44}\u{FF41}\u{FF56}\u{FF45}@example.com", 8),
+        stored_before_normalisation(9, "erin@\u{FB01}rm.example", 9),
+        // Already normal.
+        stored_before_normalisation(10, "frank@example.com", 10),
+    ];
+    for user in &stored {
+        users.create(user).await.unwrap();
+    }
+
+    assert_eq!(
+        run_migrations(&pool).await.unwrap(),
+        vec!["2026-12-16-000007_email_normal_form".to_owned()]
+    );
+
+    let id = |n: u128| UserId::from_uuid(Uuid::from_u128(n));
+    assert_eq!(
+        users.email_collisions().await.unwrap(),
+        vec![vec![id(1), id(2), id(3)], vec![id(4), id(5)]]
+    );
+    // Colliding accounts keep their addresses, and still read back.
+    for user in &stored[..5] {
+        let read = users.find(user.id).await.unwrap().unwrap();
+        assert_eq!(read.email, user.email);
+    }
+    // The others are found by what their owners type, in any of its spellings.
+    for (n, typed) in [
+        (6, "Ren\u{E9}e@Example.com"),
+        (6, "rene\u{301}e@example.com"),
+        (7, "bob@example.com"),
+        (8, "DAVE@example.com"),
+        (8, "\u{FF24}\u{FF21}\u{FF36}\u{FF25}@example.com"),
+        (9, "erin@firm.example"),
+        (10, "frank@example.com"),
+    ] {
+        let email = Email::parse(typed).unwrap();
+        let found = users.find_by_email(&email).await.unwrap();
+        assert_eq!(found.map(|u| u.id), Some(id(n)), "{typed:?}");
+        let read = users.find(id(n)).await.unwrap().unwrap();
+        assert_eq!(read.email, email);
+    }
+    // The oldest alice, stored in the normal form, is the one a sign-in finds.
+    let alice = Email::parse("ALICE@example.com").unwrap();
+    let found = users.find_by_email(&alice).await.unwrap();
+    assert_eq!(found.map(|u| u.id), Some(id(1)));
+}
+
+#[derive(QueryableByName)]
+struct NormalForm {
+    #[diesel(sql_type = Text)]
+    normal_form: String,
+}
+
+/// The migration's SQL rule and `Email::parse` agree on what an address reads as.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sql_normal_form_is_the_domains() {
+    let pool = fresh_pool().await.unwrap();
+    let mut conn = pool.get().await.unwrap();
+    for typed in [
+        "alice@example.com",
+        "Alice@Example.COM",
+        "\u{FF21}\u{FF2C}\u{FF29}\u{FF23}\u{FF25}\u{FF20}example.com",
+        "rene\u{301}e@example.com",
+        "REN\u{C9}E@example.com",
+        "\u{1D41A}lice@example.com",
+        "bob@\u{FB01}rm.example",
+        "stra\u{DF}e@example.de",
+        "\u{2160}\u{2161}@example.com",
+        "\u{1D2C}dmin@example.com",
+        "\u{3392}@example.com",
+        "\u{D55C}\u{AD6D}@example.kr",
+        "\u{1112}\u{1161}\u{11AB}@example.kr",
+        "\u{FF8A}\u{FF9E}@example.jp",
+        "\u{3A3}\u{39F}\u{3A6}\u{3A3}@example.gr",
+    ] {
+        let email = Email::parse(typed).unwrap();
+        let sql: NormalForm = diesel::sql_query("SELECT email_normal_form($1) AS normal_form")
+            .bind::<Text, _>(typed.to_lowercase())
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(sql.normal_form, email.as_str(), "{typed:?}");
+    }
 }
 
 #[expect(

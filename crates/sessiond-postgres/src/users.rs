@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use diesel::dsl::exists;
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
+use diesel::sql_types::{Array, BigInt};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use sessiond_domain::StoreError;
 use sessiond_domain::model::{Email, PasswordHash, Role, User, UserId};
@@ -36,6 +36,32 @@ impl PgUserRepository {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
+
+    /// The accounts whose addresses read the same once normalised (issue 15: they were
+    /// stored before the normal form and the migration does not merge them), as groups of
+    /// ids, oldest account first; empty when there are none.
+    ///
+    /// # Errors
+    /// [`PgError`] when the database cannot answer.
+    pub async fn email_collisions(&self) -> Result<Vec<Vec<UserId>>, PgError> {
+        let mut conn = self.pool.get().await?;
+        let groups: Vec<CollidingUsers> = diesel::sql_query(
+            "SELECT user_ids FROM email_normalisation_collisions ORDER BY user_ids[1]",
+        )
+        .load(&mut conn)
+        .await?;
+        Ok(groups
+            .into_iter()
+            .map(|group| group.user_ids.into_iter().map(UserId::from_uuid).collect())
+            .collect())
+    }
+}
+
+/// A row of the `email_normalisation_collisions` view.
+#[derive(QueryableByName)]
+struct CollidingUsers {
+    #[diesel(sql_type = Array<diesel::sql_types::Uuid>)]
+    user_ids: Vec<Uuid>,
 }
 
 #[async_trait]

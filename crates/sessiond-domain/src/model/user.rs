@@ -83,6 +83,30 @@ impl Email {
         Ok(Self(email))
     }
 
+    /// An address read back from storage, kept as stored. Storage holds what
+    /// [`Self::parse`] returned when the address was saved, under the rules of the day: an
+    /// address saved before the normal form (issue 15) that the migration could not rewrite
+    /// (it collides with another account's, see the `email_normalisation_collisions` view)
+    /// may be in another form or hold invisible characters. Refusing it on read would make
+    /// its account unreadable, even to the administrator who has to sort it out.
+    ///
+    /// # Errors
+    /// [`InvalidInput`] for text that was never an address (a corrupt row).
+    pub fn from_stored(stored: &str) -> Result<Self, InvalidInput> {
+        let plausible = !stored.is_empty()
+            && stored.len() <= Self::MAX_LEN * 4
+            && stored.contains('@')
+            && !stored.chars().any(|c| c.is_whitespace() || c.is_control());
+        if plausible {
+            Ok(Self(stored.to_owned()))
+        } else {
+            Err(InvalidInput {
+                field: "email",
+                message: "is not an e-mail address",
+            })
+        }
+    }
+
     /// The normalised address.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -289,6 +313,16 @@ mod tests {
                 "U+{:04X}",
                 u32::from(c)
             );
+        }
+    }
+
+    #[test]
+    fn addresses_stored_under_older_rules_read_back_as_stored() {
+        for stored in ["al\u{200B}ice@example.com", "\u{FF41}lice@example.com"] {
+            assert_eq!(Email::from_stored(stored).unwrap().as_str(), stored);
+        }
+        for corrupt in ["", "alice", "a b@example.com", "a\u{0}@example.com"] {
+            assert!(Email::from_stored(corrupt).is_err(), "{corrupt:?}");
         }
     }
 
