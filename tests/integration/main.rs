@@ -10,6 +10,7 @@
 )]
 
 mod admin;
+mod bound;
 mod browser;
 mod durability;
 mod faults;

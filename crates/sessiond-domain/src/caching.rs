@@ -95,12 +95,15 @@ impl CachedSessionRepository {
             .map_or(ValidationMode::Cached, |trust| trust.mode(now))
     }
 
-    /// Validation's read through the caches: near cache, Redis, then the repository.
+    /// Validation's read through the caches: near cache, Redis, then the repository, unless
+    /// `mode` says the repository is unreachable (vouched): then a miss is unavailable at
+    /// once rather than a wait on a dead link.
     async fn find_through_caches(
         &self,
         user_id: UserId,
         id: SessionId,
         now: OffsetDateTime,
+        mode: ValidationMode,
     ) -> Result<Option<SessionSummary>, StoreError> {
         if let Some(hit) = self
             .near
@@ -117,7 +120,9 @@ impl CachedSessionRepository {
                 }
                 return Ok(answer);
             }
+            Ok(None) if mode == ValidationMode::Vouched => return Err(store_unreachable()),
             Ok(None) => {}
+            Err(error) if mode == ValidationMode::Vouched => return Err(error),
             // The cache is down: the repository answers alone until it is back.
             Err(_) => return self.store.find_summary(user_id, id, now).await,
         }
@@ -177,6 +182,13 @@ impl CachedSessionRepository {
     }
 }
 
+/// Why validation cannot answer: the feed is behind and PostgreSQL is out of reach.
+fn store_unreachable() -> StoreError {
+    StoreError::Unavailable(
+        "the revocation feed is behind the bound and PostgreSQL is unreachable".into(),
+    )
+}
+
 #[async_trait]
 impl SessionRepository for CachedSessionRepository {
     async fn create_within_limit(
@@ -212,25 +224,23 @@ impl SessionRepository for CachedSessionRepository {
         now: OffsetDateTime,
     ) -> Result<Option<SessionSummary>, StoreError> {
         match self.mode(now) {
-            ValidationMode::Cached | ValidationMode::Vouched => {
-                self.find_through_caches(user_id, id, now).await
+            mode @ (ValidationMode::Cached | ValidationMode::Vouched) => {
+                self.find_through_caches(user_id, id, now, mode).await
             }
             ValidationMode::StoreOnly => match self.store.find_summary(user_id, id, now).await {
                 Ok(found) => Ok(found),
                 // The store failed while the feed still looked alive: the heartbeats may
                 // vouch for the caches meanwhile.
-                Err(StoreError::Unavailable(source)) => {
-                    if self.mode(now).trusts_caches() {
-                        self.find_through_caches(user_id, id, now).await
-                    } else {
-                        Err(StoreError::Unavailable(source))
+                Err(StoreError::Unavailable(source)) => match self.mode(now) {
+                    ValidationMode::Vouched => {
+                        self.find_through_caches(user_id, id, now, ValidationMode::Vouched)
+                            .await
                     }
-                }
+                    _ => Err(StoreError::Unavailable(source)),
+                },
                 Err(error) => Err(error),
             },
-            ValidationMode::Closed => Err(StoreError::Unavailable(
-                "the revocation feed is behind the bound and PostgreSQL is unreachable".into(),
-            )),
+            ValidationMode::Closed => Err(store_unreachable()),
         }
     }
 

@@ -870,6 +870,25 @@ mod near_cache_and_trust {
     }
 
     #[tokio::test]
+    async fn a_vouched_miss_is_unavailable_at_once_instead_of_waiting_on_the_repository() {
+        let f = fixture();
+        let session = session();
+        f.trust.read_failed();
+        let late = NOW + BOUND + Duration::milliseconds(1);
+        f.trust.vouch_until(late + BOUND / 2);
+        let mut cache = MockSessionCache::new();
+        cache.expect_get().times(1).returning(|_, _| Ok(None));
+        let mut store = MockSessionRepository::new();
+        store.expect_find_summary().times(0);
+        let repository = repository(&f, cache, store);
+        let error = repository
+            .find_summary(session.user_id, session.id, late)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, StoreError::Unavailable(_)));
+    }
+
+    #[tokio::test]
     async fn a_redis_hit_for_a_remembered_revocation_never_reaches_the_near_cache() {
         let f = fixture();
         let session = session();

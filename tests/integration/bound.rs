@@ -1,0 +1,224 @@
+//! The revocation bound holds under faults, with the near cache on (issue 13; SPEC §8).
+//!
+//! Three instances on one store, each validating from its near cache in steady state. A
+//! test cuts instances off from PostgreSQL at their proxies (a blackhole holds every byte
+//! and closes nothing, as a dead link does; a reset closes every connection) and asks each
+//! instance over HTTP what it makes of a token: accepted (200), refused (401) or refused
+//! while it cannot tell (503, failed closed). A revoked session must never be accepted once
+//! the bound has passed; a live one keeps being accepted through an outage that no
+//! revocation could have crossed.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use sessiond_domain::model::Role;
+use sessiond_tests::app::{Device, WINDOWS};
+use sessiond_tests::instances::{CONFIGURED_BOUND_MS, Cluster, Instance, REVOCATION_BOUND};
+use sessiond_tests::tcp_proxy::Mode;
+
+/// What an instance makes of a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Accepted,
+    Refused,
+    /// 503: the instance has failed closed.
+    Unavailable,
+}
+
+async fn verdict(instance: &Instance, device: &Device) -> Verdict {
+    let reply = instance.whoami(&device.access_token).await;
+    match reply.status {
+        StatusCode::OK => Verdict::Accepted,
+        StatusCode::UNAUTHORIZED => Verdict::Refused,
+        StatusCode::SERVICE_UNAVAILABLE => Verdict::Unavailable,
+        other => panic!(
+            "instance {}: GET /sessions/current answered {other}: {:?}",
+            instance.name, reply.body
+        ),
+    }
+}
+
+/// `/health/ready`'s status on `instance`.
+async fn readiness(instance: &Instance) -> StatusCode {
+    instance.get("/health/ready", "").await.status
+}
+
+/// Waits until `instance` no longer accepts `device`, for at most `within`; returns how
+/// long that took.
+async fn not_accepted_within(instance: &Instance, device: &Device, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        if verdict(instance, device).await != Verdict::Accepted {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "instance {} still accepts a revoked session after {within:?}",
+            instance.name
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A guest with two sessions, both validated on every instance (so each near cache holds
+/// them): `doomed` is about to be revoked, `kept` stays live.
+async fn two_warm_sessions(cluster: &Cluster) -> (Device, Device) {
+    let (email, _) = cluster.create_user(Role::Guest).await;
+    let doomed = cluster[1].login(&email, WINDOWS).await;
+    let kept = cluster[1].login(&email, WINDOWS).await;
+    for instance in &cluster.instances {
+        assert_eq!(verdict(instance, &doomed).await, Verdict::Accepted);
+        assert_eq!(verdict(instance, &kept).await, Verdict::Accepted);
+    }
+    (doomed, kept)
+}
+
+/// Longer than the bound with room to spare: every instance's feed has missed it.
+fn past_the_bound() -> Duration {
+    Duration::from_millis(u64::from(CONFIGURED_BOUND_MS) * 3)
+}
+
+/// Instance A is cut off from PostgreSQL (`fault`). Until a revocation is committed
+/// elsewhere, the other instances' heartbeats vouch for A's caches and it keeps serving;
+/// once B ends a session, A stops accepting it within the bound (it fails closed: it
+/// cannot tell which sessions ended), and after the link is back it catches up from the
+/// log: the session is refused as revoked and the live one accepted again.
+async fn an_instance_cut_off_from_postgres_refuses_what_others_revoke(fault: Mode) {
+    let cluster = Cluster::start(3).await;
+    let (doomed, kept) = two_warm_sessions(&cluster).await;
+
+    cluster[0].postgres.set_mode(fault);
+    tokio::time::sleep(past_the_bound()).await;
+    // Nothing was revoked: the outage signs nobody out on A.
+    assert_eq!(verdict(&cluster[0], &kept).await, Verdict::Accepted);
+    assert_eq!(verdict(&cluster[0], &doomed).await, Verdict::Accepted);
+    assert_eq!(readiness(&cluster[0]).await, StatusCode::OK);
+
+    let ended = cluster[1]
+        .delete(
+            &format!("/api/v1/sessions/{}", doomed.session_id),
+            &kept.access_token,
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::OK, "{:?}", ended.body);
+    let took = not_accepted_within(&cluster[0], &doomed, REVOCATION_BOUND).await;
+    eprintln!("instance A stopped accepting the revoked session after {took:?}");
+    for instance in &cluster.instances[1..] {
+        assert_eq!(verdict(instance, &doomed).await, Verdict::Refused);
+    }
+    // A cannot tell which session ended: it refuses every one, and says so.
+    assert_eq!(verdict(&cluster[0], &kept).await, Verdict::Unavailable);
+    assert_eq!(
+        readiness(&cluster[0]).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    for _ in 0..10 {
+        assert_ne!(verdict(&cluster[0], &doomed).await, Verdict::Accepted);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    cluster.heal().await;
+    let deadline = Instant::now() + REVOCATION_BOUND * 5;
+    while verdict(&cluster[0], &kept).await != Verdict::Accepted {
+        assert!(
+            Instant::now() < deadline,
+            "A never caught up after the link came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(verdict(&cluster[0], &doomed).await, Verdict::Refused);
+    assert_eq!(readiness(&cluster[0]).await, StatusCode::OK);
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_whose_postgres_link_is_silently_blackholed_refuses_what_others_revoke() {
+    an_instance_cut_off_from_postgres_refuses_what_others_revoke(Mode::Blackhole).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_whose_postgres_link_is_reset_refuses_what_others_revoke() {
+    an_instance_cut_off_from_postgres_refuses_what_others_revoke(Mode::Reset).await;
+}
+
+/// PostgreSQL is away for every instance (an outage, a failover): nobody can revoke, so the
+/// heartbeats vouch for every cache and validation goes on from them, for as long as it
+/// lasts; sessions ended before the outage stay refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_no_instance_reaches_postgres_cached_sessions_keep_validating() {
+    let cluster = Cluster::start(3).await;
+    let (doomed, kept) = two_warm_sessions(&cluster).await;
+    let ended = cluster[2]
+        .delete(
+            &format!("/api/v1/sessions/{}", doomed.session_id),
+            &kept.access_token,
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::OK);
+    cluster
+        .refused_within(
+            &[&doomed.access_token],
+            REVOCATION_BOUND,
+            "before the outage",
+        )
+        .await;
+
+    for instance in &cluster.instances {
+        instance.postgres.set_mode(Mode::Blackhole);
+    }
+    let outage = Instant::now();
+    while outage.elapsed() < past_the_bound() * 2 {
+        for instance in &cluster.instances {
+            assert_eq!(
+                verdict(instance, &kept).await,
+                Verdict::Accepted,
+                "instance {} signed a live session out during the outage",
+                instance.name
+            );
+            assert_ne!(verdict(instance, &doomed).await, Verdict::Accepted);
+            assert_eq!(readiness(instance).await, StatusCode::OK);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.heal().await;
+    for instance in &cluster.instances {
+        assert_eq!(verdict(instance, &kept).await, Verdict::Accepted);
+        assert_eq!(verdict(instance, &doomed).await, Verdict::Refused);
+    }
+    cluster.stop().await;
+}
+
+/// Instance A's feed misses a revocation while its link is down and Redis is unreachable
+/// too (no heartbeats): it must not serve from its near cache; when PostgreSQL comes back
+/// it reads the log from where it stopped and refuses the session as revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_heartbeats_an_instance_cut_off_from_postgres_fails_closed() {
+    let cluster = Cluster::start(2).await;
+    let (doomed, kept) = two_warm_sessions(&cluster).await;
+    cluster[0].postgres.set_mode(Mode::Reset);
+    cluster[0].redis.set_mode(Mode::Reset);
+    tokio::time::sleep(past_the_bound()).await;
+    assert_eq!(verdict(&cluster[0], &kept).await, Verdict::Unavailable);
+    assert_eq!(
+        readiness(&cluster[0]).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    let ended = cluster[1]
+        .delete(
+            &format!("/api/v1/sessions/{}", doomed.session_id),
+            &kept.access_token,
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::OK);
+    assert_eq!(verdict(&cluster[0], &doomed).await, Verdict::Unavailable);
+
+    cluster.heal().await;
+    let deadline = Instant::now() + REVOCATION_BOUND * 5;
+    while verdict(&cluster[0], &doomed).await != Verdict::Refused {
+        assert!(Instant::now() < deadline, "A never caught up from the log");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(verdict(&cluster[0], &kept).await, Verdict::Accepted);
+    cluster.stop().await;
+}
