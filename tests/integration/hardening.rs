@@ -314,3 +314,272 @@ async fn request_metrics_count_by_route_pattern_with_bounded_labels() {
         "{after}"
     );
 }
+
+/// Issue 15: text that reaches a store is checked or cleaned first, on every backend. A
+/// client's mistake is a 400 `validation_failed` that changes nothing (SPEC §3 invariant 6),
+/// never a 500; look-alike spellings of an address are one account.
+mod hostile_text {
+    use reqwest::header::HeaderValue;
+    use reqwest::{Method, StatusCode};
+    use serde_json::{Value, json};
+    use sessiond_domain::model::Role;
+    use sessiond_tests::app::{Backend, IPHONE, PASSWORD, Reply, TestApp, read};
+
+    /// The sign-in routes: the API's and the web UI's (which needs its CSRF header).
+    const LOGIN_ROUTES: [&str; 2] = ["/api/v1/auth/login", "/ui/auth/login"];
+
+    async fn login_at(app: &TestApp, route: &str, body: &Value, user_agent: HeaderValue) -> Reply {
+        read(
+            app.request(Method::POST, route)
+                .header("x-requested-with", "sessiond-ui")
+                .header("user-agent", user_agent)
+                .json(body),
+        )
+        .await
+    }
+
+    async fn sessions_of(app: &TestApp, email: &str) -> Vec<Value> {
+        let device = app.login(email, IPHONE).await;
+        let list = app.get("/api/v1/sessions", &device.access_token).await;
+        assert_eq!(list.status, StatusCode::OK, "{:?}", list.body);
+        list.body.as_array().cloned().unwrap_or_default()
+    }
+
+    fn assert_validation_failed(reply: &Reply, field: &str, context: &str) {
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{context}: {:?}",
+            reply.body
+        );
+        assert_eq!(reply.content_type, "application/problem+json", "{context}");
+        assert_eq!(reply.code(), "validation_failed", "{context}");
+        let detail = reply.body["detail"].as_str().unwrap_or_default();
+        assert!(detail.starts_with(field), "{context}: {detail}");
+    }
+
+    async fn a_device_name_with_nul_control_or_bidi_characters_is_a_400_that_opens_nothing(
+        backend: Backend,
+    ) {
+        let app = TestApp::spawn_backend(backend, |_| {}).await;
+        let email = app.create_user(Role::Guest).await;
+        for route in LOGIN_ROUTES {
+            for name in [
+                "laptop\u{0}",
+                "\u{0}",
+                "work\nlaptop",
+                "bell\u{7}",
+                "c1 \u{9B}31m",
+                "\u{202E}enohpi",
+                "my \u{2066}phone\u{2069}",
+                "line\u{2028}break",
+            ] {
+                let body = json!({ "email": email, "password": PASSWORD, "device_name": name });
+                let reply = login_at(&app, route, &body, HeaderValue::from_static(IPHONE)).await;
+                assert_validation_failed(&reply, "device_name", &format!("{route} {name:?}"));
+            }
+        }
+        // Nothing was opened: the only session is the one listing them.
+        assert_eq!(sessions_of(&app, &email).await.len(), 1);
+        // An emoji sequence (joiners, variation selector) is a name like any other.
+        let name = "Anna's \u{1F469}\u{200D}\u{1F4BB} \u{2764}\u{FE0F}";
+        for route in LOGIN_ROUTES {
+            let body = json!({ "email": email, "password": PASSWORD, "device_name": name });
+            let reply = login_at(&app, route, &body, HeaderValue::from_static(IPHONE)).await;
+            assert_eq!(reply.status, StatusCode::OK, "{route}: {:?}", reply.body);
+            assert_eq!(reply.body["session"]["device_name"], name, "{route}");
+        }
+    }
+
+    async fn a_user_agent_with_control_or_foreign_bytes_is_cleaned_and_bounded(backend: Backend) {
+        let app = TestApp::spawn_backend(backend, |_| {}).await;
+        let email = app.create_user(Role::Guest).await;
+        let body = json!({ "email": email, "password": PASSWORD });
+        let long = "\u{E9}".repeat(600);
+        let agents = [
+            (&b"Odd\tAgent/1.0"[..], "Odd\u{FFFD}Agent/1.0".to_owned()),
+            // UTF-8 (obs-text to HTTP): kept rather than dropped; a direction override is
+            // replaced.
+            (
+                "Caf\u{E9}/2 \u{202E}gpj.exe".as_bytes(),
+                "Caf\u{E9}/2 \u{FFFD}gpj.exe".to_owned(),
+            ),
+            // Not UTF-8 at all.
+            (&b"Latin\xE9/3"[..], "Latin\u{FFFD}/3".to_owned()),
+            // 600 two-byte characters: 512 bytes are kept.
+            (long.as_bytes(), "\u{E9}".repeat(256)),
+        ];
+        for (route, (sent, kept)) in LOGIN_ROUTES.iter().cycle().zip(agents) {
+            let agent = HeaderValue::from_bytes(sent).unwrap();
+            let reply = login_at(&app, route, &body, agent).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::OK,
+                "{route} {sent:?}: {:?}",
+                reply.body
+            );
+            // As stored: listed from the store with the new session's own token.
+            let token = reply.body["access_token"].as_str().unwrap();
+            let listed = app.get("/api/v1/sessions", token).await;
+            let current = listed
+                .body
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["is_current"] == true);
+            assert_eq!(
+                current.unwrap()["user_agent"],
+                kept.as_str(),
+                "{route} {sent:?}"
+            );
+        }
+    }
+
+    async fn a_nul_in_an_address_or_a_password_is_never_a_500(backend: Backend) {
+        let app = TestApp::spawn_backend(backend, |_| {}).await;
+        let email = app.create_user(Role::Guest).await;
+        let register = app
+            .call(
+                Method::POST,
+                "/api/v1/auth/register",
+                None,
+                Some(json!({ "email": format!("x\u{0}{email}"), "password": PASSWORD })),
+            )
+            .await;
+        assert_validation_failed(&register, "email", "register");
+        // A password may hold anything: it is only ever hashed.
+        let nul_password = format!("{PASSWORD}\u{0}");
+        let fresh = TestApp::email();
+        let register = app
+            .call(
+                Method::POST,
+                "/api/v1/auth/register",
+                None,
+                Some(json!({ "email": fresh, "password": nul_password })),
+            )
+            .await;
+        assert_eq!(register.status, StatusCode::CREATED, "{:?}", register.body);
+        for route in LOGIN_ROUTES {
+            for (email, password) in [
+                (format!("{email}\u{0}"), PASSWORD),
+                (email.clone(), "wrong\u{0}password"),
+            ] {
+                let body = json!({ "email": email, "password": password });
+                let reply = login_at(&app, route, &body, HeaderValue::from_static(IPHONE)).await;
+                assert_eq!(reply.code(), "invalid_credentials", "{route} {email:?}");
+            }
+            let body = json!({ "email": fresh, "password": nul_password });
+            let reply = login_at(&app, route, &body, HeaderValue::from_static(IPHONE)).await;
+            assert_eq!(reply.status, StatusCode::OK, "{route}: {:?}", reply.body);
+        }
+    }
+
+    async fn look_alike_addresses_are_one_account(backend: Backend) {
+        let app = TestApp::spawn_backend(backend, |_| {}).await;
+        let plain = format!("renee.{}@example.com", uuid::Uuid::new_v4().simple());
+        let register = |email: String| {
+            app.call(
+                Method::POST,
+                "/api/v1/auth/register",
+                None,
+                Some(json!({ "email": email, "password": PASSWORD })),
+            )
+        };
+        let created = register(plain.clone()).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        let (local, domain) = plain.split_once('@').unwrap();
+        let full_width: String = local
+            .chars()
+            .map(|c| {
+                char::from_u32(u32::from(c) + 0xFEE0)
+                    .filter(|_| c.is_ascii_graphic())
+                    .unwrap_or(c)
+            })
+            .collect();
+        let look_alikes = [
+            format!("{full_width}\u{FF20}{domain}"),
+            plain.to_uppercase(),
+        ];
+        // The accented spelling is another address, in its NFC and NFD spellings alike.
+        let accented = plain.replacen("renee", "ren\u{E9}e", 1);
+        let created = register(accented.replacen('\u{E9}', "e\u{301}", 1)).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        assert_eq!(created.body["email"], accented.as_str());
+        for taken in look_alikes.iter().chain([&accented]) {
+            let again = register(taken.clone()).await;
+            assert_eq!(
+                again.status,
+                StatusCode::CONFLICT,
+                "{taken:?}: {:?}",
+                again.body
+            );
+            assert_eq!(again.code(), "email_taken", "{taken:?}");
+        }
+        for invisible in [
+            '\u{200B}', '\u{200D}', '\u{2060}', '\u{FEFF}', '\u{AD}', '\u{202E}',
+        ] {
+            let hidden = plain.replacen('@', &format!("{invisible}@"), 1);
+            let refused = register(hidden).await;
+            assert_validation_failed(
+                &refused,
+                "email",
+                &format!("U+{:04X}", u32::from(invisible)),
+            );
+            let message = refused.body["detail"].as_str().unwrap_or_default();
+            assert!(message.contains("invisible"), "{message}");
+        }
+        // Every spelling signs in to the one account.
+        for spelling in &look_alikes {
+            let device = app.login(spelling, IPHONE).await;
+            let me = app.get("/api/v1/users/me", &device.access_token).await;
+            assert_eq!(me.body["email"], plain.as_str(), "{spelling:?}");
+        }
+        // An administrator cannot create the look-alike either.
+        let admin = app.create_user(Role::SystemAdmin).await;
+        let admin = app.login(&admin, IPHONE).await;
+        let created = app
+            .call(
+                Method::POST,
+                "/api/v1/admin/users",
+                Some(&admin.access_token),
+                Some(json!({ "email": look_alikes[0], "password": PASSWORD, "role": "guest" })),
+            )
+            .await;
+        assert_eq!(created.code(), "email_taken", "{:?}", created.body);
+    }
+
+    async fn failed_sign_ins_under_look_alike_spellings_count_against_one_account(
+        backend: Backend,
+    ) {
+        let app = TestApp::spawn_backend(backend, |_| {}).await;
+        let email = app.create_user(Role::Guest).await;
+        let (local, domain) = email.split_once('@').unwrap();
+        let spellings = [
+            email.to_uppercase(),
+            format!("{local}\u{FF20}{domain}"),
+            format!(" {email}"),
+            format!("{local}@{}", domain.replacen('e', "\u{FF45}", 1)),
+            format!("{}@{domain}", local.replacen('u', "\u{FF55}", 1)),
+        ];
+        for spelling in &spellings {
+            let reply = app.try_login(spelling, "a wrong password", IPHONE).await;
+            assert_eq!(reply.code(), "invalid_credentials", "{spelling:?}");
+        }
+        let refused = app.try_login(&email, PASSWORD, IPHONE).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{:?}",
+            refused.body
+        );
+        assert_eq!(refused.code(), "rate_limited");
+    }
+
+    sessiond_tests::on_every_backend!(
+        a_device_name_with_nul_control_or_bidi_characters_is_a_400_that_opens_nothing,
+        a_user_agent_with_control_or_foreign_bytes_is_cleaned_and_bounded,
+        a_nul_in_an_address_or_a_password_is_never_a_500,
+        look_alike_addresses_are_one_account,
+        failed_sign_ins_under_look_alike_spellings_count_against_one_account,
+    );
+}

@@ -8,12 +8,13 @@ use actix_web::dev::Payload;
 use actix_web::http::header::{FORWARDED, USER_AGENT};
 use actix_web::{FromRequest, HttpRequest, web};
 use ipnet::IpNet;
+use sessiond_domain::model::is_bidi_control;
 
 use super::problem::ApiError;
 use super::state::AppState;
 
-/// Longest User-Agent kept: enough for any real browser, bounded against abuse.
-const MAX_USER_AGENT_CHARS: usize = 512;
+/// Longest User-Agent kept, in bytes: enough for any real browser, bounded against abuse.
+const MAX_USER_AGENT_BYTES: usize = 512;
 
 /// The client's address and User-Agent.
 #[derive(Debug, Clone)]
@@ -34,13 +35,34 @@ impl FromRequest for ClientInfo {
         let user_agent = request
             .headers()
             .get(USER_AGENT)
-            .and_then(|value| value.to_str().ok())
-            .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect());
+            .map(|value| stored_user_agent(value.as_bytes()));
         ready(Ok(ClientInfo {
             ip: client_ip(request, trusted),
             user_agent,
         }))
     }
+}
+
+/// The User-Agent as sessiond keeps and shows it. A header is not a user's typing, so
+/// nothing in it refuses the request: bytes that are not UTF-8, control characters (a tab,
+/// DEL, C1) and text-direction controls each become U+FFFD, so that the stored text can
+/// neither break a store nor reorder a session list on screen; the result is cut to
+/// [`MAX_USER_AGENT_BYTES`] on a character boundary.
+fn stored_user_agent(header: &[u8]) -> String {
+    let decoded = String::from_utf8_lossy(header);
+    let mut kept = String::with_capacity(decoded.len().min(MAX_USER_AGENT_BYTES));
+    for c in decoded.trim().chars() {
+        let c = if c.is_control() || is_bidi_control(c) {
+            char::REPLACEMENT_CHARACTER
+        } else {
+            c
+        };
+        if kept.len() + c.len_utf8() > MAX_USER_AGENT_BYTES {
+            break;
+        }
+        kept.push(c);
+    }
+    kept
 }
 
 /// The peer address, or — when the peer is a trusted proxy — the nearest address in the
@@ -115,6 +137,52 @@ mod tests {
 
     fn ip(s: &str) -> Option<IpAddr> {
         Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn the_user_agent_is_kept_whole_when_it_is_plain() {
+        let ua = "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0";
+        assert_eq!(stored_user_agent(ua.as_bytes()), ua);
+    }
+
+    #[test]
+    fn control_and_direction_characters_in_the_user_agent_are_replaced() {
+        let with_tab = TestRequest::default()
+            .insert_header((USER_AGENT, "Evil\tAgent"))
+            .to_http_request();
+        let client = ClientInfo::from_request(&with_tab, &mut Payload::None)
+            .into_inner()
+            .unwrap();
+        assert_eq!(client.user_agent.as_deref(), Some("Evil\u{FFFD}Agent"));
+        // UTF-8 bytes (obs-text to HTTP) are kept, not dropped; broken ones are replaced.
+        let utf8 = "Caf\u{e9}Browser/1 \u{202E}gpj.exe".as_bytes();
+        assert_eq!(
+            stored_user_agent(utf8),
+            "Caf\u{e9}Browser/1 \u{FFFD}gpj.exe"
+        );
+        assert_eq!(
+            stored_user_agent(b"a\xff\x00b\x7f\xc2\x85c"),
+            "a\u{FFFD}\u{FFFD}b\u{FFFD}\u{FFFD}c"
+        );
+    }
+
+    #[test]
+    fn the_user_agent_is_bounded_in_bytes() {
+        let ascii = "a".repeat(600);
+        assert_eq!(
+            stored_user_agent(ascii.as_bytes()).len(),
+            MAX_USER_AGENT_BYTES
+        );
+        // Two-byte characters: 256 of them fill the bound; none is cut in half.
+        let wide = "\u{e9}".repeat(600);
+        let kept = stored_user_agent(wide.as_bytes());
+        assert_eq!(kept.len(), MAX_USER_AGENT_BYTES);
+        assert_eq!(kept.chars().count(), 256);
+        let odd = format!("a{wide}");
+        assert_eq!(
+            stored_user_agent(odd.as_bytes()).len(),
+            MAX_USER_AGENT_BYTES - 1
+        );
     }
 
     #[test]

@@ -69,7 +69,7 @@ impl Email {
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || is_invisible(c))
         {
-            return Err(invalid("must not contain spaces"));
+            return Err(invalid("must not contain spaces or control characters"));
         }
         let Some((local, domain)) = email.split_once('@') else {
             return Err(invalid("must contain @"));

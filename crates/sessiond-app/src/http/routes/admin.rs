@@ -29,6 +29,7 @@ pub fn scope() -> impl HttpServiceFactory {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateUserRequest {
+    /// Stored in its normal form (NFKC, lower case); invisible characters are refused.
     email: String,
     password: String,
     #[schema(value_type = RoleSchema)]

@@ -3,7 +3,7 @@
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpResponse, Scope, web};
 use serde::Deserialize;
-use sessiond_domain::model::{Email, NewSessionContext, Password};
+use sessiond_domain::model::{DeviceName, Email, NewSessionContext, Password};
 use sessiond_domain::service::{SignIn, SignedIn};
 
 use super::no_content;
@@ -12,9 +12,6 @@ use crate::http::client::ClientInfo;
 use crate::http::problem::ApiError;
 use crate::http::state::AppState;
 use crate::http::views::{TokenView, UserView};
-
-/// Longest device name a user may give.
-const MAX_DEVICE_NAME_CHARS: usize = 100;
 
 pub fn scope() -> Scope {
     web::scope("/auth")
@@ -26,6 +23,9 @@ pub fn scope() -> Scope {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 struct RegisterRequest {
+    /// Stored in its normal form (NFKC, lower case): full-width letters or decomposed
+    /// accents name the same account. Invisible characters (zero-width spaces and joiners,
+    /// soft hyphens, text-direction controls) are refused.
     email: String,
     password: String,
 }
@@ -60,9 +60,12 @@ async fn register(
 /// A sign-in, as the API and the web UI receive it.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct LoginRequest {
+    /// Compared in its normal form (NFKC, lower case).
     email: String,
     password: String,
-    /// A name for this device, at most 100 characters.
+    /// A name for this device, shown in the account's session lists: trimmed, at most 100
+    /// characters, no control characters, line separators or text-direction controls.
+    #[schema(max_length = 100)]
     device_name: Option<String>,
 }
 
@@ -71,25 +74,17 @@ impl LoginRequest {
     pub(crate) fn into_sign_in(self, client: ClientInfo) -> Result<SignIn, ApiError> {
         let password =
             Password::presented(self.password).map_err(|e| ApiError::validation(e.to_string()))?;
-        let device_name = self
-            .device_name
-            .map(|name| name.trim().to_owned())
-            .filter(|name| !name.is_empty());
-        if device_name
-            .as_ref()
-            .is_some_and(|name| name.chars().count() > MAX_DEVICE_NAME_CHARS)
-        {
-            return Err(ApiError::validation(
-                "device_name: must be at most 100 characters",
-            ));
-        }
+        let device_name = match self.device_name.as_deref().map(DeviceName::parse) {
+            Some(parsed) => parsed.map_err(|e| ApiError::validation(e.to_string()))?,
+            None => None,
+        };
         Ok(SignIn {
             email: self.email,
             password,
             context: NewSessionContext {
                 ip_address: client.ip,
                 user_agent: client.user_agent,
-                device_name,
+                device_name: device_name.map(DeviceName::into_string),
             },
         })
     }
