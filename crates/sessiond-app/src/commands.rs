@@ -4,9 +4,9 @@
 use std::io::BufRead;
 
 use anyhow::{Context, bail};
-use sessiond_domain::model::{Email, Password, Role};
+use sessiond_domain::model::{Email, Password, Role, UserId};
 use sessiond_domain::service::NewAccount;
-use sessiond_postgres::run_migrations;
+use sessiond_postgres::{PgUserRepository, run_migrations};
 
 use crate::config::Settings;
 use crate::services::Services;
@@ -35,7 +35,36 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     for name in applied {
         println!("migrate: applied {name}");
     }
+    let collisions = PgUserRepository::new(pool)
+        .email_collisions()
+        .await
+        .context("reading email_normalisation_collisions")?;
+    for line in collision_warning(&collisions) {
+        eprintln!("{line}");
+    }
     Ok(())
+}
+
+/// The warning about accounts whose addresses read the same once normalised (issue 15), one
+/// line each; nothing when there are none. The migration leaves them as they were: which
+/// of them owns the mailbox is a person's call.
+fn collision_warning(groups: &[Vec<UserId>]) -> Vec<String> {
+    if groups.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec![format!(
+        "migrate: warning: {} group(s) of accounts have e-mail addresses that read the same \
+         once normalised (NFKC, lower case, invisible characters dropped); they were left \
+         unchanged and only an address already in its normal form can sign in. Keep one \
+         account per group and rename or delete the others (SELECT * FROM \
+         email_normalisation_collisions shows the addresses):",
+        groups.len()
+    )];
+    for group in groups {
+        let ids: Vec<String> = group.iter().map(ToString::to_string).collect();
+        lines.push(format!("migrate: warning:   users {}", ids.join(", ")));
+    }
+    lines
 }
 
 /// `sessiond cleanup`: one pass, with a summary.
@@ -98,4 +127,21 @@ pub async fn create_user(
         .await?;
     println!("user create: {} ({}) id {}", user.email, user.role, user.id);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colliding_accounts_are_listed_by_id_and_none_say_nothing() {
+        assert!(collision_warning(&[]).is_empty());
+        let [a, b, c] = [1, 2, 3].map(|n| UserId::from_random_bytes([n; 16]));
+        let lines = collision_warning(&[vec![a, b], vec![c, a]]);
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].contains("2 group(s)"), "{}", lines[0]);
+        assert!(lines[0].contains("email_normalisation_collisions"));
+        assert_eq!(lines[1], format!("migrate: warning:   users {a}, {b}"));
+        assert_eq!(lines[2], format!("migrate: warning:   users {c}, {a}"));
+    }
 }
