@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use sessiond_app::Settings;
 use sessiond_app::storage::Storage;
 use sessiond_domain::model::Role;
-use sessiond_postgres::{PgPool, testing};
+use sessiond_postgres::{PgPool, PgSettings, testing};
 use sessiond_redis::{RedisSessionCache, RedisSettings};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -44,6 +44,9 @@ pub const CONFIGURED_BOUND_MS: u32 = 500;
 
 /// The instances' Redis command timeout: a hung link fails fast.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// The instances' PostgreSQL statement and checkout timeouts.
+pub const STORE_TIMEOUT: Duration = Duration::from_secs(2);
 
 type Configure = Box<dyn Fn(usize, &mut Settings) + Send + Sync>;
 
@@ -143,7 +146,14 @@ impl Cluster {
         if let Some(configure) = &self.configure {
             configure(index, &mut settings);
         }
-        let pool = PgPool::connect(&testing::settings(through(&self.database_url, &postgres)))
+        // Statements and checkouts bounded as in production, not as the other tests' pools
+        // (30 s): a request on a link the test cut gives up within seconds.
+        let pg_settings = PgSettings {
+            acquire_timeout: STORE_TIMEOUT,
+            statement_timeout: STORE_TIMEOUT,
+            ..testing::settings(through(&self.database_url, &postgres))
+        };
+        let pool = PgPool::connect(&pg_settings)
             .await
             .expect("a pool through the proxy");
         let cache = RedisSessionCache::connect(RedisSettings {

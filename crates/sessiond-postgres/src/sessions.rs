@@ -57,25 +57,35 @@ impl PgSessionRepository {
 
     /// The session `id`, of `owner` when given: one primary-key lookup, the owner checked in
     /// the same statement.
+    ///
+    /// Bounded on this side too, by the statement timeout: validation reads this when the
+    /// caches miss, and a link that went silent (no reset) would otherwise hold the request
+    /// for as long as TCP takes to notice, however short the server-side timeout.
     async fn fetch(
         &self,
         id: SessionId,
         owner: Option<UserId>,
     ) -> Result<Option<Session>, StoreError> {
-        let mut conn = self.pool.get().await?;
-        let mut query = user_sessions::table
-            .find(id.as_uuid())
-            .select(SessionRow::as_select())
-            .into_boxed();
-        if let Some(owner) = owner {
-            query = query.filter(user_sessions::user_id.eq(owner.as_uuid()));
-        }
-        let row = query
-            .first(&mut conn)
-            .await
-            .optional()
-            .map_err(PgError::from)?;
-        Ok(row.map(Session::try_from).transpose()?)
+        let deadline = self.pool.settings().statement_timeout;
+        let read = async {
+            let mut conn = self.pool.get().await?;
+            let mut query = user_sessions::table
+                .find(id.as_uuid())
+                .select(SessionRow::as_select())
+                .into_boxed();
+            if let Some(owner) = owner {
+                query = query.filter(user_sessions::user_id.eq(owner.as_uuid()));
+            }
+            let row = query
+                .first(&mut conn)
+                .await
+                .optional()
+                .map_err(PgError::from)?;
+            Ok::<_, StoreError>(row.map(Session::try_from).transpose()?)
+        };
+        tokio::time::timeout(deadline, read).await.map_err(|_| {
+            StoreError::Unavailable(format!("PostgreSQL gave no answer within {deadline:?}").into())
+        })?
     }
 }
 
