@@ -164,9 +164,11 @@ impl RevocationFeed {
 
     /// Publishes how far this instance has read and learns how far the others have; the
     /// caches stay vouched for (while the log cannot be read) for half the bound after an
-    /// exchange that shows no instance has read an entry this one may lack. Run it four
-    /// times per bound: a revocation read anywhere then withdraws the vouch within the
-    /// bound (a read, a publish and an exchange of a quarter each).
+    /// exchange that shows no instance has read an entry this one may lack. Run it eight
+    /// times per bound, with the log read four times: a revocation is read somewhere within
+    /// a quarter of the bound, published within an eighth more, seen here within another
+    /// eighth, and the vouch given just before lapses half a bound later at the latest, even
+    /// when no exchange succeeds after it. Four beats of slack keep a busy instance vouched.
     pub async fn beat(&self, heartbeats: &dyn Heartbeats, fresh_for: Duration) {
         let Some(trust) = &self.trust else {
             return;
