@@ -94,7 +94,9 @@ impl PasswordHasher for PlainHasher {
         Ok(hash.as_str() == format!("plain:{}", password.expose()))
     }
 
-    async fn verify_nothing(&self, _: &Password) {}
+    async fn verify_nothing(&self, _: &Password) -> Result<(), HashError> {
+        Ok(())
+    }
 }
 
 #[derive(Debug)]

@@ -23,6 +23,7 @@ pub fn test_settings() -> Settings {
     let mut settings = Settings {
         env: "test".into(),
         bind_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        metrics_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         ..Settings::default()
     };
     settings.jwt.secret = Some(SecretString::from(
@@ -32,6 +33,7 @@ pub fn test_settings() -> Settings {
         memory_kib: 1024,
         iterations: 1,
         parallelism: 1,
+        ..Argon2Config::default()
     };
     settings.http.workers = 2;
     // Tests run cleanup when they mean to, never at a random moment in between.

@@ -29,6 +29,9 @@ pub struct Settings {
     pub env: String,
     /// `BIND_ADDR`.
     pub bind_addr: SocketAddr,
+    /// `METRICS_ADDR`: `GET /metrics` is served here and nowhere else (SPEC §4); port 0
+    /// picks a free port.
+    pub metrics_addr: SocketAddr,
     /// `DATABASE_URL`: PostgreSQL; none means in-memory storage.
     pub database_url: Option<SecretString>,
     /// `REDIS_URL`: the live-session cache; none means no cache.
@@ -53,6 +56,7 @@ impl Default for Settings {
         Self {
             env: "production".into(),
             bind_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9464)),
             database_url: None,
             redis_url: None,
             admin_email: None,
@@ -226,13 +230,18 @@ impl RolesConfig {
     }
 }
 
-/// Password hashing cost.
+/// Password hashing cost, and how many hashes may run and wait at once: each one holds
+/// `memory_kib` while it runs, so the bound is the memory budget of sign-ins.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Argon2Config {
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
+    /// Hashes computed at once; 0 means one per core.
+    pub max_concurrent: usize,
+    /// Hashes waiting for a turn; beyond them, 503 with `Retry-After`.
+    pub max_queued: usize,
 }
 
 impl Default for Argon2Config {
@@ -242,6 +251,23 @@ impl Default for Argon2Config {
             memory_kib: cost.memory_kib,
             iterations: cost.iterations,
             parallelism: cost.parallelism,
+            max_concurrent: 0,
+            max_queued: sessiond_argon2::HashingBounds::DEFAULT_MAX_QUEUED,
+        }
+    }
+}
+
+impl Argon2Config {
+    /// The hashing bounds in force: `max_concurrent` 0 is the number of cores.
+    pub fn bounds(&self) -> sessiond_argon2::HashingBounds {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        sessiond_argon2::HashingBounds {
+            max_concurrent: if self.max_concurrent == 0 {
+                cores
+            } else {
+                self.max_concurrent
+            },
+            max_queued: self.max_queued,
         }
     }
 }
@@ -264,6 +290,9 @@ pub struct HttpConfig {
     pub max_url_bytes: usize,
     /// Largest accepted header block, bytes: 431 beyond.
     pub max_header_bytes: usize,
+    /// Longest time to receive a request body, ms, counted from the end of its head: 408
+    /// beyond, and the connection is closed.
+    pub body_timeout_ms: u64,
 }
 
 impl Default for HttpConfig {
@@ -276,6 +305,7 @@ impl Default for HttpConfig {
             hsts: false,
             max_url_bytes: 4096,
             max_header_bytes: 16 * 1024,
+            body_timeout_ms: 10_000,
         }
     }
 }
@@ -354,7 +384,7 @@ pub enum ConfigError {
 }
 
 /// The seed's variable names (SPEC §1, §7) and where they land.
-const SEED_ENV_VARS: [(&str, &str); 18] = [
+const SEED_ENV_VARS: [(&str, &str); 19] = [
     ("SESSION_TIMEOUT_GUEST", "roles.guest.timeout"),
     ("SESSION_TIMEOUT_EMPLOYEE", "roles.hotel_employee.timeout"),
     ("SESSION_TIMEOUT_VENDOR", "roles.vendor_admin.timeout"),
@@ -369,11 +399,138 @@ const SEED_ENV_VARS: [(&str, &str); 18] = [
     ("JWT_SECRET", "jwt.secret"),
     ("ACCESS_TOKEN_TTL", "jwt.access_token_ttl"),
     ("BIND_ADDR", "bind_addr"),
+    ("METRICS_ADDR", "metrics_addr"),
     ("SESSIOND_ENV", "env"),
     ("SESSIOND_ADMIN_EMAIL", "admin_email"),
     ("SESSIOND_ADMIN_PASSWORD", "admin_password"),
     ("SESSIOND_LOG_FORMAT", "log_format"),
 ];
+
+/// The setting a seed variable names, if it is one.
+fn seed_path(variable: &str) -> Option<&'static str> {
+    SEED_ENV_VARS
+        .iter()
+        .find(|(name, _)| variable.eq_ignore_ascii_case(name))
+        .map(|(_, path)| *path)
+}
+
+/// Settings that are text whatever their value looks like (a secret of digits, a `kid` of
+/// `1`): taken from the environment verbatim instead of parsed.
+const TEXT_SETTINGS: [&str; 11] = [
+    "env",
+    "database_url",
+    "redis_url",
+    "admin_email",
+    "admin_password",
+    "log_format",
+    "jwt.secret",
+    "jwt.kid",
+    "jwt.issuer",
+    "jwt.audience",
+    "redis.key_prefix",
+];
+
+fn is_text_setting(path: &str) -> bool {
+    TEXT_SETTINGS.contains(&path.to_ascii_lowercase().as_str())
+}
+
+/// The text settings the environment sets, seed names first, then `SESSIOND_…__…` (which
+/// override them, as with every other setting).
+fn text_settings_from_env() -> Vec<(String, String)> {
+    let variables: Vec<(String, String)> = std::env::vars().collect();
+    let seeded = variables.iter().filter_map(|(name, value)| {
+        let path = seed_path(name)?;
+        is_text_setting(path).then(|| (path.to_owned(), value.clone()))
+    });
+    let prefixed = variables.iter().filter_map(|(name, value)| {
+        let rest = name
+            .get(..9)
+            .filter(|prefix| prefix.eq_ignore_ascii_case("SESSIOND_"))
+            .and_then(|_| name.get(9..))?;
+        let path = rest.replace("__", ".").to_ascii_lowercase();
+        (path.contains('.') && is_text_setting(&path)).then(|| (path, value.clone()))
+    });
+    let seeded: Vec<_> = seeded.collect();
+    seeded.into_iter().chain(prefixed).collect()
+}
+
+/// Secrets published as examples (in this repository or commonly in tutorials): known to
+/// everyone, so they sign nothing.
+const KNOWN_SECRETS: [&str; 8] = [
+    DEV_JWT_SECRET,
+    "changeme",
+    "secret",
+    "password",
+    "your-256-bit-secret",
+    "your-secret-key",
+    "supersecret",
+    "jwt-secret",
+];
+
+/// The fewest distinct bytes a signing secret may have.
+const MIN_DISTINCT_SECRET_BYTES: usize = 10;
+
+/// The least entropy a signing secret may show, in bits: its length times the Shannon
+/// entropy of its byte frequencies. A random 32-character hex string shows about 120.
+const MIN_SECRET_ENTROPY_BITS: f64 = 100.0;
+
+/// Why `secret` cannot sign tokens outside dev mode, if it cannot.
+fn weak_secret(secret: &str) -> Option<&'static str> {
+    let bytes = secret.as_bytes();
+    if bytes.len() < 32 {
+        return Some("must be at least 32 bytes");
+    }
+    let lowered = secret.to_ascii_lowercase();
+    if KNOWN_SECRETS
+        .iter()
+        .any(|known| lowered == *known || repeats(lowered.as_bytes(), known.as_bytes()))
+    {
+        return Some("is a published example or the development default");
+    }
+    if (1..=bytes.len() / 2).any(|period| repeats(bytes, &bytes[..period])) {
+        return Some("repeats a shorter string");
+    }
+    let mut counts = [0_usize; 256];
+    for byte in bytes {
+        counts[usize::from(*byte)] += 1;
+    }
+    if counts.iter().filter(|count| **count > 0).count() < MIN_DISTINCT_SECRET_BYTES {
+        return Some("has too few distinct characters");
+    }
+    if shannon_bits(&counts, bytes.len()) < MIN_SECRET_ENTROPY_BITS {
+        return Some("has too little entropy (use 32 random bytes, e.g. `openssl rand -hex 32`)");
+    }
+    None
+}
+
+/// Whether `text` is `unit` over and over (the last repetition may be cut short).
+fn repeats(text: &[u8], unit: &[u8]) -> bool {
+    !unit.is_empty()
+        && text.len() > unit.len()
+        && text
+            .iter()
+            .enumerate()
+            .all(|(i, byte)| *byte == unit[i % unit.len()])
+}
+
+/// The Shannon entropy of these byte counts, times the length: an upper bound of what
+/// the secret could hold, crude but enough to tell `aaaa…` and `abab…` from random.
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "counts of a secret's bytes are far below 2^52"
+)]
+fn shannon_bits(counts: &[usize; 256], length: usize) -> f64 {
+    let total = length as f64;
+    let per_byte: f64 = counts
+        .iter()
+        .filter(|count| **count > 0)
+        .map(|count| {
+            let p = *count as f64 / total;
+            -p * p.log2()
+        })
+        .sum();
+    per_byte * total
+}
 
 impl Settings {
     /// Reads the layered configuration from `config_dir` and the process environment, and
@@ -385,23 +542,25 @@ impl Settings {
         let env = std::env::var("SESSIOND_ENV").unwrap_or_else(|_| Settings::default().env);
         // Each role's defaults go in first, so that one variable (say MAX_SESSIONS_GUEST)
         // overrides one field and not the whole role.
-        let settings: Settings = Figment::new()
+        let mut figment = Figment::new()
             .merge(Serialized::default("roles", RolesConfig::default()))
             .merge(Toml::file(config_dir.join("default.toml")))
             .merge(Toml::file(config_dir.join(format!("{env}.toml"))))
-            .merge(Env::raw().filter_map(|key| {
-                SEED_ENV_VARS
-                    .iter()
-                    .find(|(name, _)| key.as_str().eq_ignore_ascii_case(name))
-                    .map(|(_, path)| (*path).into())
-            }))
+            .merge(
+                Env::raw()
+                    .filter_map(|key| seed_path(key.as_str()).map(Into::into))
+                    .filter(|path| !is_text_setting(path.as_str())),
+            )
             .merge(
                 Env::prefixed("SESSIOND_")
                     .split("__")
-                    .filter(|key| key.as_str().contains('.')),
-            )
-            .extract()
-            .map_err(Box::new)?;
+                    .filter(|path| path.as_str().contains('.') && !is_text_setting(path.as_str())),
+            );
+        // Text settings as they are: figment would read a secret of digits as a number.
+        for (path, value) in text_settings_from_env() {
+            figment = figment.merge(Serialized::default(&path, value));
+        }
+        let settings: Settings = figment.extract().map_err(Box::new)?;
         settings.validate()?;
         Ok(settings)
     }
@@ -426,15 +585,16 @@ impl Settings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |message: String| Err(ConfigError::Invalid(message));
         if !self.is_dev() {
-            match &self.jwt.secret {
-                None => return invalid("JWT_SECRET is required outside dev mode".into()),
-                Some(s) if s.expose_secret() == DEV_JWT_SECRET => {
-                    return invalid("JWT_SECRET is the development default".into());
+            let Some(secret) = &self.jwt.secret else {
+                return invalid("JWT_SECRET is required outside dev mode".into());
+            };
+            if let Some(why) = weak_secret(secret.expose_secret()) {
+                return invalid(format!("JWT_SECRET {why}"));
+            }
+            for key in &self.jwt.previous_keys {
+                if let Some(why) = weak_secret(key.secret.expose_secret()) {
+                    return invalid(format!("the secret of previous key {:?} {why}", key.kid));
                 }
-                Some(s) if s.expose_secret().len() < 32 => {
-                    return invalid("JWT_SECRET must be at least 32 bytes".into());
-                }
-                Some(_) => {}
             }
         }
         for role in Role::ALL {
@@ -467,9 +627,9 @@ impl Settings {
         Ok(())
     }
 
-    /// How often the revocation log is read when no notification arrives, and how often
-    /// the heartbeats are exchanged: four times per revocation bound, so a lost notification
-    /// costs at most a quarter of it.
+    /// How often the revocation log is read when no notification arrives: four times per
+    /// revocation bound, so a lost notification costs at most a quarter of it. Heartbeats
+    /// go twice as often.
     pub fn revocation_poll(&self) -> std::time::Duration {
         std::time::Duration::from_millis(u64::from(self.sessions.revocation_bound_ms.max(4) / 4))
     }

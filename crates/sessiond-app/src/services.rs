@@ -52,11 +52,14 @@ impl Services {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let caching = Caching::build(settings, storage, &policy, &clock);
         let tokens = jwt_codec(settings)?;
-        let hasher = Argon2Hasher::new(Argon2Cost {
-            memory_kib: settings.argon2.memory_kib,
-            iterations: settings.argon2.iterations,
-            parallelism: settings.argon2.parallelism,
-        })?;
+        let hasher = Argon2Hasher::with_bounds(
+            Argon2Cost {
+                memory_kib: settings.argon2.memory_kib,
+                iterations: settings.argon2.iterations,
+                parallelism: settings.argon2.parallelism,
+            },
+            settings.argon2.bounds(),
+        )?;
         let ports = Ports {
             users: Arc::clone(&storage.users),
             sessions: Arc::clone(&caching.sessions),

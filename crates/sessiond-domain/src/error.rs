@@ -64,7 +64,11 @@ pub enum DomainError {
 
 impl From<crate::ports::HashError> for DomainError {
     fn from(error: crate::ports::HashError) -> Self {
-        DomainError::Internal(error.into())
+        match error {
+            // A full hashing queue is overload (SPEC §3 invariant 6): 503, not 500.
+            crate::ports::HashError::Busy => DomainError::Unavailable(error.into()),
+            crate::ports::HashError::Failed(_) => DomainError::Internal(error.into()),
+        }
     }
 }
 
@@ -96,6 +100,20 @@ impl std::fmt::Display for ErrorChain<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_hashing_queue_is_overload_and_a_failed_hash_a_bug() {
+        use crate::ports::HashError;
+        assert!(matches!(
+            DomainError::from(HashError::Busy),
+            DomainError::Unavailable(_)
+        ));
+        let failed = HashError::Failed(Box::new(std::io::Error::other("boom")));
+        assert!(matches!(
+            DomainError::from(failed),
+            DomainError::Internal(_)
+        ));
+    }
 
     #[test]
     fn an_error_chain_shows_every_cause_once_in_order() {

@@ -66,6 +66,96 @@ fn a_missing_weak_or_default_secret_is_refused_outside_dev_mode() {
 }
 
 #[test]
+fn secrets_anyone_could_guess_are_refused_outside_dev_mode() {
+    Jail::expect_with(|jail| {
+        for weak in [
+            "a".repeat(40),
+            "changeme".repeat(5),
+            "ChangeMe".repeat(4),
+            "abcd".repeat(10),
+            "0123456789".repeat(4),
+            DEV_JWT_SECRET.to_owned(),
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab".into(),
+            "ab1ab1ab1ab1ab1ab1ab1ab1ab1ab1ab1ab1ab1ab1ab1".into(),
+        ] {
+            jail.set_env("JWT_SECRET", &weak);
+            let refused = Settings::load(jail.directory());
+            assert!(refused.is_err(), "{weak:?} was accepted");
+        }
+        // A weak previous key would verify forged tokens just the same.
+        jail.set_env("JWT_SECRET", SECRET);
+        jail.create_file(
+            "production.toml",
+            "[[jwt.previous_keys]]\nkid = \"k0\"\nsecret = \"changemechangemechangemechangeme\"\n",
+        )?;
+        assert!(Settings::load(jail.directory()).is_err());
+        jail.create_file("production.toml", "")?;
+        for strong in [
+            SECRET,
+            "integration-test-secret-of-32-bytes-or-more",
+            "9f86d081884c7d659a2feaa0c55ad015",
+            "3q2+7wAAAAC6DgAAyv66vgAAAAAAAAAAAAAAAEw3",
+        ] {
+            jail.set_env("JWT_SECRET", strong);
+            let loaded = Settings::load(jail.directory());
+            assert!(loaded.is_ok(), "{strong:?}: {:?}", loaded.err());
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn a_secret_of_digits_is_read_as_text() {
+    Jail::expect_with(|jail| {
+        // Leading zeros and more digits than any number type holds: the text, verbatim.
+        let digits = "0071937408261563497210846375209183746509182736450918";
+        jail.set_env("JWT_SECRET", digits);
+        jail.set_env("SESSIOND_ADMIN_EMAIL", "root@example.com");
+        jail.set_env("SESSIOND_ADMIN_PASSWORD", "12345678901234");
+        jail.set_env("SESSIOND_JWT__KID", "2");
+        let settings = Settings::load(jail.directory()).map_err(|e| e.to_string())?;
+        assert_eq!(settings.jwt_secret().expose_secret(), digits);
+        assert_eq!(
+            settings
+                .admin_password
+                .as_ref()
+                .map(|p| p.expose_secret().to_owned()),
+            Some("12345678901234".to_owned())
+        );
+        assert_eq!(settings.jwt.kid, "2");
+        // The prefixed name overrides the seed's, as for every setting.
+        jail.set_env("SESSIOND_JWT__SECRET", "8".repeat(3) + digits);
+        let settings = Settings::load(jail.directory()).map_err(|e| e.to_string())?;
+        assert_eq!(
+            settings.jwt_secret().expose_secret(),
+            format!("888{digits}")
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn the_metrics_listener_and_the_new_limits_are_settings() {
+    Jail::expect_with(|jail| {
+        jail.set_env("JWT_SECRET", SECRET);
+        let defaults = Settings::load(jail.directory()).map_err(|e| e.to_string())?;
+        assert_eq!(defaults.metrics_addr.to_string(), "127.0.0.1:9464");
+        assert_eq!(defaults.http.body_timeout_ms, 10_000);
+        assert_eq!(defaults.argon2.max_queued, 64);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(defaults.argon2.bounds().max_concurrent, cores);
+        jail.set_env("METRICS_ADDR", "127.0.0.1:0");
+        jail.set_env("SESSIOND_ARGON2__MAX_CONCURRENT", "3");
+        jail.set_env("SESSIOND_HTTP__BODY_TIMEOUT_MS", "500");
+        let settings = Settings::load(jail.directory()).map_err(|e| e.to_string())?;
+        assert_eq!(settings.metrics_addr.port(), 0);
+        assert_eq!(settings.argon2.bounds().max_concurrent, 3);
+        assert_eq!(settings.http.body_timeout_ms, 500);
+        Ok(())
+    });
+}
+
+#[test]
 fn impossible_policies_are_refused() {
     Jail::expect_with(|jail| {
         jail.set_env("SESSIOND_ENV", "dev");

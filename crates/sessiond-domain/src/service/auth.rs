@@ -106,7 +106,7 @@ impl AuthService {
                     .await?
             }
             None => {
-                self.ports.hasher.verify_nothing(&attempt.password).await;
+                self.ports.hasher.verify_nothing(&attempt.password).await?;
                 false
             }
         };

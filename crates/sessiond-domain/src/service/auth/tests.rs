@@ -6,6 +6,7 @@ use time::Duration;
 use super::*;
 use crate::model::EndedBy;
 use crate::model::{DeviceClass, LimitAction, Password, Role, RolePolicy, SessionSummary, UserId};
+use crate::ports::HashError;
 use crate::service::fixtures::{self, Mocks, NOW};
 
 fn service(mocks: Mocks) -> AuthService {
@@ -89,7 +90,7 @@ async fn unknown_email_costs_a_hash_and_gets_the_same_answer_as_a_wrong_password
         .hasher
         .expect_verify_nothing()
         .times(1)
-        .return_const(());
+        .returning(|_| Ok(()));
     let error = service(mocks).sign_in(attempt("right")).await.unwrap_err();
     assert!(matches!(error, DomainError::InvalidCredentials));
 
@@ -100,6 +101,31 @@ async fn unknown_email_costs_a_hash_and_gets_the_same_answer_as_a_wrong_password
 }
 
 #[tokio::test]
+async fn a_full_hashing_queue_is_overload_for_known_and_unknown_emails_alike() {
+    let mut mocks = Mocks::unthrottled();
+    mocks.users.expect_find_by_email().returning(|_| Ok(None));
+    mocks
+        .hasher
+        .expect_verify_nothing()
+        .returning(|_| Err(HashError::Busy));
+    let error = service(mocks).sign_in(attempt("right")).await.unwrap_err();
+    assert!(matches!(error, DomainError::Unavailable(_)), "{error:?}");
+
+    let mut mocks = Mocks::unthrottled();
+    mocks
+        .users
+        .expect_find_by_email()
+        .returning(|_| Ok(Some(fixtures::user(Role::Guest))));
+    mocks
+        .hasher
+        .expect_verify()
+        .returning(|_, _| Err(HashError::Busy));
+    mocks.sessions.expect_create_within_limit().times(0);
+    let error = service(mocks).sign_in(attempt("right")).await.unwrap_err();
+    assert!(matches!(error, DomainError::Unavailable(_)), "{error:?}");
+}
+
+#[tokio::test]
 async fn an_email_that_cannot_exist_is_a_wrong_credential_not_a_lookup() {
     let mut mocks = Mocks::unthrottled();
     mocks.users.expect_find_by_email().times(0);
@@ -107,7 +133,7 @@ async fn an_email_that_cannot_exist_is_a_wrong_credential_not_a_lookup() {
         .hasher
         .expect_verify_nothing()
         .times(1)
-        .return_const(());
+        .returning(|_| Ok(()));
     let mut bad = attempt("right");
     bad.email = "not an email".into();
     let error = service(mocks).sign_in(bad).await.unwrap_err();
