@@ -69,6 +69,8 @@ psql -q -d postgres -c "CREATE DATABASE \"$DATABASE\"" >/dev/null
 
 export SESSIOND_ENV=fuzz
 export BIND_ADDR=127.0.0.1:$PORT
+# /metrics has a listener of its own (not in the API document): any free port.
+export METRICS_ADDR=127.0.0.1:0
 export DATABASE_URL=postgres://$PGUSER@$PGHOST:$PGPORT/$DATABASE
 export REDIS_URL
 export SESSIOND_REDIS__KEY_PREFIX=$KEY_PREFIX

@@ -10,10 +10,9 @@ use sessiond_postgres::{PgPool, testing};
 use sessiond_tests::app::{IPHONE, TestApp, WINDOWS, test_settings};
 use sessiond_tests::logs;
 
-/// What `/metrics` shows now.
+/// What `/metrics` (on the metrics listener) shows now.
 async fn scrape(app: &TestApp) -> String {
-    let response = app.request(reqwest::Method::GET, "/metrics").send().await;
-    response.expect("/metrics").text().await.expect("a body")
+    app.metrics().await
 }
 
 /// The value of `sessiond_sessions_ended_total{reason}` (0 before the first).

@@ -265,15 +265,7 @@ async fn request_metrics_count_by_route_pattern_with_bounded_labels() {
     let app = TestApp::spawn().await;
     let email = app.create_user(Role::Guest).await;
     let device = app.login(&email, IPHONE).await;
-    let scrape = || async {
-        app.request(Method::GET, "/metrics")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let scrape = || app.metrics();
     let current = "/api/v1/sessions/current";
     let before = scrape().await;
 

@@ -13,6 +13,7 @@ mod admin;
 mod bound;
 mod browser;
 mod durability;
+mod edge;
 mod faults;
 mod hardening;
 mod http;

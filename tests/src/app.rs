@@ -45,6 +45,8 @@ pub fn test_settings() -> Settings {
 #[derive(Debug)]
 pub struct TestApp {
     pub base_url: String,
+    /// The metrics listener's `http://127.0.0.1:<port>`: `GET /metrics` is served there only.
+    pub metrics_url: String,
     pub client: reqwest::Client,
     pub accounts: AccountService,
     pub cleanup: CleanupService,
@@ -154,12 +156,14 @@ impl TestApp {
             .await
             .expect("the app builds");
         let base_url = format!("http://127.0.0.1:{}", app.port());
+        let metrics_url = format!("http://127.0.0.1:{}", app.metrics_port());
         let accounts = app.accounts();
         let cleanup = app.cleanup();
         let server = app.handle();
         tokio::spawn(app.run_until_stopped());
         Self {
             base_url,
+            metrics_url,
             client: reqwest::Client::new(),
             accounts,
             cleanup,
@@ -170,6 +174,18 @@ impl TestApp {
     /// Stops the server gracefully, as SIGTERM would.
     pub async fn stop(self) {
         self.server.stop(true).await;
+    }
+
+    /// What `GET /metrics` on the metrics listener shows now.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .client
+            .get(format!("{}/metrics", self.metrics_url))
+            .send()
+            .await
+            .expect("the metrics listener answers");
+        assert_eq!(response.status(), StatusCode::OK, "GET /metrics");
+        response.text().await.expect("the metrics")
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {

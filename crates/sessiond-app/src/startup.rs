@@ -26,6 +26,9 @@ use crate::storage::Storage;
 pub struct Application {
     port: u16,
     server: Server,
+    /// The port of the metrics listener, and its server (stopped with the API's).
+    metrics_port: u16,
+    metrics_server: Server,
     services: Services,
     cleanup_every: Option<Duration>,
     revocation_poll: Duration,
@@ -39,13 +42,15 @@ impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Application")
             .field("port", &self.port)
+            .field("metrics_port", &self.metrics_port)
             .finish_non_exhaustive()
     }
 }
 
 impl Application {
-    /// Connects the configured storage and binds `settings.bind_addr` (port 0 picks a free
-    /// port, see [`Self::port`]).
+    /// Connects the configured storage and binds `settings.bind_addr` and
+    /// `settings.metrics_addr` (port 0 picks a free port, see [`Self::port`] and
+    /// [`Self::metrics_port`]).
     ///
     /// # Errors
     /// When storage cannot be set up or the address cannot be bound.
@@ -78,7 +83,16 @@ impl Application {
         let listener = TcpListener::bind(settings.bind_addr)
             .with_context(|| format!("cannot bind {}", settings.bind_addr))?;
         let port = listener.local_addr()?.port();
+        // `/metrics` on a listener of its own, never on the API's (SPEC §4).
+        let metrics_listener = TcpListener::bind(settings.metrics_addr).with_context(|| {
+            format!("cannot bind the metrics address {}", settings.metrics_addr)
+        })?;
+        let metrics_port = metrics_listener.local_addr()?.port();
         let json_limit = settings.http.json_limit;
+        let body_rules = http::hardening::BodyRules {
+            timeout: Duration::from_millis(settings.http.body_timeout_ms.max(1)),
+            json_limit,
+        };
         let cors_origins = settings.http.cors_allowed_origins.clone();
         let security_headers = http::hardening::SecurityHeaders {
             hsts: settings.http.hsts,
@@ -94,12 +108,16 @@ impl Application {
             settings.http.clone(),
             storage.probes(),
         ));
+        let metrics_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .configure(|config| http::configure(config, json_limit))
                 .app_data(web::Data::new(limits))
                 .app_data(web::Data::new(security_headers))
+                .app_data(web::Data::new(body_rules))
+                .wrap(from_fn(http::hardening::body_deadline))
+                .wrap(from_fn(http::hardening::head_as_get))
                 .wrap(from_fn(http::hardening::enforce_limits))
                 // No origins, no CORS work at all (the UI is same-origin).
                 .wrap(Condition::new(
@@ -114,11 +132,29 @@ impl Application {
         }
         let server = server.listen(listener)?.run();
         tracing::info!(address = %settings.bind_addr, port, "sessiond is listening");
+        // One worker is plenty for a scraper; the API server's signals stop it too.
+        let metrics_server = HttpServer::new(move || {
+            App::new()
+                .app_data(metrics_state.clone())
+                .configure(http::configure_metrics)
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(metrics_listener)?
+        .run();
+        tracing::info!(
+            address = %settings.metrics_addr,
+            port = metrics_port,
+            "metrics are served at /metrics"
+        );
         let cleanup_every = (settings.cleanup.interval > 0)
             .then(|| Duration::from_secs(u64::from(settings.cleanup.interval)));
         Ok(Self {
             port,
             server,
+            metrics_port,
+            metrics_server,
             services,
             cleanup_every,
             revocation_poll: settings.revocation_poll(),
@@ -131,6 +167,11 @@ impl Application {
     /// The port actually bound.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the metrics listener (`GET /metrics`).
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_port
     }
 
     /// Stops the server from outside (tests; signals do this in production).
@@ -167,7 +208,11 @@ impl Application {
             Arc::clone(&self.durable_sessions),
             self.activity_flush,
         ));
+        let metrics = self.metrics_server.handle();
+        let metrics_served = tokio::spawn(self.metrics_server);
         let result = self.server.await;
+        metrics.stop(false).await;
+        let _ = metrics_served.await;
         for task in [cleanup, feed, heartbeats, Some(activity)]
             .into_iter()
             .flatten()

@@ -103,6 +103,8 @@ pub async fn run(
         ("DATABASE_URL", database.url.clone()),
         ("REDIS_URL", redis.url.clone()),
         ("JWT_SECRET", JWT_SECRET.to_owned()),
+        // Three instances on one machine: each its own metrics port.
+        ("METRICS_ADDR", "127.0.0.1:0".to_owned()),
         ("SESSIOND_HTTP__WORKERS", knobs.server_workers.to_string()),
         // The bulk users' cheap hash, as the in-process sessiond is configured.
         ("SESSIOND_ARGON2__MEMORY_KIB", "1024".to_owned()),

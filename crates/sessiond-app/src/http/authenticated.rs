@@ -24,13 +24,44 @@ pub struct Authenticated(pub Principal);
 
 /// The token of an `Authorization: Bearer <token>` header. Tokens anywhere else (a query
 /// string, a cookie) are ignored on purpose: they leak into logs and histories.
-fn bearer_token(request: &HttpRequest) -> Option<String> {
+///
+/// # Errors
+/// 400 for more than one `Authorization` header: which one counts would be a guess, and a
+/// proxy in front may have guessed the other way.
+fn bearer_token(request: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let mut values = request.headers().get_all(AUTHORIZATION);
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::validation(
+            "send exactly one Authorization header",
+        ));
+    }
     // On bytes: `HeaderValue::to_str` checks every byte one at a time, and a token is long.
-    let value = request.headers().get(AUTHORIZATION)?.as_bytes();
-    let space = value.iter().position(|&b| b == b' ')?;
+    let value = value.as_bytes();
+    let Some(space) = value.iter().position(|&b| b == b' ') else {
+        return Ok(None);
+    };
     let (scheme, token) = (&value[..space], value[space + 1..].trim_ascii());
-    let token = std::str::from_utf8(token).ok()?;
-    (scheme.eq_ignore_ascii_case(b"bearer") && !token.is_empty()).then(|| token.to_owned())
+    let Ok(token) = std::str::from_utf8(token) else {
+        return Ok(None);
+    };
+    Ok((scheme.eq_ignore_ascii_case(b"bearer") && !token.is_empty()).then(|| token.to_owned()))
+}
+
+/// The principal of `token`; a refusal says that the token presented was refused
+/// (`WWW-Authenticate: Bearer error="invalid_token"`, RFC 6750).
+async fn authenticate(
+    state: Option<web::Data<AppState>>,
+    token: &str,
+) -> Result<Principal, ApiError> {
+    let state = state.ok_or_else(|| ApiError::unauthenticated().detail("no state"))?;
+    state
+        .auth
+        .authenticate(token)
+        .await
+        .map_err(|error| ApiError::from(error).token_presented())
 }
 
 impl FromRequest for Authenticated {
@@ -41,10 +72,8 @@ impl FromRequest for Authenticated {
         let state = request.app_data::<web::Data<AppState>>().cloned();
         let token = bearer_token(request);
         Box::pin(async move {
-            let token = token.ok_or_else(ApiError::unauthenticated)?;
-            let state = state.ok_or_else(|| ApiError::unauthenticated().detail("no state"))?;
-            let principal = state.auth.authenticate(&token).await?;
-            Ok(Authenticated(principal))
+            let token = token?.ok_or_else(ApiError::unauthenticated)?;
+            Ok(Authenticated(authenticate(state, &token).await?))
         })
     }
 }
@@ -79,9 +108,8 @@ pub async fn require_admin(
 
 async fn admin_principal(request: &ServiceRequest) -> Result<Principal, ApiError> {
     let state = request.app_data::<web::Data<AppState>>().cloned();
-    let token = bearer_token(request.request()).ok_or_else(ApiError::unauthenticated)?;
-    let state = state.ok_or_else(|| ApiError::unauthenticated().detail("no state"))?;
-    let principal = state.auth.authenticate(&token).await?;
+    let token = bearer_token(request.request())?.ok_or_else(ApiError::unauthenticated)?;
+    let principal = authenticate(state, &token).await?;
     if principal.role != Role::SystemAdmin {
         return Err(DomainError::Forbidden.into());
     }
@@ -116,6 +144,7 @@ mod tests {
                     .insert_header((AUTHORIZATION, value))
                     .to_http_request(),
             )
+            .unwrap()
         };
         assert_eq!(with("Bearer abc").as_deref(), Some("abc"));
         assert_eq!(with("bearer  abc ").as_deref(), Some("abc"));
@@ -125,6 +154,26 @@ mod tests {
         assert_eq!(with("Bearertoken"), None);
         assert_eq!(with("Token abc"), None);
         let query = TestRequest::with_uri("/x?access_token=abc").to_http_request();
-        assert_eq!(bearer_token(&query), None);
+        assert_eq!(bearer_token(&query).unwrap(), None);
+    }
+
+    #[test]
+    fn two_authorization_headers_are_refused_whatever_they_say() {
+        for (first, second) in [
+            ("Bearer abc", "Bearer def"),
+            ("Bearer abc", "Bearer abc"),
+            ("Basic x", "Bearer abc"),
+        ] {
+            let request = TestRequest::default()
+                .append_header((AUTHORIZATION, first))
+                .append_header((AUTHORIZATION, second))
+                .to_http_request();
+            let refused = bearer_token(&request).unwrap_err();
+            assert_eq!(
+                refused.status_code(),
+                actix_web::http::StatusCode::BAD_REQUEST
+            );
+            assert_eq!(refused.code(), "validation_failed");
+        }
     }
 }

@@ -1,13 +1,23 @@
-//! Request limits, response headers every answer carries, and CORS from a configured
-//! allow-list only.
+//! Request limits (the head's size, the time a body may take), `HEAD` wherever `GET` is,
+//! response headers every answer carries, and CORS from a configured allow-list only.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use actix_cors::Cors;
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
 use actix_web::http::header::{HeaderMap, HeaderValue};
-use actix_web::http::{StatusCode, Uri, header};
+use actix_web::http::{Method, StatusCode, Uri, header};
 use actix_web::middleware::Next;
-use actix_web::{ResponseError, web};
+use actix_web::web::Bytes;
+use actix_web::{HttpMessage, HttpResponse, ResponseError, web};
+use futures::Stream;
 
 use super::problem::ApiError;
 
@@ -58,6 +68,195 @@ pub async fn enforce_limits(
         }
     }
     Ok(next.call(request).await?.map_into_left_body())
+}
+
+/// `HEAD` is `GET` without the body (RFC 9110 §9.3.2): routed as `GET`, so every `GET`
+/// route answers it with the same status and headers. The connection still knows the
+/// request was `HEAD` and sends no body.
+///
+/// # Errors
+/// The framework's own errors, passed through.
+pub async fn head_as_get(
+    mut request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if request.method() == Method::HEAD {
+        request.head_mut().method = Method::GET;
+    }
+    next.call(request).await
+}
+
+/// How request bodies are received.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyRules {
+    /// How long a body may take to arrive (`http.body_timeout_ms`).
+    pub timeout: Duration,
+    /// The largest JSON body (`http.json_limit`): no more of one is copied.
+    pub json_limit: usize,
+}
+
+/// The first bytes of a JSON body as they arrived, so that a body that does not parse can
+/// be answered with the field it went wrong at (see `http::json_error`).
+#[derive(Debug, Clone, Default)]
+pub(super) struct BodyCopy(Rc<RefCell<Vec<u8>>>);
+
+impl BodyCopy {
+    pub(super) fn bytes(&self) -> std::cell::Ref<'_, Vec<u8>> {
+        self.0.borrow()
+    }
+}
+
+/// Bounds the time to receive a request body: a body still incomplete `http.body_timeout_ms`
+/// after the head is answered 408, and a body that is not read to its end (too slow, or of
+/// no interest to the route) closes its connection once the answer is sent, so slow
+/// senders cannot hold connections open (the head has actix's `client_request_timeout`).
+/// Also keeps a copy of the first `http.json_limit` bytes of a JSON body for the JSON error
+/// handler.
+///
+/// # Errors
+/// The framework's own errors, passed through.
+pub async fn body_deadline(
+    mut request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody, Holding>>, actix_web::Error> {
+    let rules = request
+        .app_data::<web::Data<BodyRules>>()
+        .map(|rules| *rules.get_ref());
+    let has_body = request.headers().contains_key(header::CONTENT_LENGTH)
+        || request.headers().contains_key(header::TRANSFER_ENCODING);
+    let Some(rules) = rules.filter(|_| has_body) else {
+        return Ok(next.call(request).await?.map_into_left_body());
+    };
+    // `application/json` and the `+json` types, as the JSON extractor takes them.
+    let json = request
+        .content_type()
+        .to_ascii_lowercase()
+        .ends_with("json");
+    let copy = json.then(|| {
+        let copy = BodyCopy::default();
+        request.extensions_mut().insert(copy.clone());
+        (copy, rules.json_limit)
+    });
+    let reader = Rc::new(RefCell::new(request.take_payload()));
+    let state = Rc::new(BodyState::default());
+    let payload = DeadlinePayload {
+        reader: Rc::clone(&reader),
+        deadline: Some(Box::pin(tokio::time::sleep(rules.timeout))),
+        state: Rc::clone(&state),
+        copy,
+    };
+    request.set_payload(Payload::Stream {
+        payload: Box::pin(payload),
+    });
+    let response = next.call(request).await?;
+    // While the reader lives, the server does not wait for the rest of the body: it
+    // closes the connection after the answer (it would otherwise drain a chunked body at
+    // the sender's pace, however slow).
+    let unfinished = (!state.ended.get()).then_some(reader);
+    if !state.expired.get() {
+        return Ok(response
+            .map_body(|_, body| Holding {
+                body: BoxBody::new(body),
+                _reader: unfinished,
+            })
+            .map_into_right_body());
+    }
+    let refused = ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        "The request body took too long",
+    )
+    .detail(format!(
+        "send the whole body within {} ms",
+        rules.timeout.as_millis()
+    ));
+    let mut answer: HttpResponse = refused.error_response();
+    answer
+        .head_mut()
+        .set_connection_type(actix_web::http::ConnectionType::Close);
+    let answer = answer.map_body(|_, body| Holding {
+        body,
+        _reader: unfinished,
+    });
+    Ok(response.into_response(answer).map_into_right_body())
+}
+
+/// An answer's body that keeps the request body's reader alive until the answer is sent.
+pub struct Holding {
+    body: BoxBody,
+    _reader: Option<Rc<RefCell<Payload>>>,
+}
+
+impl MessageBody for Holding {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
+}
+
+/// How far a request body got.
+#[derive(Debug, Default)]
+struct BodyState {
+    /// Read to its end.
+    ended: Cell<bool>,
+    /// Its deadline passed first.
+    expired: Cell<bool>,
+}
+
+/// A request body that fails with a timeout once its deadline passes.
+struct DeadlinePayload {
+    reader: Rc<RefCell<Payload>>,
+    /// `None` once the body is complete: from then on, no deadline.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    state: Rc<BodyState>,
+    copy: Option<(BodyCopy, usize)>,
+}
+
+impl Stream for DeadlinePayload {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.state.expired.get() || this.state.ended.get() {
+            return Poll::Ready(None);
+        }
+        let polled = Pin::new(&mut *this.reader.borrow_mut()).poll_next(cx);
+        match polled {
+            Poll::Ready(Some(Ok(chunk))) => {
+                if let Some((copy, limit)) = &this.copy {
+                    let mut bytes = copy.0.borrow_mut();
+                    let room = limit.saturating_sub(bytes.len());
+                    bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(None) => {
+                this.state.ended.set(true);
+                this.deadline = None;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error))),
+            Poll::Pending => match this.deadline.as_mut().map(|d| d.as_mut().poll(cx)) {
+                Some(Poll::Ready(())) => {
+                    this.state.expired.set(true);
+                    this.deadline = None;
+                    Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the request body took too long",
+                    )))))
+                }
+                _ => Poll::Pending,
+            },
+        }
+    }
 }
 
 /// The length of the URL as the client sent it (`Uri`'s `Display`), without building it.

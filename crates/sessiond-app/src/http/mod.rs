@@ -3,6 +3,7 @@
 mod authenticated;
 mod client;
 pub mod hardening;
+mod json;
 pub mod observe;
 pub mod openapi;
 mod problem;
@@ -12,7 +13,7 @@ mod state;
 mod views;
 
 use actix_web::web;
-use actix_web::{HttpRequest, HttpResponse, error};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, error};
 
 pub use problem::ApiError;
 pub use state::AppState;
@@ -31,7 +32,6 @@ pub fn configure(config: &mut web::ServiceConfig, json_limit: usize) {
             }),
         )
         .service(routes::health::scope())
-        .service(routes::metrics::resource())
         .service(
             web::scope("/api/v1")
                 .service(routes::auth::scope())
@@ -45,6 +45,14 @@ pub fn configure(config: &mut web::ServiceConfig, json_limit: usize) {
         .default_service(web::to(not_found));
 }
 
+/// Mounts `GET /metrics`, the only route of the metrics listener (`METRICS_ADDR`): never on
+/// the API listener (SPEC §4).
+pub fn configure_metrics(config: &mut web::ServiceConfig) {
+    config
+        .service(routes::metrics::resource())
+        .default_service(web::to(not_found));
+}
+
 async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found().detail(format!(
         "no route for {} {}",
@@ -54,7 +62,7 @@ async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
 }
 
 /// Malformed JSON bodies are the client's mistake: 4xx with a clear detail, never a 5xx.
-fn json_error(err: error::JsonPayloadError, _: &HttpRequest) -> error::Error {
+fn json_error(err: error::JsonPayloadError, request: &HttpRequest) -> error::Error {
     use actix_web::http::StatusCode;
     use error::JsonPayloadError as E;
     let api_error = match &err {
@@ -68,8 +76,12 @@ fn json_error(err: error::JsonPayloadError, _: &HttpRequest) -> error::Error {
             "unsupported_media_type",
             "Send the body as application/json",
         ),
-        E::Deserialize(e) => ApiError::validation(format!("invalid JSON body: {e}")),
-        _ => ApiError::validation(format!("unreadable body: {err}")),
+        E::Deserialize(e) => {
+            let copy = request.extensions().get::<hardening::BodyCopy>().cloned();
+            let body = copy.as_ref().map(|copy| copy.bytes());
+            ApiError::validation(json::explain(e, body.as_deref().map(Vec::as_slice)))
+        }
+        _ => ApiError::validation("the body could not be read"),
     };
     api_error.into()
 }

@@ -1,7 +1,7 @@
 //! What every request goes through first: its request id (echoed back, on every log line of
 //! the request), one log line per request, HTTP metrics, the security headers of every
-//! answer, and problem+json for the bare error answers the framework makes itself (405,
-//! 431, ...).
+//! answer, `Cache-Control: no-store` on the API's, and problem+json for the bare error
+//! answers the framework makes itself (405, 431, ...).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError, web};
@@ -118,6 +118,13 @@ pub async fn observe(
     if let Some(security) = security {
         security.add_to(response.headers_mut());
     }
+    if is_private(&path) && !response.headers().contains_key(CACHE_CONTROL) {
+        // Sessions, accounts, tokens and their errors: for this client only, and not for
+        // a disk cache either.
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     count(
         route,
         method_label(&method),
@@ -128,6 +135,12 @@ pub async fn observe(
         response.headers_mut().insert(request_id::HEADER, value);
     }
     Ok(response)
+}
+
+/// Whether answers under `path` are about one user (the API and the UI's sign-in): never
+/// stored by a cache.
+fn is_private(path: &str) -> bool {
+    path.starts_with("/api/v1/") || path.starts_with("/ui/auth/")
 }
 
 /// Error answers without a body (the framework's 405, 413 on headers, ...) become

@@ -13,11 +13,11 @@ use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, Resource, web};
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{Ref, RefOr};
+use utoipa::openapi::{Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
 use super::problem::Problem;
-use super::routes::{account, admin, auth, health, metrics, sessions};
+use super::routes::{account, admin, auth, health, sessions};
 use super::views::{
     CurrentView, EndedSessionView, EndedView, Liveness, PrincipalView, Readiness, ReadinessChecks,
     ReasonSchema, RoleSchema, SessionView, StoreStatus, TokenView, UserView,
@@ -35,7 +35,9 @@ pub const BEARER: &str = "bearer";
             ending sessions, administration. JSON under `/api/v1`; errors are RFC 9457 \
             `application/problem+json` with a stable `code`. Authenticated routes take \
             `Authorization: Bearer <access token>`. Not described here: the web UI (`/`) and \
-            its cookie endpoints under `/ui/auth`, which serve only the same-origin page.",
+            its cookie endpoints under `/ui/auth`, which serve only the same-origin page, and \
+            `GET /metrics` (Prometheus text), which is served on a listener of its own \
+            (`METRICS_ADDR`, default `127.0.0.1:9464`), never on this one.",
         license(name = "MIT"),
     ),
     paths(
@@ -57,7 +59,6 @@ pub const BEARER: &str = "bearer";
         admin::end_session,
         health::live,
         health::ready,
-        metrics::render,
     ),
     components(schemas(
         Problem,
@@ -81,7 +82,7 @@ pub const BEARER: &str = "bearer";
         (name = "sessions", description = "The caller's own sessions"),
         (name = "account", description = "The caller's account"),
         (name = "admin", description = "System administrators only (403 for other roles)"),
-        (name = "operations", description = "Health and metrics"),
+        (name = "operations", description = "Health"),
     )
 )]
 pub struct ApiDoc;
@@ -124,7 +125,10 @@ impl Modify for BearerScheme {
     }
 }
 
-/// Gives every 4xx/5xx answer declared without a body the problem-details body.
+/// Gives every 4xx/5xx answer declared without a body the problem-details body, and adds
+/// the answers the HTTP edge gives on any route of a kind: 400 where an `Authorization`
+/// header is read (two of them are refused), 408 where a body is read (one that takes
+/// longer than `http.body_timeout_ms`).
 struct ProblemResponses;
 
 impl Modify for ProblemResponses {
@@ -143,7 +147,22 @@ impl Modify for ProblemResponses {
                 &mut item.patch,
             ];
             for operation in operations.into_iter().flatten() {
-                for (status, response) in &mut operation.responses.responses {
+                let responses = &mut operation.responses.responses;
+                if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    responses.entry("400".to_owned()).or_insert_with(|| {
+                        RefOr::T(Response::new(
+                            "A malformed request, e.g. more than one `Authorization` header",
+                        ))
+                    });
+                }
+                if operation.request_body.is_some() {
+                    responses.entry("408".to_owned()).or_insert_with(|| {
+                        RefOr::T(Response::new(
+                            "The body did not arrive within `http.body_timeout_ms`",
+                        ))
+                    });
+                }
+                for (status, response) in responses {
                     let is_error = status.starts_with('4') || status.starts_with('5');
                     if let RefOr::T(response) = response
                         && is_error

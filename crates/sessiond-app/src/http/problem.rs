@@ -21,6 +21,9 @@ pub struct ApiError {
     detail: String,
     reason: Option<InvalidationReason>,
     retry_after: Option<u64>,
+    /// A 401 for a token the client presented (not for a missing one): RFC 6750's
+    /// `error="invalid_token"`.
+    token_presented: bool,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -54,6 +57,7 @@ impl ApiError {
             detail: title.to_owned(),
             reason: None,
             retry_after: None,
+            token_presented: false,
             source: None,
         }
     }
@@ -66,6 +70,13 @@ impl ApiError {
 
     fn reason(mut self, reason: InvalidationReason) -> Self {
         self.reason = Some(reason);
+        self
+    }
+
+    /// Marks a refusal as one of the access token the client presented.
+    #[must_use]
+    pub fn token_presented(mut self) -> Self {
+        self.token_presented = true;
         self
     }
 
@@ -236,10 +247,13 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status);
         response.content_type("application/problem+json");
         if self.status == StatusCode::UNAUTHORIZED {
-            response.insert_header((
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"sessiond\""),
-            ));
+            // RFC 6750 §3: the scheme on every 401, the error when a token was refused.
+            let challenge = if self.token_presented {
+                HeaderValue::from_static("Bearer realm=\"sessiond\", error=\"invalid_token\"")
+            } else {
+                HeaderValue::from_static("Bearer realm=\"sessiond\"")
+            };
+            response.insert_header((header::WWW_AUTHENTICATE, challenge));
         }
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));

@@ -1,4 +1,5 @@
-//! `GET /metrics`: Prometheus text format.
+//! `GET /metrics`: Prometheus text format, on the metrics listener (`METRICS_ADDR`) only:
+//! never on the API listener, and not in the API's OpenAPI document (SPEC §4).
 
 use actix_web::{HttpResponse, Resource, web};
 use sessiond_domain::ports::Clock;
@@ -17,12 +18,6 @@ pub fn resource() -> Resource {
 }
 
 /// Counters, gauges and latency histograms in the Prometheus text format.
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    tag = "operations",
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
-)]
 async fn render(state: web::Data<AppState>) -> HttpResponse {
     if let Some(cache) = &state.stores.cache {
         // The cache counts on its own; publish its counters at scrape time.
