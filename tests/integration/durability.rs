@@ -1,14 +1,18 @@
 //! PostgreSQL is the durable record (issue 3, SPEC §3 invariant 1): sessions survive a
-//! restart of sessiond, and cleanup ends what expired and purges what is past retention.
+//! restart of sessiond, and cleanup ends what expired, purges what is past retention and
+//! prunes Redis's per-user indexes.
 
+use std::process::Command;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use sessiond_app::storage::Storage;
 use sessiond_domain::model::Role;
 use sessiond_postgres::{PgPool, testing};
-use sessiond_tests::app::{IPHONE, TestApp, WINDOWS, test_settings};
+use sessiond_redis::RedisSessionCache;
+use sessiond_tests::app::{IPHONE, TestApp, WINDOWS, redis_settings, test_settings};
 use sessiond_tests::logs;
+use sessiond_tests::redis_server::RedisServer;
 
 /// What `/metrics` (on the metrics listener) shows now.
 async fn scrape(app: &TestApp) -> String {
@@ -116,4 +120,50 @@ async fn cleanup_ends_expired_sessions_once_and_the_device_is_told_why() {
     let refresh = app.refresh(&first.refresh_token).await;
     assert_eq!(refresh.code(), "session_expired");
     assert_eq!(refresh.body["reason"], "expired");
+}
+
+/// SPEC §5: a cleanup pass also prunes each user's index in Redis of the sessions that
+/// expired, so that no index grows with every session a user ever had. The user keeps a
+/// later session, so the index itself lives on (it expires with its latest member).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_prunes_the_redis_index_of_expired_sessions() {
+    let redis = RedisServer::start();
+    let url = testing::fresh_database_url().await.expect("a database");
+    let pool = PgPool::connect(&testing::settings(url))
+        .await
+        .expect("a pool");
+    let redis_settings = redis_settings(&redis.url());
+    let prefix = redis_settings.key_prefix.clone();
+    let cache = RedisSessionCache::connect(redis_settings)
+        .await
+        .expect("the cache");
+    let mut settings = test_settings();
+    settings.roles.guest.timeout = 2;
+    settings.roles.guest.absolute_lifetime = 2;
+    let app = TestApp::spawn_on(settings, Storage::postgres(pool, Some(cache))).await;
+    let email = app.create_user(Role::Guest).await;
+    let early = app.login(&email, IPHONE).await;
+    let user_id = app.user_id(&early).await;
+    let index = format!("{prefix}sessions:{{{user_id}}}");
+    let members = || {
+        let output = Command::new("redis-cli")
+            .args(["-p", &redis.port().to_string(), "ZRANGE", &index, "0", "-1"])
+            .output()
+            .expect("redis-cli runs");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let mut members: Vec<String> = text.lines().map(str::to_owned).collect();
+        members.sort();
+        members
+    };
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let late = app.login(&email, WINDOWS).await;
+    let mut both = vec![early.session_id.clone(), late.session_id.clone()];
+    both.sort();
+    assert_eq!(members(), both);
+
+    // The early session has expired, the late one has not.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let report = app.cleanup.run_once().await.expect("a pass");
+    assert_eq!(report.expired, 1);
+    assert_eq!(members(), vec![late.session_id.clone()]);
 }
