@@ -202,7 +202,7 @@ impl Application {
             .feed
             .clone()
             .zip(self.heartbeats)
-            .map(|(feed, heartbeats)| tokio::spawn(heartbeat_job(feed, heartbeats, poll)));
+            .map(|(feed, heartbeats)| tokio::spawn(heartbeat_job(feed, heartbeats, poll / 2)));
         let activity = tokio::spawn(activity_job(
             Arc::clone(&services.activity),
             Arc::clone(&self.durable_sessions),
@@ -230,7 +230,7 @@ impl Application {
     }
 }
 
-/// Exchanges heartbeats every `every` (a quarter of the revocation bound). A heartbeat
+/// Exchanges heartbeats every `every` (an eighth of the revocation bound). A heartbeat
 /// stays fresh for a few seconds, however short the bound: an instance that misses a few
 /// beats (a pause, a slow Redis) is not forgotten at once.
 async fn heartbeat_job(
