@@ -167,3 +167,55 @@ async fn cleanup_prunes_the_redis_index_of_expired_sessions() {
     assert_eq!(report.expired, 1);
     assert_eq!(members(), vec![late.session_id.clone()]);
 }
+
+/// SPEC §8: activity is written behind. A request that finds its session's activity due
+/// writes nothing itself; the batch goes out at the next flush, or, when the process stops
+/// first, at shutdown: nothing noted is lost to a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noted_activity_is_written_behind_and_flushed_at_shutdown() {
+    let url = testing::fresh_database_url().await.expect("a database");
+    let pool = PgPool::connect(&testing::settings(url.clone()))
+        .await
+        .expect("a pool");
+    let mut settings = test_settings();
+    settings.sessions.activity_interval = 1;
+    // No periodic flush within the test: only the shutdown one.
+    settings.sessions.activity_flush_ms = 600_000;
+    let app = TestApp::spawn_on(settings, Storage::postgres(pool, None)).await;
+    let email = app.create_user(Role::Guest).await;
+    let device = app.login(&email, IPHONE).await;
+    let (sql, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("a direct connection");
+    tokio::spawn(connection);
+    let stored = || async {
+        let row = sql
+            .query_one(
+                "SELECT (extract(epoch FROM last_activity) * 1000000)::bigint \
+                 FROM user_sessions WHERE id = $1::text::uuid",
+                &[&device.session_id],
+            )
+            .await
+            .expect("the session row");
+        row.get::<_, i64>(0)
+    };
+    let signed_in = stored().await;
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let reply = app
+        .get("/api/v1/sessions/current", &device.access_token)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        stored().await,
+        signed_in,
+        "the request wrote its activity itself"
+    );
+
+    app.stop().await;
+    let flushed = stored().await;
+    assert!(
+        flushed >= signed_in + 1_000_000,
+        "the activity noted before shutdown was lost: {signed_in} -> {flushed}"
+    );
+}

@@ -51,6 +51,7 @@ pub struct TestApp {
     pub accounts: AccountService,
     pub cleanup: CleanupService,
     server: ServerHandle,
+    running: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 /// A signed-in device: its tokens and the session they belong to.
@@ -160,7 +161,7 @@ impl TestApp {
         let accounts = app.accounts();
         let cleanup = app.cleanup();
         let server = app.handle();
-        tokio::spawn(app.run_until_stopped());
+        let running = tokio::spawn(app.run_until_stopped());
         Self {
             base_url,
             metrics_url,
@@ -168,12 +169,15 @@ impl TestApp {
             accounts,
             cleanup,
             server,
+            running,
         }
     }
 
-    /// Stops the server gracefully, as SIGTERM would.
+    /// Stops the server gracefully, as SIGTERM would, and waits until the application has
+    /// finished (its shutdown work, the last activity flush, included).
     pub async fn stop(self) {
         self.server.stop(true).await;
+        let _ = self.running.await;
     }
 
     /// What `GET /metrics` on the metrics listener shows now.
