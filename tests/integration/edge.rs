@@ -271,3 +271,46 @@ async fn a_body_that_arrives_too_slowly_is_a_408_and_its_connection_closes() {
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
     app.stop().await;
 }
+
+/// Issue 15, item 2: a sign-in that waits out PostgreSQL's `statement_timeout` behind a lock
+/// is overload: 503 `service_unavailable` with `Retry-After`, never a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_stuck_behind_a_lock_is_a_503_with_retry_after() {
+    let url = sessiond_postgres::testing::fresh_database_url()
+        .await
+        .unwrap();
+    let pool = sessiond_postgres::PgPool::connect(&sessiond_postgres::PgSettings {
+        statement_timeout: Duration::from_millis(300),
+        ..sessiond_postgres::testing::settings(url.clone())
+    })
+    .await
+    .unwrap();
+    let app = TestApp::spawn_on(
+        sessiond_tests::app::test_settings(),
+        sessiond_app::storage::Storage::postgres(pool, None),
+    )
+    .await;
+    let email = app.create_user(Role::Guest).await;
+    let (mut holder, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let link = tokio::spawn(connection);
+    let lock = holder.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let response = app
+        .request(Method::POST, "/api/v1/auth/login")
+        .json(&json!({ "email": email, "password": sessiond_tests::app::PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "service_unavailable");
+    lock.rollback().await.unwrap();
+    app.login(&email, IPHONE).await;
+    link.abort();
+    app.stop().await;
+}

@@ -42,7 +42,9 @@ impl From<PoolError> for PgError {
 
 impl PgError {
     /// Whether a retry later may succeed without anyone changing anything: the database is
-    /// unreachable, the pool is exhausted or shut down, or the connection dropped.
+    /// unreachable, the pool is exhausted or shut down, the connection dropped, or the
+    /// database is overloaded (a statement or lock timeout, a deadlock or serialization
+    /// failure, a failover under way). Overload is a 503, never a 500 (SPEC §3 invariant 6).
     pub fn is_unavailable(&self) -> bool {
         match self {
             PgError::Pool(pool) => match pool {
@@ -55,7 +57,7 @@ impl PgError {
                 PoolError::NoRuntimeSpecified | PoolError::PostCreateHook(_) => false,
             },
             PgError::Connect(_) => true,
-            PgError::Query(error) => is_connection_lost(error),
+            PgError::Query(error) => is_connection_lost(error) || is_overload(error),
             PgError::Config(_) | PgError::Migration(_) | PgError::CorruptRow { .. } => false,
         }
     }
@@ -87,6 +89,43 @@ fn is_connection_lost(error: &DieselError) -> bool {
             _
         )
     )
+}
+
+/// How PostgreSQL words the errors of overload and failover. diesel-async passes on the
+/// SQLSTATE of a few errors only (as a [`DatabaseErrorKind`]) and the message of the others,
+/// so these are matched on PostgreSQL's own (untranslated) messages; every connection asks
+/// for them (`lc_messages = 'C'`, where the role may set it).
+const OVERLOAD_MESSAGES: [&str; 5] = [
+    // 57014 statement timeout or cancel request, 55P03 lock timeout, 40001 conflict with
+    // recovery on a standby.
+    "canceling statement due to",
+    // 55P03 with NOWAIT or SKIP LOCKED refused.
+    "could not obtain lock on",
+    // 40P01.
+    "deadlock detected",
+    // 57P01..57P05: an administrator or a failover ended the session.
+    "terminating connection due to",
+    // 57P03: starting up, shutting down, in recovery.
+    "the database system is",
+];
+
+/// Whether `error` is the database saying it is too busy, or changing primaries, to do this
+/// now: lock and statement timeouts, deadlocks and serialization failures (what is left of
+/// them after any retry), a read-only primary during a failover.
+fn is_overload(error: &DieselError) -> bool {
+    match error {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::SerializationFailure | DatabaseErrorKind::ReadOnlyTransaction,
+            _,
+        ) => true,
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            let message = info.message();
+            OVERLOAD_MESSAGES
+                .iter()
+                .any(|overload| message.starts_with(overload))
+        }
+        _ => false,
+    }
 }
 
 impl From<PgError> for StoreError {
@@ -122,6 +161,78 @@ impl From<PgError> for CreateUserError {
                 CreateUserError::EmailTaken
             }
             _ => CreateUserError::Store(error.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database_error(kind: DatabaseErrorKind, message: &str) -> PgError {
+        PgError::Query(DieselError::DatabaseError(
+            kind,
+            Box::new(message.to_owned()),
+        ))
+    }
+
+    #[test]
+    fn overload_and_failover_are_unavailable_and_client_mistakes_are_not() {
+        for (kind, message) in [
+            (
+                DatabaseErrorKind::Unknown,
+                "canceling statement due to statement timeout",
+            ),
+            (
+                DatabaseErrorKind::Unknown,
+                "canceling statement due to lock timeout",
+            ),
+            (
+                DatabaseErrorKind::Unknown,
+                "canceling statement due to user request",
+            ),
+            (
+                DatabaseErrorKind::Unknown,
+                "could not obtain lock on row in relation \"users\"",
+            ),
+            (DatabaseErrorKind::Unknown, "deadlock detected"),
+            (
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to administrator command",
+            ),
+            (
+                DatabaseErrorKind::Unknown,
+                "the database system is shutting down",
+            ),
+            (
+                DatabaseErrorKind::SerializationFailure,
+                "could not serialize access due to concurrent update",
+            ),
+            (
+                DatabaseErrorKind::ReadOnlyTransaction,
+                "cannot execute UPDATE in a read-only transaction",
+            ),
+        ] {
+            let error = database_error(kind, message);
+            assert!(error.is_unavailable(), "{message}");
+            assert!(
+                matches!(StoreError::from(error), StoreError::Unavailable(_)),
+                "{message}"
+            );
+        }
+        for (kind, message) in [
+            (
+                DatabaseErrorKind::Unknown,
+                "invalid byte sequence for encoding \"UTF8\": 0x00",
+            ),
+            (
+                DatabaseErrorKind::CheckViolation,
+                "new row violates check constraint",
+            ),
+            (DatabaseErrorKind::Unknown, "column \"x\" does not exist"),
+        ] {
+            let error = database_error(kind, message);
+            assert!(!error.is_unavailable(), "{message}");
         }
     }
 }

@@ -141,6 +141,16 @@ async fn establish(url: &str, statement_timeout_ms: u128) -> ConnectionResult<As
         .execute(&mut conn)
         .await
         .map_err(ConnectionError::CouldntSetupConfiguration)?;
+    // Overload is told apart from bugs by PostgreSQL's messages (see `error.rs`): ask for
+    // them untranslated. Only roles allowed to set `lc_messages` may; the others keep the
+    // server's language, which is English unless someone chose otherwise.
+    if diesel::sql_query("SET lc_messages = 'C'")
+        .execute(&mut conn)
+        .await
+        .is_err()
+    {
+        tracing::debug!("lc_messages cannot be set by this role; the server's messages stay");
+    }
     Ok(conn)
 }
 

@@ -848,3 +848,70 @@ async fn parallel_failures_of_one_key_are_each_counted() {
     assert_eq!(counts, (1..=40).collect::<Vec<u32>>());
     assert_eq!(counters[0].failures("account:x", start).await.unwrap(), 40);
 }
+
+/// Issue 15: a statement that waits out `statement_timeout` behind another connection's
+/// lock is overload, `StoreError::Unavailable` (a 503 with `Retry-After`), never a 500:
+/// a burst of sign-ins of one user queues on that user's row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_timeout_behind_a_lock_is_unavailable() {
+    let url = fresh_database_url().await.unwrap();
+    let pool = PgPool::connect(&PgSettings {
+        statement_timeout: Duration::from_millis(200),
+        ..settings(url.clone())
+    })
+    .await
+    .unwrap();
+    let users = PgUserRepository::new(pool.clone());
+    let sessions = PgSessionRepository::new(pool);
+    let owner = user();
+    users.create(&owner).await.unwrap();
+
+    // Another connection holds the user's row, as a sign-in or a security event does.
+    let mut holder = AsyncPgConnection::establish(&url).await.unwrap();
+    diesel::sql_query("BEGIN")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    diesel::sql_query(format!(
+        "SELECT 1 FROM users WHERE id = '{}' FOR UPDATE",
+        owner.id.as_uuid()
+    ))
+    .execute(&mut holder)
+    .await
+    .unwrap();
+    let now = datetime!(2026-05-01 08:00 UTC);
+    let limit = sessiond_domain::ports::SessionLimit {
+        max_sessions: 3,
+        on_limit: sessiond_domain::model::LimitAction::EvictOldest,
+    };
+    let waited = sessions
+        .create_within_limit(&session_of(&owner, now), limit, &check_of(&owner), now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            waited,
+            sessiond_domain::ports::CreateSessionError::Store(StoreError::Unavailable(_))
+        ),
+        "{waited:?}"
+    );
+
+    // A table lock: every read of it waits, then times out.
+    diesel::sql_query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let error = users.find(owner.id).await.unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+
+    // Once the lock is gone, the same calls succeed.
+    diesel::sql_query("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    assert!(users.find(owner.id).await.unwrap().is_some());
+    sessions
+        .create_within_limit(&session_of(&owner, now), limit, &check_of(&owner), now)
+        .await
+        .unwrap();
+}
