@@ -59,6 +59,10 @@ pub struct Outcome {
     pub errors: u64,
     pub elapsed: Duration,
     pub histogram: Histogram<u64>,
+    /// Requests sent in all, the warm-up's included (what the server saw).
+    pub sent: u64,
+    /// Requests answered in each [`TICK`] of the measured period, in order.
+    pub timeline: Vec<u64>,
 }
 
 impl Outcome {
@@ -70,6 +74,33 @@ impl Outcome {
     /// A latency quantile in milliseconds.
     pub fn ms(&self, quantile: f64) -> f64 {
         self.histogram.value_at_quantile(quantile) as f64 / 1000.0
+    }
+
+    /// The lowest rate over any `window` of whole ticks of the measured period (the
+    /// whole period's rate when it is shorter), requests per second.
+    pub fn worst_rate(&self, window: Duration) -> f64 {
+        let ticks = ((window.as_millis() / TICK.as_millis()) as usize).max(1);
+        if self.timeline.len() < ticks {
+            return self.rate();
+        }
+        let per_second = 1.0 / (ticks as f64 * TICK.as_secs_f64());
+        self.timeline
+            .windows(ticks)
+            .map(|w| w.iter().sum::<u64>() as f64 * per_second)
+            .fold(f64::INFINITY, f64::min)
+    }
+}
+
+/// The resolution of [`Outcome::timeline`].
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// Adds `from` into `into`, tick by tick.
+fn add_timeline(into: &mut Vec<u64>, from: &[u64]) {
+    if into.len() < from.len() {
+        into.resize(from.len(), 0);
+    }
+    for (total, n) in into.iter_mut().zip(from) {
+        *total += n;
     }
 }
 
@@ -134,14 +165,23 @@ pub async fn run<S: Scenario>(
         errors: 0,
         elapsed: Duration::ZERO,
         histogram: histogram(),
+        sent: 0,
+        timeline: Vec::new(),
     };
     let mut last_end = measure_from;
     for worker in workers {
-        let (requests, errors, hist, ended) = worker.await??;
-        total.requests += requests;
-        total.errors += errors;
-        total.histogram.add(&hist)?;
-        last_end = last_end.max(ended);
+        let driven = worker.await??;
+        total.requests += driven.requests;
+        total.errors += driven.errors;
+        total.sent += driven.sent;
+        total.histogram.add(&driven.histogram)?;
+        add_timeline(&mut total.timeline, &driven.timeline);
+        last_end = last_end.max(driven.ended);
+    }
+    // A last tick cut short by the end of the period would read as a drop.
+    if let Stop::After(duration) = plan.stop {
+        let whole = (duration.as_millis() / TICK.as_millis()) as usize;
+        total.timeline.truncate(whole);
     }
     total.elapsed = match (plan.stop, deadline) {
         (Stop::After(_), Some(deadline)) => deadline.saturating_duration_since(measure_from),
@@ -163,6 +203,16 @@ pub async fn connect(
     Ok(sender)
 }
 
+/// What one worker measured.
+struct Driven {
+    requests: u64,
+    errors: u64,
+    sent: u64,
+    histogram: Histogram<u64>,
+    timeline: Vec<u64>,
+    ended: Instant,
+}
+
 async fn drive<S: Scenario>(
     addr: SocketAddr,
     mut scenario: S,
@@ -171,10 +221,11 @@ async fn drive<S: Scenario>(
     budget: Arc<AtomicU64>,
     each: u64,
     flag: Option<&'static AtomicBool>,
-) -> anyhow::Result<(u64, u64, Histogram<u64>, Instant)> {
+) -> anyhow::Result<Driven> {
     let mut sender = connect(addr).await?;
     let mut hist = histogram();
-    let (mut requests, mut errors) = (0u64, 0u64);
+    let (mut requests, mut errors, mut sent_in_all) = (0u64, 0u64, 0u64);
+    let mut timeline: Vec<u64> = Vec::new();
     let mut ended = Instant::now();
     loop {
         if flag.is_some_and(|on| !on.load(Ordering::Relaxed)) {
@@ -207,6 +258,7 @@ async fn drive<S: Scenario>(
         }
         .await;
         let latency = sent.elapsed();
+        sent_in_all += 1;
         let ok = match answer {
             Ok((status, body)) => scenario.response(status, &body),
             Err(_) => {
@@ -222,9 +274,22 @@ async fn drive<S: Scenario>(
             }
             hist.saturating_record(latency.as_micros().max(1) as u64);
             ended = Instant::now();
+            let tick = (ended.saturating_duration_since(measure_from).as_millis()
+                / TICK.as_millis()) as usize;
+            if timeline.len() <= tick {
+                timeline.resize(tick + 1, 0);
+            }
+            timeline[tick] += 1;
         }
     }
-    Ok((requests, errors, hist, ended))
+    Ok(Driven {
+        requests,
+        errors,
+        sent: sent_in_all,
+        histogram: hist,
+        timeline,
+        ended,
+    })
 }
 
 /// A GET with a fixed `authorization` header value, from a shared list spread over workers.

@@ -3,17 +3,18 @@
 //! listing figures. Prints one table and writes it into `docs/BENCHMARKS.md`.
 //!
 //! What it is: a measurement tool that starts a real sessiond (release build, PostgreSQL +
-//! Redis) in-process on stores of its own (a private `redis-server` and a
-//! `sessiond_bench_*` database, dropped at the end). What it is not: a test; nothing here
-//! asserts a time (targets are reported as met / not met).
+//! Redis, the near cache on with its default capacity) in-process on stores of its own (a
+//! private `redis-server` and a `sessiond_bench_*` database, dropped at the end). What it is
+//! not: a test; nothing here asserts a time (targets are reported as met / not met).
 //!
 //! Knobs (environment): `BENCH_DURATION_SECS` (measured seconds per throughput run, 6),
 //! `BENCH_WARMUP_SECS` (2), `BENCH_ROUNDS` (rounds of the validate/floor/ceiling runs,
 //! best kept, 2), `BENCH_USERS` (10 000), `BENCH_CLEANUP_SESSIONS` (1 000 000),
 //! `BENCH_SERVER_WORKERS` (actix workers of each server, 2), `BENCH_CLIENT_THREADS` (load
 //! generator threads, 2), `BENCH_ONLY=validate` (set up and run only the sessiond
-//! validate load, for a profiler; likewise `floor`, `floor-per-worker` and `ceiling`),
-//! `BENCH_ONLY=ratio` (those loads and their ratios, nothing else),
+//! validate load, for a profiler; likewise `floor`, `floor-per-worker`, `ceiling` and
+//! `own-ceiling`), `BENCH_ONLY=ratio` (those loads and their ratios, nothing else),
+//! `BENCH_ONLY=activity` (only the synchronised-activity case, `activity.rs`),
 //! `BENCH_ONLY=propagation` (only the revocation propagation, `propagation.rs`, which
 //! writes its own section), `BENCH_OUT` (the
 //! Markdown file; `-` to write none), `BENCH_DATABASE_URL` (the PostgreSQL server, default
@@ -22,13 +23,20 @@
 //! The figures, in the order they are taken (each module measures one):
 //!
 //! 1. `fixture.rs`: sessiond on the bench's stores, the bulk users, sessions and tokens, the
-//!    cache filled through the API;
+//!    caches (Redis and the near cache) filled through the API;
 //! 2. `storage.rs`: bytes per session in Redis and PostgreSQL;
-//! 3. `per_request.rs`: Redis commands and PostgreSQL statements per validated request;
-//! 4. `validation.rs`: validation throughput against the floor and the ceiling;
-//! 5. `sign_in_and_refresh.rs`: sign-ins and refresh rotations;
-//! 6. `cleanup_and_listing.rs`: cleanup of 1 000 000 expired sessions, listing around it;
-//! 7. `propagation.rs`: how fast a revocation reaches every instance.
+//! 3. `near_cache.rs`: the near cache's hit cost, `QuickNearCache::get` alone;
+//! 4. `per_request.rs`: Redis commands and PostgreSQL statements per validated request in
+//!    steady state, the feed's and the heartbeats' background per second beside them;
+//! 5. `validation.rs`: validation throughput against the floor, the per-worker floor, the
+//!    in-process ceiling and sessiond's own ceiling (a second sessiond on the in-memory
+//!    store), and the near cache's hit rate during it;
+//! 6. `activity.rs`: validation while the whole population falls due for its activity
+//!    write, against the steady state;
+//! 7. `sign_in_and_refresh.rs`: sign-ins and refresh rotations;
+//! 8. `cleanup_and_listing.rs`: cleanup of 1 000 000 expired sessions, listing around it;
+//! 9. `propagation.rs`: how fast a revocation reaches every instance (three `sessiond`
+//!    processes, near cache on).
 
 #![expect(
     clippy::unwrap_used,
@@ -36,10 +44,12 @@
     reason = "a measurement tool: a failed step stops the run loudly"
 )]
 
+mod activity;
 mod cleanup_and_listing;
 mod env;
 mod fixture;
 mod load;
+mod near_cache;
 mod per_request;
 mod propagation;
 mod reference;
@@ -151,10 +161,30 @@ async fn bench(
     if only == "propagation" {
         return propagation::run(&clients, redis, database, &fixture.sql, load_tokens, knobs).await;
     }
-    // Right after the cache fill, seconds after the bulk insert set every `last_activity`: no
-    // session's activity write (SPEC §1: one per session per `activity_interval`) falls due
-    // inside the window, which so sees what a validation itself sends.
+    if only == "activity" {
+        activity::synchronised(
+            &mut report,
+            &clients,
+            &mut rconn,
+            redis,
+            database,
+            &fixture,
+            knobs,
+        )
+        .await?;
+        return report.finish();
+    }
     if only.is_empty() {
+        // CPU only, while the servers are idle.
+        let population = fixture.sessions.len();
+        report = tokio::task::spawn_blocking(move || {
+            near_cache::hit_cost(&mut report, population);
+            report
+        })
+        .await?;
+        // Right after the cache fill, seconds after the bulk insert set every
+        // `last_activity`: no session's activity falls due inside the window (the bench's
+        // `activity_interval` is 600 s), which so sees what a validation itself sends.
         per_request::redis_commands_and_sql_statements(&mut report, &clients, &mut rconn, &fixture)
             .await?;
     }
@@ -166,12 +196,23 @@ async fn bench(
         &fixture,
         knobs,
         &only,
+        only.is_empty(),
     )
     .await?;
     // One load alone (for a profiler), or the loads and their ratios only.
     if validation::runs_one_load(&only) || only == "ratio" {
         return Ok(());
     }
+    activity::synchronised(
+        &mut report,
+        &clients,
+        &mut rconn,
+        redis,
+        database,
+        &fixture,
+        knobs,
+    )
+    .await?;
     let refresh_tokens = sign_in_and_refresh::sign_ins(
         &mut report,
         &clients,

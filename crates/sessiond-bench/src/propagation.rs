@@ -760,6 +760,7 @@ async fn measure(
                 // The three ran side by side: rates add up, latencies merge.
                 sum.requests += outcome.requests;
                 sum.errors += outcome.errors;
+                sum.sent += outcome.sent;
                 sum.elapsed = sum.elapsed.max(outcome.elapsed);
                 sum.histogram.add(&outcome.histogram)?;
                 sum
