@@ -85,7 +85,7 @@ async fn a_flush_logs_nobody_out_and_revives_no_revoked_session() {
         .get("/api/v1/sessions/current", &revoked.access_token)
         .await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(refused.body["reason"], "user_logout");
+    assert_eq!(refused.body["reason"], "ended_from_other_device");
     // The miss refilled the cache: the next read is a hit again.
     assert!(redis_cli(&redis, &["DBSIZE"]).trim() != "0");
     assert_eq!(status(&app, &kept).await, StatusCode::OK);

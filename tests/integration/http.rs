@@ -48,7 +48,8 @@ async fn two_devices_see_each_other_and_one_signs_the_other_out(backend: Backend
     let refused = app.get("/api/v1/sessions", &laptop.access_token).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     assert_eq!(refused.code(), "session_revoked");
-    assert_eq!(refused.body["reason"], "user_logout");
+    // Ended from the phone: the laptop is told so, not that it signed itself out.
+    assert_eq!(refused.body["reason"], "ended_from_other_device");
     assert_eq!(refused.content_type, "application/problem+json");
 
     let list = app.get("/api/v1/sessions", &phone.access_token).await;
@@ -259,6 +260,19 @@ async fn logout_ends_the_session_and_history_tells_why(backend: Backend) {
     assert_eq!(ids(&history.body), vec![phone.session_id.as_str()]);
     assert_eq!(history.body[0]["reason"], "user_logout");
     assert!(history.body[0]["ended_at"].is_string());
+
+    // Ending its own current session from the list is signing itself out too.
+    let own = app
+        .delete(
+            &format!("/api/v1/sessions/{}", laptop.session_id),
+            &laptop.access_token,
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::OK);
+    let refused = app
+        .get("/api/v1/sessions/current", &laptop.access_token)
+        .await;
+    assert_eq!(refused.body["reason"], "user_logout");
 }
 
 async fn whoami_returns_the_session_and_the_user(backend: Backend) {

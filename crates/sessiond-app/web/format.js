@@ -59,6 +59,7 @@ export const KIND_LABELS = {
 /** History: why a session ended, as a short line. */
 const ENDED = {
   user_logout: 'Signed out',
+  ended_from_other_device: 'Signed out from another device',
   user_logout_all: 'Signed out: all other devices were signed out',
   max_sessions_exceeded: 'Signed out: signed in on too many devices',
   password_changed: 'Signed out: password changed',
@@ -75,7 +76,8 @@ export function endedReason(reason) {
 
 /** Sign-in page: why this device was signed out. */
 const BECAUSE = {
-  user_logout: 'this device was signed out from another device',
+  user_logout: 'this device signed out',
+  ended_from_other_device: 'this device was signed out from another device',
   user_logout_all: 'all other devices were signed out from another device',
   max_sessions_exceeded: 'your account signed in on too many devices, and this one was the least recently used',
   password_changed: 'your password was changed',

@@ -320,6 +320,7 @@ fn reason_tag(reason: InvalidationReason) -> u8 {
         InvalidationReason::AdminRevoked => 6,
         InvalidationReason::RefreshTokenReuse => 7,
         InvalidationReason::Expired => 8,
+        InvalidationReason::EndedFromOtherDevice => 9,
     }
 }
 
@@ -334,6 +335,7 @@ fn reason_from(tag: u8) -> Result<InvalidationReason, DecodeError> {
         6 => InvalidationReason::AdminRevoked,
         7 => InvalidationReason::RefreshTokenReuse,
         8 => InvalidationReason::Expired,
+        9 => InvalidationReason::EndedFromOtherDevice,
         other => return Err(DecodeError::Tag("reason", other)),
     })
 }

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use serde::Serialize;
-use sessiond_domain::model::{Role, Session, SessionId, SessionSummary, User};
+use sessiond_domain::model::{DeviceToken, Role, Session, SessionId, SessionSummary, User};
 use sessiond_domain::service::{Principal, SignedIn};
 use sessiond_domain::trust::ValidationMode;
 use time::OffsetDateTime;
@@ -150,6 +150,12 @@ pub struct TokenView<'a> {
     /// Refresh when fewer seconds than this are left.
     pub refresh_threshold: i64,
     pub session: SessionView<'a>,
+    /// Sign-in only (not refresh): an opaque token that makes this device a known one. Keep
+    /// it (for a year, or until the password changes) and send it back as `device_token` at
+    /// the next sign-in: a known device's failed sign-ins are counted on their own, so that
+    /// strangers' failures on the account or the network address cannot lock it out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<&'a str>,
 }
 
 impl<'a> TokenView<'a> {
@@ -163,6 +169,7 @@ impl<'a> TokenView<'a> {
                 .max(0),
             refresh_threshold,
             session: SessionView::new(&signed_in.session, signed_in.session.id),
+            device_token: signed_in.device_token.as_ref().map(DeviceToken::expose),
         }
     }
 }
@@ -311,6 +318,7 @@ pub enum RoleSchema {
 )]
 pub enum ReasonSchema {
     UserLogout,
+    EndedFromOtherDevice,
     UserLogoutAll,
     MaxSessionsExceeded,
     PasswordChanged,

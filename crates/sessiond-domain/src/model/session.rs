@@ -11,7 +11,10 @@ use super::{DeviceInfo, RefreshTokenHash, Role, SessionId, UserId};
 /// Why a session ended (SPEC §4). Stored as `invalidation_reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InvalidationReason {
+    /// The device signed itself out.
     UserLogout,
+    /// The user ended it from another of their sessions.
+    EndedFromOtherDevice,
     UserLogoutAll,
     MaxSessionsExceeded,
     PasswordChanged,
@@ -24,8 +27,9 @@ pub enum InvalidationReason {
 
 impl InvalidationReason {
     /// Every reason, in a stable order.
-    pub const ALL: [InvalidationReason; 9] = [
+    pub const ALL: [InvalidationReason; 10] = [
         InvalidationReason::UserLogout,
+        InvalidationReason::EndedFromOtherDevice,
         InvalidationReason::UserLogoutAll,
         InvalidationReason::MaxSessionsExceeded,
         InvalidationReason::PasswordChanged,
@@ -40,6 +44,7 @@ impl InvalidationReason {
     pub const fn as_str(self) -> &'static str {
         match self {
             InvalidationReason::UserLogout => "user_logout",
+            InvalidationReason::EndedFromOtherDevice => "ended_from_other_device",
             InvalidationReason::UserLogoutAll => "user_logout_all",
             InvalidationReason::MaxSessionsExceeded => "max_sessions_exceeded",
             InvalidationReason::PasswordChanged => "password_changed",
@@ -235,6 +240,9 @@ pub struct NewSessionContext {
     pub ip_address: Option<IpAddr>,
     pub user_agent: Option<String>,
     pub device_name: Option<String>,
+    /// The device token this device was given at an earlier sign-in, if it sent one back:
+    /// a known device is throttled apart from strangers.
+    pub device_token: Option<super::DeviceToken>,
 }
 
 #[cfg(test)]

@@ -67,7 +67,9 @@ impl SessionService {
         Ok(())
     }
 
-    /// Ends one of the caller's sessions (possibly the current one).
+    /// Ends one of the caller's sessions: `user_logout` when it is the current one (the
+    /// device signs itself out), `ended_from_other_device` otherwise, so that the device
+    /// that was signed out can tell its user why.
     ///
     /// # Errors
     /// `NotFound` when the session does not exist, belongs to someone else or has already
@@ -83,7 +85,12 @@ impl SessionService {
             return Err(DomainError::NotFound);
         }
         let now = self.ports.clock.now();
-        let (reason, by) = (InvalidationReason::UserLogout, EndedBy::Owner);
+        let reason = if id == principal.session.id {
+            InvalidationReason::UserLogout
+        } else {
+            InvalidationReason::EndedFromOtherDevice
+        };
+        let by = EndedBy::Owner;
         self.ports
             .sessions
             .end(id, reason, by, now)

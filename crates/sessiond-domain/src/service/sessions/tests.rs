@@ -50,7 +50,7 @@ async fn ending_my_own_session_records_a_user_logout() {
         .expect_end()
         .with(
             eq(id),
-            eq(InvalidationReason::UserLogout),
+            eq(InvalidationReason::EndedFromOtherDevice),
             eq(EndedBy::Owner),
             eq(NOW),
         )
