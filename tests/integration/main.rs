@@ -16,6 +16,7 @@ mod durability;
 mod edge;
 mod faults;
 mod hardening;
+mod hashing;
 mod http;
 mod invariants;
 mod memory;
