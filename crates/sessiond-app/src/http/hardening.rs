@@ -187,6 +187,14 @@ pub struct Holding {
     _reader: Option<Rc<RefCell<Payload>>>,
 }
 
+impl std::fmt::Debug for Holding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Holding")
+            .field("holds_reader", &self._reader.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl MessageBody for Holding {
     type Error = Box<dyn std::error::Error>;
 
