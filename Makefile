@@ -4,7 +4,7 @@ CARGO ?= cargo
 # nextest runs test binaries in parallel processes; plain cargo test where it is missing.
 TEST_RUNNER := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo "nextest run" || echo test)
 
-.PHONY: help run build test fmt fmt-check lint unit bench fuzz-api
+.PHONY: help run build test fmt fmt-check lint unit bench fuzz-api quickstart
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -30,8 +30,11 @@ unit: ## Only the fast tests: domain, memory, crypto, user-agent and app units (
 		-p sessiond-argon2 -p sessiond-useragent -p sessiond-app
 
 # The API fuzzing runs before the test suite so that the suite's summary closes the output.
-test: fmt-check lint fuzz-api ## Everything: format, lint, API fuzzing, unit, contract, HTTP and browser tests on real services
+test: fmt-check lint quickstart fuzz-api ## Everything: format, lint, the README's quick start, API fuzzing, unit, contract, HTTP and browser tests on real services
 	$(CARGO) $(TEST_RUNNER) --workspace
+
+quickstart: ## Run the README's quick start as written against a fresh sessiond (needs curl, jq)
+	CARGO="$(CARGO)" scripts/quickstart.sh
 
 fuzz-api: ## schemathesis against /api/openapi.json of a live sessiond on PostgreSQL + Redis (~3 min; venv in target/)
 	CARGO="$(CARGO)" scripts/fuzz-api.sh
