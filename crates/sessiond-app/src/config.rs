@@ -136,6 +136,8 @@ pub struct SessionsConfig {
     /// ...and refused for the rest of the window at these counts.
     pub max_failed_sign_ins_per_account: u32,
     pub max_failed_sign_ins_per_ip: u32,
+    /// Registrations from one client address per throttle window; beyond, 429.
+    pub max_registrations_per_ip: u32,
     /// Milliseconds: once a revocation is committed, every instance refuses the session
     /// within this bound (SPEC §8). The revocation log is read at least four times per
     /// bound even when no notification arrives.
@@ -160,6 +162,7 @@ impl Default for SessionsConfig {
             throttle_window: seconds(throttle.window),
             max_failed_sign_ins_per_account: throttle.max_failures_per_account,
             max_failed_sign_ins_per_ip: throttle.max_failures_per_ip,
+            max_registrations_per_ip: throttle.max_registrations_per_ip,
             revocation_bound_ms: 250,
             near_cache_capacity: 100_000,
             activity_flush_ms: 1_000,
@@ -675,6 +678,7 @@ impl Settings {
                 window: seconds(self.sessions.throttle_window),
                 max_failures_per_account: self.sessions.max_failed_sign_ins_per_account,
                 max_failures_per_ip: self.sessions.max_failed_sign_ins_per_ip,
+                max_registrations_per_ip: self.sessions.max_registrations_per_ip,
             },
         }
     }

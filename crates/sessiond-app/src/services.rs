@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
 use sessiond_argon2::{Argon2Cost, Argon2Hasher};
 use sessiond_domain::activity::ActivityBuffer;
 use sessiond_domain::caching::{CachedSessionRepository, NearSessions};
 use sessiond_domain::feed::RevocationFeed;
-use sessiond_domain::model::{RevocationMemory, SessionPolicy};
+use sessiond_domain::model::{DeviceKeys, RevocationMemory, SessionPolicy};
 use sessiond_domain::ports::{Clock, SessionRepository};
 use sessiond_domain::service::{
     AccountService, AdminService, AuthService, CleanupService, Ports, SessionService,
@@ -73,14 +74,15 @@ impl Services {
         };
         let activity = Arc::new(ActivityBuffer::new(ActivityBuffer::DEFAULT_CAPACITY));
         let mut auth = AuthService::new(ports.clone(), Arc::clone(&policy))
-            .with_activity_buffer(Arc::clone(&activity));
+            .with_activity_buffer(Arc::clone(&activity))
+            .with_device_keys(device_keys(settings)?);
         if let Some(near) = &caching.near {
             auth = auth.with_near_cache(Arc::clone(near));
         }
         Ok(Self {
             auth,
             sessions: SessionService::new(ports.clone(), Arc::clone(&policy)),
-            accounts: AccountService::new(ports.clone()),
+            accounts: AccountService::new(ports.clone()).with_throttle(policy.sign_in_throttle),
             cleanup: CleanupService::new(
                 ports.clone(),
                 policy,
@@ -117,6 +119,21 @@ fn jwt_codec(settings: &Settings) -> anyhow::Result<JwtCodec> {
         leeway_seconds: u64::from(settings.jwt.leeway),
     })
     .context("the JWT signing keys")
+}
+
+/// The keys of device tokens, derived from the JWT signing secrets: every instance that
+/// verifies the others' access tokens knows the others' devices too, and a JWT key kept as
+/// a previous one keeps its devices known.
+fn device_keys(settings: &Settings) -> anyhow::Result<DeviceKeys> {
+    let current = settings.jwt_secret();
+    let previous: Vec<&[u8]> = settings
+        .jwt
+        .previous_keys
+        .iter()
+        .map(|key| key.secret.expose_secret().as_bytes())
+        .collect();
+    DeviceKeys::derive(current.expose_secret().as_bytes(), &previous)
+        .context("the device-token keys")
 }
 
 /// What stands between validation and the durable sessions: the near cache and Redis, the

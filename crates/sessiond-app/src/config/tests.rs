@@ -183,3 +183,24 @@ fn the_shipped_default_toml_says_what_the_code_does() {
     );
     assert_eq!(from_file.session_policy(), SessionPolicy::default());
 }
+
+#[test]
+fn registrations_per_address_are_limited_by_a_setting() {
+    Jail::expect_with(|jail| {
+        jail.set_env("JWT_SECRET", SECRET);
+        let defaults = Settings::load(jail.directory()).map_err(|e| e.to_string())?;
+        assert_eq!(defaults.sessions.max_registrations_per_ip, 20);
+        assert_eq!(
+            defaults
+                .session_policy()
+                .sign_in_throttle
+                .max_registrations_per_ip,
+            20
+        );
+        jail.set_env("SESSIOND_SESSIONS__MAX_REGISTRATIONS_PER_IP", "3");
+        let settings = Settings::load(jail.directory()).map_err(|e| e.to_string())?;
+        let throttle = settings.session_policy().sign_in_throttle;
+        assert_eq!(throttle.max_registrations_per_ip, 3);
+        Ok(())
+    });
+}

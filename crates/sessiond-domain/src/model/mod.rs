@@ -1,6 +1,7 @@
 //! The nouns of the domain: users, sessions, tokens and the policy that governs them.
 
 pub mod device;
+pub mod device_token;
 pub mod ids;
 pub mod policy;
 pub mod revocation;
@@ -10,6 +11,7 @@ pub mod token;
 pub mod user;
 
 pub use device::{DeviceClass, DeviceInfo, DeviceKind, DeviceName, is_bidi_control};
+pub use device_token::{DeviceId, DeviceKeys, DeviceToken, KnownDevice, UnusableDeviceKey};
 pub use ids::{SessionId, UserId};
 pub use policy::{
     LimitAction, RolePolicies, RolePolicy, SessionPolicy, ThrottlePolicy, eviction_victims,

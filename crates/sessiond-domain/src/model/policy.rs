@@ -82,16 +82,23 @@ impl Default for RolePolicies {
     }
 }
 
-/// How many failed sign-ins are tolerated before sign-in is refused for a while.
+/// How many failed sign-ins (and password checks, and registrations) are tolerated before
+/// they are refused for a while.
 ///
 /// Failures are counted in fixed windows per account (the e-mail as typed, so unknown
 /// addresses are limited too) and per client address; at the limit, every sign-in for that
-/// key is refused until the window ends, even with the right password.
+/// key is refused until the window ends, even with the right password. A device that
+/// signed in before and presents its device token is counted on its own instead, under
+/// the account's limit, so that strangers cannot lock its owner out. Wrong current
+/// passwords of a password change are counted per user under the account's limit too, and
+/// registrations per client address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottlePolicy {
     pub window: Duration,
     pub max_failures_per_account: u32,
     pub max_failures_per_ip: u32,
+    /// Registrations (successful or not) from one client address per window.
+    pub max_registrations_per_ip: u32,
 }
 
 impl Default for ThrottlePolicy {
@@ -100,6 +107,7 @@ impl Default for ThrottlePolicy {
             window: Duration::minutes(15),
             max_failures_per_account: 5,
             max_failures_per_ip: 50,
+            max_registrations_per_ip: 20,
         }
     }
 }

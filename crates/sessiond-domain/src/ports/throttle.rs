@@ -3,8 +3,10 @@ use time::OffsetDateTime;
 
 use crate::error::StoreError;
 
-/// Counts failed sign-ins per key (an account or a client address) in fixed windows.
-/// The domain decides keys, windows and limits; the adapter only counts.
+/// Counts attempts per key in fixed windows: failed sign-ins per account, client address or
+/// known device, wrong current passwords per user, registrations per client address. The
+/// domain decides keys (prefixed by their kind: `account:`, `ip:`, `device:`, `password:`,
+/// `register:`), windows and limits; the adapter only counts.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait AttemptCounter: Send + Sync {

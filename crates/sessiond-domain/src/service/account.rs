@@ -1,8 +1,13 @@
 //! Accounts: registration, creation by an operator, password changes.
 
+use std::net::IpAddr;
+
+use super::throttle::{self, Limit};
 use super::{Ports, Principal};
 use crate::error::DomainError;
-use crate::model::{Email, EndedBy, InvalidationReason, Password, Role, User, UserId};
+use crate::model::{
+    Email, EndedBy, InvalidationReason, Password, Role, ThrottlePolicy, User, UserId,
+};
 use crate::ports::CreateUserError;
 
 /// A user to create.
@@ -18,18 +23,48 @@ pub struct NewAccount {
 #[derive(Debug, Clone)]
 pub struct AccountService {
     ports: Ports,
+    throttle: ThrottlePolicy,
 }
 
 impl AccountService {
+    /// Throttled under the default [`ThrottlePolicy`]; see [`Self::with_throttle`].
     pub fn new(ports: Ports) -> Self {
-        Self { ports }
+        Self {
+            ports,
+            throttle: ThrottlePolicy::default(),
+        }
     }
 
-    /// Self-service registration: always a `guest`.
+    /// Counts registrations and wrong current passwords under `throttle` (the sign-in
+    /// throttle's window and limits).
+    #[must_use]
+    pub fn with_throttle(mut self, throttle: ThrottlePolicy) -> Self {
+        self.throttle = throttle;
+        self
+    }
+
+    /// Self-service registration: always a `guest`. Every registration from `client` is
+    /// counted (successful or not: a taken address tells that it has an account); beyond
+    /// `max_registrations_per_ip` in a window they are refused until it ends. Registration
+    /// from no known address is not counted.
     ///
     /// # Errors
-    /// `EmailTaken` when the address has an account.
-    pub async fn register(&self, email: Email, password: Password) -> Result<User, DomainError> {
+    /// `EmailTaken` when the address has an account; `RateLimited` beyond the limit.
+    pub async fn register(
+        &self,
+        email: Email,
+        password: Password,
+        client: Option<IpAddr>,
+    ) -> Result<User, DomainError> {
+        if let Some(ip) = client {
+            let limit = Limit::new(
+                format!("register:{ip}"),
+                self.throttle.max_registrations_per_ip,
+            );
+            let now = self.ports.clock.now();
+            let counter = self.ports.attempts.as_ref();
+            throttle::count_or_refuse(counter, &self.throttle, &limit, now).await?;
+        }
         self.create(NewAccount {
             email,
             password,
@@ -88,14 +123,26 @@ impl AccountService {
     /// Changes the caller's password after checking the current one, then ends every other
     /// session of theirs (`password_changed`). The current session stays.
     ///
+    /// Wrong current passwords are counted like failed sign-ins (per user, under the
+    /// account's limit and in the same windows): a stolen access token is no oracle for the
+    /// password. At the limit every change is refused until the window ends, even with the
+    /// right password.
+    ///
     /// # Errors
-    /// `WrongPassword` when `current` does not match.
+    /// `WrongPassword` when `current` does not match; `RateLimited` at the limit.
     pub async fn change_password(
         &self,
         principal: &Principal,
         current: Password,
         new: Password,
     ) -> Result<(), DomainError> {
+        let guesses = [Limit::new(
+            format!("password:{}", principal.user_id),
+            self.throttle.max_failures_per_account,
+        )];
+        let checked_at = self.ports.clock.now();
+        let counter = self.ports.attempts.as_ref();
+        throttle::refuse_if_over(counter, &self.throttle, &guesses, checked_at).await?;
         let user = self
             .ports
             .users
@@ -108,6 +155,7 @@ impl AccountService {
             .verify(&current, &user.password_hash)
             .await?;
         if !matches {
+            throttle::record(counter, &self.throttle, &guesses, checked_at).await;
             return Err(DomainError::WrongPassword);
         }
         let hash = self.ports.hasher.hash(&new).await?;

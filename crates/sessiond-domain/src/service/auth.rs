@@ -5,14 +5,16 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::throttle::{self, Limit};
 use super::{Ports, Principal};
 use crate::activity::ActivityBuffer;
 use crate::caching::NearSessions;
 use crate::error::DomainError;
 use crate::model::{
-    AccessClaims, DeviceInfo, Email, EndedBy, InvalidationReason, Liveness, NewSessionContext,
-    Password, RefreshState, RefreshToken, RefreshTokenHash, Session, SessionActivity, SessionId,
-    SessionPolicy, SessionStatus, SessionSummary,
+    AccessClaims, DeviceId, DeviceInfo, DeviceKeys, DeviceToken, Email, EndedBy,
+    InvalidationReason, KnownDevice, Liveness, NewSessionContext, Password, RefreshState,
+    RefreshToken, RefreshTokenHash, Session, SessionActivity, SessionId, SessionPolicy,
+    SessionStatus, SessionSummary, User,
 };
 use crate::ports::{CreateSessionError, SessionLimit, SignInCheck, TokenError};
 
@@ -36,6 +38,9 @@ pub struct SignedIn {
     pub refresh_token: RefreshToken,
     /// Sessions ended to make room for this one (`max_sessions_exceeded`).
     pub evicted: Vec<SessionId>,
+    /// On sign-in (not refresh), when device tokens are on: the token that makes this
+    /// device a known one at its next sign-in.
+    pub device_token: Option<DeviceToken>,
 }
 
 /// Sign-in, request validation and token refresh.
@@ -45,6 +50,7 @@ pub struct AuthService {
     policy: Arc<SessionPolicy>,
     near: Option<Arc<NearSessions>>,
     activity: Arc<ActivityBuffer>,
+    devices: Option<Arc<DeviceKeys>>,
 }
 
 impl AuthService {
@@ -54,7 +60,17 @@ impl AuthService {
             policy,
             near: None,
             activity: Arc::new(ActivityBuffer::new(ActivityBuffer::DEFAULT_CAPACITY)),
+            devices: None,
         }
+    }
+
+    /// Hands every device that signs in a device token signed with `keys`, and counts the
+    /// failed sign-ins of a device that presents a valid one apart from strangers' (see
+    /// [`Self::sign_in`]). Without keys, every sign-in is a stranger's.
+    #[must_use]
+    pub fn with_device_keys(mut self, keys: DeviceKeys) -> Self {
+        self.devices = Some(Arc::new(keys));
+        self
     }
 
     /// Validates from `near` first: a hit costs no call through the ports at all. The same
@@ -86,17 +102,37 @@ impl AuthService {
     /// Checks the credentials and opens a session on the caller's device, applying the
     /// role's max-sessions rule.
     ///
+    /// Failed sign-ins are throttled (see [`ThrottlePolicy`](crate::model::ThrottlePolicy)):
+    /// a stranger's count against the account and the client address; a known device's
+    /// (one presenting a valid device token of this account) count against that device
+    /// alone, under the account's limit, and it is not refused because strangers exhausted
+    /// the account's or the address's. A successful sign-in hands out a device token.
+    ///
     /// # Errors
     /// `InvalidCredentials` for an unknown e-mail or a wrong password (the same answer, in
     /// the same time), `AccountDisabled` for a correct password on a disabled account,
-    /// `MaxSessionsReached` when the role rejects sign-ins at its maximum.
+    /// `MaxSessionsReached` when the role rejects sign-ins at its maximum, `RateLimited`
+    /// while the attempt's keys are over their limits.
     pub async fn sign_in(&self, attempt: SignIn) -> Result<SignedIn, DomainError> {
         let now = self.ports.clock.now();
-        let throttle = self.throttle_keys(&attempt);
+        // A device token needs the account it names; strangers are judged before the
+        // lookup, as before.
+        let looked_up = match &attempt.context.device_token {
+            Some(_) if self.devices.is_some() => Some(self.find_user(&attempt.email).await?),
+            _ => None,
+        };
+        let known = self.known_device(&attempt, looked_up.as_ref().and_then(Option::as_ref), now);
+        let throttle = match known {
+            Some(device) => vec![Limit::new(
+                device.throttle_key(),
+                self.policy.sign_in_throttle.max_failures_per_account,
+            )],
+            None => self.throttle_keys(&attempt),
+        };
         self.refuse_if_throttled(&throttle, now).await?;
-        let user = match Email::parse(&attempt.email) {
-            Ok(email) => self.ports.users.find_by_email(&email).await?,
-            Err(_) => None,
+        let user = match looked_up {
+            Some(user) => user,
+            None => self.find_user(&attempt.email).await?,
         };
         let matches = match &user {
             Some(user) => {
@@ -182,14 +218,44 @@ impl AuthService {
                 EndedBy::System,
             );
         }
-        self.signed_in(session, refresh_token, evicted, now)
+        let mut signed_in = self.signed_in(session, refresh_token, evicted, now)?;
+        signed_in.device_token = self.devices.as_ref().map(|keys| {
+            // A known device keeps its id (and its count); a new one gets a fresh id.
+            let device = known.map_or_else(
+                || DeviceId::from_random_bytes(self.ports.random_id_bytes()),
+                DeviceId::from,
+            );
+            keys.issue(&user, device, now).0
+        });
+        Ok(signed_in)
+    }
+
+    /// The account an attempt names, if the text is an address that has one.
+    async fn find_user(&self, email: &str) -> Result<Option<User>, DomainError> {
+        Ok(match Email::parse(email) {
+            Ok(email) => self.ports.users.find_by_email(&email).await?,
+            Err(_) => None,
+        })
+    }
+
+    /// The device the attempt's device token names, when it is valid for `user` (the
+    /// account the attempt names) now.
+    fn known_device(
+        &self,
+        attempt: &SignIn,
+        user: Option<&User>,
+        now: OffsetDateTime,
+    ) -> Option<KnownDevice> {
+        let keys = self.devices.as_ref()?;
+        let token = attempt.context.device_token.as_ref()?;
+        keys.verify(token, user?, now)
     }
 
     /// The throttling keys of a sign-in attempt with their limits: the account and the
     /// client address. The account is the address's normal form, so that its look-alike
     /// spellings share one count; text that is no address (and no account) is counted
     /// trimmed and lower-cased, without control characters, which no store would keep.
-    fn throttle_keys(&self, attempt: &SignIn) -> Vec<(String, u32)> {
+    fn throttle_keys(&self, attempt: &SignIn) -> Vec<Limit> {
         let limits = self.policy.sign_in_throttle;
         let account = Email::parse(&attempt.email).map_or_else(
             |_| {
@@ -198,12 +264,12 @@ impl AuthService {
             },
             |email| email.as_str().to_owned(),
         );
-        let mut keys = vec![(
+        let mut keys = vec![Limit::new(
             format!("account:{account}"),
             limits.max_failures_per_account,
         )];
         if let Some(ip) = attempt.context.ip_address {
-            keys.push((format!("ip:{ip}"), limits.max_failures_per_ip));
+            keys.push(Limit::new(format!("ip:{ip}"), limits.max_failures_per_ip));
         }
         keys
     }
@@ -213,28 +279,17 @@ impl AuthService {
     /// outage of the counter store.
     async fn refuse_if_throttled(
         &self,
-        keys: &[(String, u32)],
+        keys: &[Limit],
         now: OffsetDateTime,
     ) -> Result<(), DomainError> {
-        let (start, end) = self.policy.sign_in_throttle.window_at(now);
-        for (key, limit) in keys {
-            let failures = self.ports.attempts.failures(key, start).await.unwrap_or(0);
-            if failures >= *limit {
-                let wait = (end - now).whole_seconds().max(1);
-                return Err(DomainError::RateLimited {
-                    retry_after_seconds: u64::try_from(wait).unwrap_or(1),
-                });
-            }
-        }
-        Ok(())
+        let policy = &self.policy.sign_in_throttle;
+        throttle::refuse_if_over(self.ports.attempts.as_ref(), policy, keys, now).await
     }
 
-    async fn record_failure(&self, keys: &[(String, u32)], now: OffsetDateTime) {
-        let (start, end) = self.policy.sign_in_throttle.window_at(now);
-        for (key, _) in keys {
-            // Best effort, as in `refuse_if_throttled`.
-            let _ = self.ports.attempts.record_failure(key, start, end).await;
-        }
+    /// Best effort, as in `refuse_if_throttled`.
+    async fn record_failure(&self, keys: &[Limit], now: OffsetDateTime) {
+        let policy = &self.policy.sign_in_throttle;
+        throttle::record(self.ports.attempts.as_ref(), policy, keys, now).await;
     }
 
     /// Validates the access token of a request: a valid JWT AND a live session (SPEC §2).
@@ -428,6 +483,7 @@ impl AuthService {
             access_expires_at,
             refresh_token,
             evicted,
+            device_token: None,
         })
     }
 }

@@ -9,6 +9,7 @@ mod admin;
 mod auth;
 mod cleanup;
 mod sessions;
+mod throttle;
 
 use std::fmt;
 use std::sync::Arc;

@@ -43,7 +43,9 @@ struct ChangePasswordRequest {
     new_password: String,
 }
 
-/// Changes my password; ends all my other sessions (`password_changed`).
+/// Changes my password; ends all my other sessions (`password_changed`). Wrong current
+/// passwords are counted like failed sign-ins (5 per 15 minutes by default): then 429 until
+/// the window ends, even with the right password.
 #[utoipa::path(
     post,
     path = "/api/v1/users/me/password",
@@ -58,6 +60,7 @@ struct ChangePasswordRequest {
         (status = 401, description = "No, a bad or an expired access token, or the session ended (`reason` says why)"),
         (status = 403, description = "`wrong_password`: the current password is wrong"),
         (status = 404, description = "The account no longer exists"),
+        (status = 429, description = "`rate_limited`: too many wrong current passwords; see `Retry-After`"),
         (status = 503, description = "A store is unavailable; retry shortly"),
     )
 )]

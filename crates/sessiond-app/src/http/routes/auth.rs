@@ -3,7 +3,7 @@
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpResponse, Scope, web};
 use serde::Deserialize;
-use sessiond_domain::model::{DeviceName, Email, NewSessionContext, Password};
+use sessiond_domain::model::{DeviceName, DeviceToken, Email, NewSessionContext, Password};
 use sessiond_domain::service::{SignIn, SignedIn};
 
 use super::no_content;
@@ -30,7 +30,9 @@ struct RegisterRequest {
     password: String,
 }
 
-/// Registers a new account with the role `guest`.
+/// Registers a new account with the role `guest`. Registrations are counted per client
+/// address (successful or not): beyond `sessions.max_registrations_per_ip` (default 20) in
+/// a throttle window (default 15 minutes), 429 until the window ends.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/register",
@@ -42,18 +44,20 @@ struct RegisterRequest {
         (status = 413, description = "The body is over the JSON limit"),
         (status = 415, description = "The body is not `application/json`"),
         (status = 409, description = "`email_taken`"),
+        (status = 429, description = "`rate_limited`: too many registrations from this address; see `Retry-After`"),
         (status = 503, description = "A store is unavailable; retry shortly"),
     )
 )]
 async fn register(
     state: web::Data<AppState>,
+    client: ClientInfo,
     body: web::Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let email = Email::parse(&body.email).map_err(|e| ApiError::validation(e.to_string()))?;
     let password = Password::new_secret(body.password, "password")
         .map_err(|e| ApiError::validation(e.to_string()))?;
-    let user = state.accounts.register(email, password).await?;
+    let user = state.accounts.register(email, password, client.ip).await?;
     Ok(HttpResponse::Created().json(UserView::from(&user)))
 }
 
@@ -67,6 +71,11 @@ pub(crate) struct LoginRequest {
     /// characters, no control characters, line separators or text-direction controls.
     #[schema(max_length = 100)]
     device_name: Option<String>,
+    /// The `device_token` of this device's last sign-in answer, if it kept one. A valid one
+    /// makes this a known device: its failed sign-ins are counted on their own (5 per 15
+    /// minutes by default), and failures of strangers on the account or the network
+    /// address do not lock it out. An expired or unknown one is ignored.
+    device_token: Option<String>,
 }
 
 impl LoginRequest {
@@ -85,12 +94,20 @@ impl LoginRequest {
                 ip_address: client.ip,
                 user_agent: client.user_agent,
                 device_name: device_name.map(DeviceName::into_string),
+                device_token: self.device_token.map(DeviceToken::presented),
             },
         })
     }
 }
 
-/// Signs in on this device: a new session and its token pair.
+/// Signs in on this device: a new session and its token pair, and a `device_token` to send
+/// back at the next sign-in.
+///
+/// Failed sign-ins are counted in 15-minute windows: 5 per account and 50 per client
+/// address by default, then 429 until the window ends, even with the right password. A
+/// sign-in that presents a valid `device_token` of the account (a device that signed in
+/// before) is counted against that device alone, under the account's limit, and is not
+/// refused because strangers exhausted the account's or the address's count.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/login",
@@ -104,7 +121,7 @@ impl LoginRequest {
         (status = 401, description = "`invalid_credentials`: wrong e-mail or password"),
         (status = 403, description = "`account_disabled`"),
         (status = 409, description = "`max_sessions_reached`: the role refuses sign-ins at its maximum"),
-        (status = 429, description = "`rate_limited`: too many failed sign-ins; see `Retry-After`"),
+        (status = 429, description = "`rate_limited`: too many failed sign-ins for this account, address or device; see `Retry-After`"),
         (status = 503, description = "A store is unavailable; retry shortly"),
     )
 )]

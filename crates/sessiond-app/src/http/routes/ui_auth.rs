@@ -12,6 +12,11 @@
 //! send without a CORS preflight that sessiond never grants), and a browser's
 //! `Sec-Fetch-Site`, when present, must say `same-origin`. `SameSite=Strict` already keeps
 //! the cookie off cross-site requests; the header check is the second lock.
+//!
+//! A second cookie, `sessiond_device` (same attributes, kept for a year), holds the device
+//! token of the browser's last successful sign-in: sign-in sends it back, so that a browser
+//! that signed in before is counted apart from strangers and cannot be locked out by them.
+//! Signing out keeps it: it names the device, not the session.
 
 use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::cookie::{Cookie, SameSite};
@@ -20,6 +25,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, Scope, web};
 use serde::Serialize;
 use sessiond_domain::DomainError;
+use sessiond_domain::model::{DeviceKeys, DeviceToken};
 use sessiond_domain::service::SignedIn;
 
 use crate::http::authenticated::Authenticated;
@@ -32,6 +38,8 @@ use crate::http::views::SessionView;
 
 /// The cookie that holds the refresh token.
 pub const REFRESH_COOKIE: &str = "sessiond_refresh";
+/// The cookie that holds the browser's device token.
+pub const DEVICE_COOKIE: &str = "sessiond_device";
 /// The only path the cookie is sent to.
 pub const COOKIE_PATH: &str = "/ui/auth";
 /// The header (and value) every call of this scope must carry.
@@ -63,11 +71,26 @@ async fn login(
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     require_same_origin(&request)?;
-    let signed_in = state
-        .auth
-        .sign_in(body.into_inner().into_sign_in(client)?)
-        .await?;
-    Ok(tokens(&request, &state, &signed_in))
+    let mut attempt = body.into_inner().into_sign_in(client)?;
+    if let Some(cookie) = request.cookie(DEVICE_COOKIE) {
+        attempt.context.device_token = Some(DeviceToken::presented(cookie.value().to_owned()));
+    }
+    let signed_in = state.auth.sign_in(attempt).await?;
+    let mut response = tokens(&request, &state, &signed_in);
+    if let Some(token) = &signed_in.device_token {
+        let cookie = Cookie::build(DEVICE_COOKIE, token.expose().to_owned())
+            .path(COOKIE_PATH)
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .secure(wants_secure(&request))
+            .max_age(CookieDuration::seconds(
+                DeviceKeys::LIFETIME.whole_seconds(),
+            ))
+            .finish();
+        // A cookie that cannot be set only leaves the browser a stranger next time.
+        let _ = response.add_cookie(&cookie);
+    }
+    Ok(response)
 }
 
 async fn refresh(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {

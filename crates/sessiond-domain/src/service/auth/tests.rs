@@ -25,6 +25,7 @@ fn attempt(password: &str) -> SignIn {
             ip_address: None,
             user_agent: Some("Mozilla/5.0 (Macintosh)".into()),
             device_name: Some("work laptop".into()),
+            device_token: None,
         },
     }
 }
@@ -840,4 +841,203 @@ async fn a_failed_lookup_of_retired_tokens_is_unavailable_and_ends_nothing() {
         .await
         .unwrap_err();
     assert!(matches!(error, DomainError::Unavailable(_)));
+}
+
+/// Issue 15: strangers' failed sign-ins must not lock out a device that signed in before.
+mod known_devices {
+    use super::*;
+    use crate::model::{DeviceId, DeviceKeys, DeviceToken};
+    use crate::ports::MockAttemptCounter;
+
+    fn keys() -> DeviceKeys {
+        DeviceKeys::derive(b"the signing secret", &[]).unwrap()
+    }
+
+    fn with_keys(mocks: Mocks) -> AuthService {
+        service(mocks).with_device_keys(keys())
+    }
+
+    /// A device token alice was given, and the key its device is counted under.
+    fn alices_device() -> (DeviceToken, String) {
+        let (token, device) = keys().issue(
+            &fixtures::user(Role::Guest),
+            DeviceId::from_random_bytes([42; 16]),
+            NOW - Duration::days(3),
+        );
+        (token, device.throttle_key())
+    }
+
+    /// Alice's attempt from 192.0.2.7, presenting `token`.
+    fn from_device(password: &str, token: Option<DeviceToken>) -> SignIn {
+        let mut attempt = attempt(password);
+        attempt.context.ip_address = Some("192.0.2.7".parse().unwrap());
+        attempt.context.device_token = token;
+        attempt
+    }
+
+    /// A counter where strangers exhausted alice's account and the address, and the
+    /// device key has `device_failures`.
+    fn locked_by_strangers(device_key: String, device_failures: u32) -> MockAttemptCounter {
+        let mut attempts = MockAttemptCounter::new();
+        attempts
+            .expect_failures()
+            .withf(move |key, _| key == device_key)
+            .returning(move |_, _| Ok(device_failures));
+        attempts
+            .expect_failures()
+            .withf(|key, _| key == "account:alice@example.com")
+            .returning(|_, _| Ok(5));
+        attempts
+            .expect_failures()
+            .withf(|key, _| key == "ip:192.0.2.7")
+            .returning(|_, _| Ok(50));
+        attempts
+    }
+
+    fn signs_in(mut mocks: Mocks) -> Mocks {
+        mocks
+            .sessions
+            .expect_create_within_limit()
+            .returning(|_, _, _, _| Ok(vec![]));
+        mocks
+    }
+
+    #[tokio::test]
+    async fn a_known_device_signs_in_while_strangers_have_locked_the_account_and_the_address() {
+        let (token, device_key) = alices_device();
+        let mut mocks = signs_in(alice_exists(Role::Guest));
+        mocks.attempts = locked_by_strangers(device_key.clone(), 4);
+        let signed_in = with_keys(mocks)
+            .sign_in(from_device("right", Some(token)))
+            .await
+            .unwrap();
+        // The device gets a fresh token that names the same device (the same count).
+        let renewed = signed_in.device_token.expect("a device token");
+        let device = keys()
+            .verify(&renewed, &fixtures::user(Role::Guest), NOW)
+            .expect("the renewed token is valid");
+        assert_eq!(device.throttle_key(), device_key);
+
+        // A stranger (no token) is refused, even with the right password.
+        let (_, device_key) = alices_device();
+        let mut mocks = alice_exists(Role::Guest);
+        mocks.attempts = locked_by_strangers(device_key, 0);
+        mocks.hasher.checkpoint();
+        mocks.hasher.expect_verify().times(0);
+        let error = with_keys(mocks)
+            .sign_in(from_device("right", None))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, DomainError::RateLimited { .. }),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wrong_password_from_a_known_device_counts_against_that_device_alone() {
+        let (token, device_key) = alices_device();
+        let mut mocks = alice_exists(Role::Guest);
+        mocks.attempts = MockAttemptCounter::new();
+        mocks.attempts.expect_failures().returning(|_, _| Ok(0));
+        let expected = device_key.clone();
+        mocks
+            .attempts
+            .expect_record_failure()
+            .withf(move |key, _, _| *key == expected)
+            .times(1)
+            .returning(|_, _, _| Ok(1));
+        let error = with_keys(mocks)
+            .sign_in(from_device("wrong", Some(token.clone())))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, DomainError::InvalidCredentials),
+            "{error:?}"
+        );
+
+        // At the account's limit the device is refused, even with the right password.
+        let mut mocks = alice_exists(Role::Guest);
+        mocks.attempts = locked_by_strangers(device_key, 5);
+        mocks.hasher.checkpoint();
+        mocks.hasher.expect_verify().times(0);
+        mocks.sessions.expect_create_within_limit().times(0);
+        let error = with_keys(mocks)
+            .sign_in(from_device("right", Some(token)))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, DomainError::RateLimited { .. }),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_token_of_another_account_a_forged_one_or_one_from_before_a_password_change_is_a_strangers()
+     {
+        let bob = UserId::from_random_bytes([9; 16]);
+        let mut someone_else = fixtures::user(Role::Guest);
+        someone_else.id = bob;
+        let mut before_change = fixtures::user(Role::Guest);
+        before_change.password_hash = crate::model::PasswordHash::new("$argon2id$old".into());
+        let device = DeviceId::from_random_bytes([42; 16]);
+        let other_key = DeviceKeys::derive(b"another secret", &[]).unwrap();
+        for token in [
+            keys().issue(&someone_else, device, NOW).0,
+            keys().issue(&before_change, device, NOW).0,
+            other_key.issue(&fixtures::user(Role::Guest), device, NOW).0,
+            DeviceToken::presented("not a token".into()),
+        ] {
+            let mut mocks = alice_exists(Role::Guest);
+            mocks.attempts = MockAttemptCounter::new();
+            mocks
+                .attempts
+                .expect_failures()
+                .withf(|key, _| key.starts_with("device:"))
+                .times(0);
+            mocks
+                .attempts
+                .expect_failures()
+                .returning(|key, _| Ok(if key.starts_with("account:") { 5 } else { 0 }));
+            let error = with_keys(mocks)
+                .sign_in(from_device("right", Some(token)))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(error, DomainError::RateLimited { .. }),
+                "{error:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn every_sign_in_hands_out_a_device_token_when_keys_are_set_and_none_otherwise() {
+        let signed_in = with_keys(signs_in(alice_exists(Role::Guest)))
+            .sign_in(attempt("right"))
+            .await
+            .unwrap();
+        let token = signed_in.device_token.expect("a device token");
+        assert!(
+            keys()
+                .verify(&token, &fixtures::user(Role::Guest), NOW)
+                .is_some()
+        );
+        let signed_in = service(signs_in(alice_exists(Role::Guest)))
+            .sign_in(attempt("right"))
+            .await
+            .unwrap();
+        assert!(signed_in.device_token.is_none());
+        // Without keys a presented token changes nothing: the attempt is a stranger's.
+        let (token, _) = alices_device();
+        let mut mocks = alice_exists(Role::Guest);
+        mocks.attempts = locked_by_strangers(String::new(), 0);
+        let error = service(mocks)
+            .sign_in(from_device("right", Some(token)))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, DomainError::RateLimited { .. }),
+            "{error:?}"
+        );
+    }
 }
