@@ -575,3 +575,291 @@ mod hostile_text {
         failed_sign_ins_under_look_alike_spellings_count_against_one_account,
     );
 }
+
+/// Issue 15, items 4 to 6: a password change is no oracle for the password, strangers
+/// cannot lock a known device out, and registration is limited per client address.
+mod throttles {
+    use reqwest::header::{HeaderMap, RETRY_AFTER, SET_COOKIE};
+    use reqwest::{Method, StatusCode};
+    use serde_json::{Value, json};
+    use sessiond_domain::model::Role;
+    use sessiond_tests::app::{Backend, IPHONE, PASSWORD, TestApp};
+
+    /// An answer with its headers.
+    struct Answer {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Value,
+    }
+
+    impl Answer {
+        fn code(&self) -> &str {
+            self.body["code"].as_str().unwrap_or_default()
+        }
+
+        /// A 429 `rate_limited` whose `Retry-After` is within the window.
+        fn assert_rate_limited(&self, context: &str) {
+            assert_eq!(
+                self.status,
+                StatusCode::TOO_MANY_REQUESTS,
+                "{context}: {:?}",
+                self.body
+            );
+            assert_eq!(self.code(), "rate_limited", "{context}");
+            let retry_after: u64 = self.headers[RETRY_AFTER].to_str().unwrap().parse().unwrap();
+            assert!((1..=900).contains(&retry_after), "{context}: {retry_after}");
+        }
+
+        fn device_token(&self) -> String {
+            self.body["device_token"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no device_token in {:?}", self.body))
+                .to_owned()
+        }
+
+        /// The `Set-Cookie` header that sets `name`.
+        fn set_cookie(&self, name: &str) -> Option<String> {
+            self.headers
+                .get_all(SET_COOKIE)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .find(|value| value.starts_with(&format!("{name}=")))
+                .map(str::to_owned)
+        }
+    }
+
+    async fn send(request: reqwest::RequestBuilder) -> Answer {
+        let response = request.send().await.expect("the server answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("a body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// `POST /api/v1/auth/login`, with a device token when given one.
+    async fn api_login(app: &TestApp, email: &str, password: &str, device: Option<&str>) -> Answer {
+        let mut body = json!({ "email": email, "password": password });
+        if let Some(token) = device {
+            body["device_token"] = json!(token);
+        }
+        send(app.request(Method::POST, "/api/v1/auth/login").json(&body)).await
+    }
+
+    /// `POST /ui/auth/login` as the web UI sends it, with the device cookie when given one.
+    async fn ui_login(app: &TestApp, email: &str, password: &str, cookie: Option<&str>) -> Answer {
+        let mut request = app
+            .request(Method::POST, "/ui/auth/login")
+            .header("x-requested-with", "sessiond-ui")
+            .header("user-agent", IPHONE)
+            .json(&json!({ "email": email, "password": password }));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", format!("sessiond_device={cookie}"));
+        }
+        send(request).await
+    }
+
+    async fn change_password(app: &TestApp, access: &str, current: &str, new: &str) -> Answer {
+        send(
+            app.request(Method::POST, "/api/v1/users/me/password")
+                .bearer_auth(access)
+                .json(&json!({ "current_password": current, "new_password": new })),
+        )
+        .await
+    }
+
+    async fn wrong_current_passwords_are_throttled_like_failed_sign_ins(backend: Backend) {
+        let app = TestApp::spawn_backend(backend, |_| {}).await;
+        let email = app.create_user(Role::Guest).await;
+        let phone = app.login(&email, IPHONE).await;
+        let other = app.create_user(Role::Guest).await;
+        let other = app.login(&other, IPHONE).await;
+        let new = "a brand new passphrase";
+        for attempt in 1..=5 {
+            let wrong = change_password(&app, &phone.access_token, "not it", new).await;
+            assert_eq!(wrong.status, StatusCode::FORBIDDEN, "guess {attempt}");
+            assert_eq!(wrong.code(), "wrong_password", "guess {attempt}");
+        }
+        // The sixth guess is refused, and so is the right password, until the window ends.
+        for current in ["still not it", PASSWORD] {
+            change_password(&app, &phone.access_token, current, new)
+                .await
+                .assert_rate_limited(current);
+        }
+        assert_eq!(
+            app.try_login(&email, new, IPHONE).await.code(),
+            "invalid_credentials",
+            "the password did not change"
+        );
+        // Each user is counted alone.
+        let changed = change_password(&app, &other.access_token, PASSWORD, new).await;
+        assert_eq!(changed.status, StatusCode::NO_CONTENT, "{:?}", changed.body);
+    }
+
+    async fn strangers_cannot_lock_out_a_device_that_signed_in_before(backend: Backend) {
+        let app = TestApp::spawn_backend(backend, |s| {
+            s.sessions.max_failed_sign_ins_per_ip = 10;
+        })
+        .await;
+        let owner = app.create_user(Role::Guest).await;
+        let admin = app.create_user(Role::SystemAdmin).await;
+
+        // Signing in hands the API client a device token, and the browser a device cookie
+        // that page scripts cannot read.
+        let first = api_login(&app, &owner, PASSWORD, None).await;
+        assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+        let mut owner_device = first.device_token();
+        let first = api_login(&app, &admin, PASSWORD, None).await;
+        let mut admin_device = first.device_token();
+        let admin_access = first.body["access_token"].as_str().unwrap().to_owned();
+        let browser = ui_login(&app, &owner, PASSWORD, None).await;
+        assert_eq!(browser.status, StatusCode::OK, "{:?}", browser.body);
+        assert!(
+            browser.body.get("device_token").is_none(),
+            "{:?}",
+            browser.body
+        );
+        let cookie = browser
+            .set_cookie("sessiond_device")
+            .expect("a device cookie");
+        for attribute in ["HttpOnly", "SameSite=Strict", "Path=/ui/auth", "Secure"] {
+            assert!(cookie.contains(attribute), "{attribute}: {cookie}");
+        }
+        assert!(cookie.contains("Max-Age=31536000"), "{cookie}");
+        let browser_device = cookie
+            .trim_start_matches("sessiond_device=")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        // Refreshing is no sign-in: no device token there.
+        let refreshed = app
+            .refresh(first.body["refresh_token"].as_str().unwrap())
+            .await;
+        assert!(refreshed.body.get("device_token").is_none());
+
+        // Strangers fail on the owner's account, then on made-up ones from the same address.
+        for _ in 0..5 {
+            let reply = app.try_login(&owner, "a guess", IPHONE).await;
+            assert_eq!(reply.code(), "invalid_credentials");
+        }
+        for _ in 0..5 {
+            let reply = app.try_login(&TestApp::email(), "a guess", IPHONE).await;
+            assert_eq!(reply.code(), "invalid_credentials");
+        }
+        // Everyone behind that address without a device token is locked out, admins too...
+        for email in [&owner, &admin] {
+            api_login(&app, email, PASSWORD, None)
+                .await
+                .assert_rate_limited("a stranger");
+        }
+        // ...but the devices that signed in before are let in, each with a renewed token.
+        let known = api_login(&app, &owner, PASSWORD, Some(&owner_device)).await;
+        assert_eq!(known.status, StatusCode::OK, "{:?}", known.body);
+        owner_device = known.device_token();
+        let known = api_login(&app, &admin, PASSWORD, Some(&admin_device)).await;
+        assert_eq!(known.status, StatusCode::OK, "{:?}", known.body);
+        admin_device = known.device_token();
+        let known = ui_login(&app, &owner, PASSWORD, Some(&browser_device)).await;
+        assert_eq!(known.status, StatusCode::OK, "{:?}", known.body);
+        assert!(known.set_cookie("sessiond_device").is_some());
+
+        // A device token is its account's alone, and a made-up one is a stranger's.
+        api_login(&app, &admin, PASSWORD, Some(&owner_device))
+            .await
+            .assert_rate_limited("another account's token");
+        api_login(&app, &owner, PASSWORD, Some("made-up"))
+            .await
+            .assert_rate_limited("a made-up token");
+
+        // Wrong passwords from a known device count against that device: at the account's
+        // limit it is refused too, while the owner's other device still gets in.
+        for _ in 0..5 {
+            let guess = api_login(&app, &owner, "a guess", Some(&owner_device)).await;
+            assert_eq!(guess.code(), "invalid_credentials", "{:?}", guess.body);
+        }
+        api_login(&app, &owner, PASSWORD, Some(&owner_device))
+            .await
+            .assert_rate_limited("a known device at its limit");
+        let other_device = ui_login(&app, &owner, PASSWORD, Some(&browser_device)).await;
+        assert_eq!(
+            other_device.status,
+            StatusCode::OK,
+            "{:?}",
+            other_device.body
+        );
+
+        // A password change retires the device tokens issued before it.
+        let new = "the admin's new passphrase";
+        let changed = change_password(&app, &admin_access, PASSWORD, new).await;
+        assert_eq!(changed.status, StatusCode::NO_CONTENT, "{:?}", changed.body);
+        api_login(&app, &admin, new, Some(&admin_device))
+            .await
+            .assert_rate_limited("a token from before the password change");
+    }
+
+    async fn registration_is_limited_per_client_address(backend: Backend) {
+        let app = TestApp::spawn_backend(backend, |_| {}).await;
+        let register = |email: String| {
+            send(
+                app.request(Method::POST, "/api/v1/auth/register")
+                    .json(&json!({ "email": email, "password": PASSWORD })),
+            )
+        };
+        let taken = app.create_user(Role::Guest).await;
+        // Twenty registrations per window from one address (the default), answered or not:
+        // a taken address answers too.
+        for n in 1..=19 {
+            let created = register(TestApp::email()).await;
+            assert_eq!(
+                created.status,
+                StatusCode::CREATED,
+                "#{n}: {:?}",
+                created.body
+            );
+        }
+        assert_eq!(register(taken.clone()).await.status, StatusCode::CONFLICT);
+        // Then 429 until the window ends: no account is made, no address is probed.
+        let fresh = TestApp::email();
+        register(fresh.clone())
+            .await
+            .assert_rate_limited("a fresh address");
+        register(taken).await.assert_rate_limited("a taken address");
+        assert_eq!(
+            app.try_login(&fresh, PASSWORD, IPHONE).await.code(),
+            "invalid_credentials",
+            "the refused registration made no account"
+        );
+        // Sign-in is not registration.
+        let email = app.create_user(Role::Guest).await;
+        app.login(&email, IPHONE).await;
+
+        // The limit is a setting.
+        let app =
+            TestApp::spawn_backend(backend, |s| s.sessions.max_registrations_per_ip = 2).await;
+        for _ in 0..2 {
+            let created = send(
+                app.request(Method::POST, "/api/v1/auth/register")
+                    .json(&json!({ "email": TestApp::email(), "password": PASSWORD })),
+            )
+            .await;
+            assert_eq!(created.status, StatusCode::CREATED);
+        }
+        send(
+            app.request(Method::POST, "/api/v1/auth/register")
+                .json(&json!({ "email": TestApp::email(), "password": PASSWORD })),
+        )
+        .await
+        .assert_rate_limited("beyond the configured limit");
+    }
+
+    sessiond_tests::on_every_backend!(
+        wrong_current_passwords_are_throttled_like_failed_sign_ins,
+        strangers_cannot_lock_out_a_device_that_signed_in_before,
+        registration_is_limited_per_client_address,
+    );
+}
