@@ -287,6 +287,15 @@ async fn whoami_returns_the_session_and_the_user(backend: Backend) {
     assert_eq!(me.body["session"]["id"], device.session_id.as_str());
     assert_eq!(me.body["session"]["is_current"], true);
     assert_eq!(me.body["session"]["device_info"], "iPhone");
+    // The same User-Agent as the list shows, on every backend and from the caches too.
+    for _ in 0..2 {
+        let me = app
+            .get("/api/v1/sessions/current", &device.access_token)
+            .await;
+        assert_eq!(me.body["session"]["user_agent"], IPHONE);
+    }
+    let list = app.get("/api/v1/sessions", &device.access_token).await;
+    assert_eq!(list.body[0]["user_agent"], IPHONE);
 
     let profile = app.get("/api/v1/users/me", &device.access_token).await;
     assert_eq!(profile.status, StatusCode::OK);

@@ -29,6 +29,9 @@ fn shared_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// What Safari on an iPhone sends: a typical User-Agent's length.
+const IPHONE_USER_AGENT: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+
 #[expect(
     clippy::disallowed_methods,
     reason = "Redis counts TTLs on its own clock: these tests need the real time"
@@ -115,6 +118,7 @@ fn summary(user_id: UserId, role: Role, now: OffsetDateTime) -> SessionSummary {
         },
         device_name: Some("Pixel".into()),
         ip_address: Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9))),
+        user_agent: Some(IPHONE_USER_AGENT.into()),
         created_at: now - Duration::minutes(5),
         last_activity: now,
         expires_at: now + Duration::hours(8),
@@ -619,7 +623,7 @@ async fn prune_drops_index_members_whose_key_is_gone() {
 }
 
 #[tokio::test]
-async fn a_typical_session_key_uses_at_most_256_bytes() {
+async fn a_typical_session_key_uses_at_most_400_bytes() {
     // A private server and the production layout (no prefix): the shared server's test
     // prefix would inflate the key.
     let server = RedisServer::start();
@@ -641,7 +645,9 @@ async fn a_typical_session_key_uses_at_most_256_bytes() {
         "MEMORY USAGE of one session key: {bytes} bytes (value {} bytes)",
         value.len()
     );
-    assert!(bytes <= 256, "MEMORY USAGE {bytes} > 256");
+    // 216 B before the User-Agent travelled with the summary (so that every route answers
+    // it without a read of PostgreSQL); Safari's adds about 150 B.
+    assert!(bytes <= 400, "MEMORY USAGE {bytes} > 400");
 }
 
 #[tokio::test]

@@ -155,6 +155,7 @@ fn summary(at: OffsetDateTime) -> SessionSummary {
         },
         device_name: None,
         ip_address: Some([203, 0, 113, 7].into()),
+        user_agent: None,
         created_at: at,
         last_activity: at,
         expires_at: at + time::Duration::days(1),

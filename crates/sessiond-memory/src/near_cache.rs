@@ -64,6 +64,7 @@ mod tests {
             device: DeviceInfo::unknown(),
             device_name: None,
             ip_address: None,
+            user_agent: None,
             created_at: at,
             last_activity: at,
             expires_at: at + time::Duration::hours(1),

@@ -1,11 +1,11 @@
 //! The cached value: a hand-written, versioned binary encoding of a [`SessionSummary`], or
 //! a tombstone.
 //!
-//! Layout version 2 (integers big-endian):
+//! Layout version 3 (integers big-endian):
 //!
 //! | offset | size | field |
 //! |---|---|---|
-//! | 0 | 1 | layout version (`2`) |
+//! | 0 | 1 | layout version (`3`) |
 //! | 1 | 8 | the session's generation ([`SessionSummary::version`]), u64 (compared by the put script) |
 //! | 9 | 16 | session id (UUID bytes) |
 //! | 25 | 16 | user id (UUID bytes) |
@@ -15,9 +15,10 @@
 //! | 65 | 1 | role |
 //! | 66 | 1 | device class |
 //! | 67 | 1 | status: `0` active; `1` ended, then 8 bytes `at` (micros) and 1 byte reason |
-//! | .. | 1 | flags: bit 0 browser present, bit 1 device name present, bits 2–3 IP (0 none, 1 v4, 2 v6) |
+//! | .. | 1 | flags: bit 0 browser present, bit 1 device name present, bits 2–3 IP (0 none, 1 v4, 2 v6), bit 4 User-Agent present |
 //! | .. | var | browser: LEB128 length, then UTF-8 bytes (when present) |
 //! | .. | var | device name: LEB128 length, then UTF-8 bytes (when present) |
+//! | .. | var | User-Agent: LEB128 length, then UTF-8 bytes (when present) |
 //! | .. | 4/16 | IP address octets (when present) |
 //!
 //! The ids duplicate the key's, on purpose: a reader checks that the value belongs to the key
@@ -26,8 +27,9 @@
 //!
 //! A tombstone (a session marked ended) is the single byte `TOMBSTONE` (`0`): no layout
 //! version is `0`, so the scripts and `is_tombstone` tell it from any encoded session by
-//! its first byte. Layout 1 (the previous release) had no generation; this build reads only
-//! layout 2 and treats any other value as unreadable.
+//! its first byte. Layout 1 had no generation, layout 2 no User-Agent; this build reads only
+//! layout 3 and treats any other value as unreadable (a miss that PostgreSQL answers and the
+//! refill replaces), so instances of the layout-2 release may serve beside it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -39,7 +41,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// The layout version byte this build writes (and the only one it reads).
-pub(crate) const VERSION: u8 = 2;
+pub(crate) const VERSION: u8 = 3;
 /// The first (and only) byte of a tombstone; never a layout version.
 pub(crate) const TOMBSTONE: u8 = 0;
 /// Byte offset of the generation, which the put script compares.
@@ -51,6 +53,7 @@ pub(crate) const LAST_ACTIVITY_OFFSET: usize = 49;
 const FIXED_LEN: usize = 68;
 const FLAG_BROWSER: u8 = 0b0001;
 const FLAG_DEVICE_NAME: u8 = 0b0010;
+const FLAG_USER_AGENT: u8 = 0b1_0000;
 const IP_SHIFT: u8 = 2;
 const IP_MASK: u8 = 0b1100;
 
@@ -100,15 +103,22 @@ pub(crate) fn encode(session: &SessionSummary) -> Vec<u8> {
     if session.device_name.is_some() {
         flags |= FLAG_DEVICE_NAME;
     }
+    if session.user_agent.is_some() {
+        flags |= FLAG_USER_AGENT;
+    }
     flags |= match session.ip_address {
         None => 0,
         Some(IpAddr::V4(_)) => 1 << IP_SHIFT,
         Some(IpAddr::V6(_)) => 2 << IP_SHIFT,
     };
     out.push(flags);
-    for text in [&session.device.browser, &session.device_name]
-        .into_iter()
-        .flatten()
+    for text in [
+        &session.device.browser,
+        &session.device_name,
+        &session.user_agent,
+    ]
+    .into_iter()
+    .flatten()
     {
         put_varint(&mut out, text.len());
         out.extend_from_slice(text.as_bytes());
@@ -158,13 +168,16 @@ pub(crate) fn decode(
         other => return Err(DecodeError::Tag("status", other)),
     };
     let flags = r.u8()?;
-    if flags & !(FLAG_BROWSER | FLAG_DEVICE_NAME | IP_MASK) != 0 {
+    if flags & !(FLAG_BROWSER | FLAG_DEVICE_NAME | FLAG_USER_AGENT | IP_MASK) != 0 {
         return Err(DecodeError::Tag("flags", flags));
     }
     let browser = (flags & FLAG_BROWSER != 0)
         .then(|| r.string())
         .transpose()?;
     let device_name = (flags & FLAG_DEVICE_NAME != 0)
+        .then(|| r.string())
+        .transpose()?;
+    let user_agent = (flags & FLAG_USER_AGENT != 0)
         .then(|| r.string())
         .transpose()?;
     let ip_address = match (flags & IP_MASK) >> IP_SHIFT {
@@ -183,6 +196,7 @@ pub(crate) fn decode(
         device: DeviceInfo { class, browser },
         device_name,
         ip_address,
+        user_agent,
         created_at,
         last_activity,
         expires_at,
@@ -356,6 +370,7 @@ mod tests {
             },
             device_name: Some("Pixel".into()),
             ip_address: Some("203.0.113.9".parse().unwrap()),
+            user_agent: None,
             created_at: datetime!(2026-05-01 08:00:00.123456 UTC),
             last_activity: datetime!(2026-05-01 08:05 UTC),
             expires_at: datetime!(2026-05-01 16:00 UTC),
@@ -391,6 +406,7 @@ mod tests {
                 assert_eq!(decode(&bytes, s.user_id, s.id), Ok(s.clone()));
                 s.ip_address = None;
                 s.device_name = Some(String::new());
+                s.user_agent = Some("Mozilla/5.0 (X11; Linux x86_64) ".repeat(16));
                 assert_eq!(decode(&encode(&s), s.user_id, s.id), Ok(s));
             }
         }
@@ -441,11 +457,12 @@ mod tests {
         for len in 0..bytes.len() {
             assert!(decode(&bytes[..len], s.user_id, s.id).is_err());
         }
+        // The previous layout (no User-Agent) is unreadable here, as is any other.
         let mut other = bytes.clone();
-        other[0] = 3;
+        other[0] = 2;
         assert_eq!(
             decode(&other, s.user_id, s.id),
-            Err(DecodeError::Version(3))
+            Err(DecodeError::Version(2))
         );
         let mut longer = bytes.clone();
         longer.push(0);

@@ -98,9 +98,17 @@
 //!   remembers, so no instance serves the session, whether or not this one reaches Redis.
 //!   The other instances also tombstone it when they hear of it.
 //!
-//! # Upgrading from the previous release
+//! # Upgrading from the release with layout 2
 //!
-//! The previous release (value layout 1) writes sessions with a plain `SET ... PX`, which
+//! Layout 3 adds the User-Agent. Both releases have ordered writes, tombstones (one byte,
+//! the same in every layout) and the revocation feed, so they may serve side by side during
+//! a rolling deploy: each reads the other's values as unreadable (a miss: PostgreSQL
+//! answers, the refill replaces the value with its own layout), and neither can overwrite a
+//! tombstone. Nothing else to do.
+//!
+//! # Upgrading from the release with layout 1
+//!
+//! That release (value layout 1) writes sessions with a plain `SET ... PX`, which
 //! overwrites tombstones, has no revocation feed, and cannot read layout 2 (nor this
 //! release layout 1: both fall back to PostgreSQL). An old instance serving beside a new
 //! one could therefore bring back a revoked session in Redis and serve it itself. **The

@@ -62,7 +62,7 @@ impl<'a> SessionView<'a> {
             browser: session.device.browser.as_deref(),
             device_name: session.device_name.as_deref(),
             ip_address: session.ip_address,
-            user_agent: None,
+            user_agent: session.user_agent.as_deref(),
             created_at: session.created_at,
             last_activity: session.last_activity,
             expires_at: session.expires_at,

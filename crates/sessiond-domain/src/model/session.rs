@@ -182,8 +182,9 @@ impl Session {
     }
 }
 
-/// What validating a request needs to know of a session: everything but its refresh state
-/// and User-Agent. Small enough for a cache entry of a few dozen bytes.
+/// What validating a request needs to know of a session: everything but its refresh state.
+/// Small enough for a cache entry of a few dozen bytes plus the User-Agent (bounded at the
+/// edge: 512 bytes at most).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionSummary {
     pub id: SessionId,
@@ -192,6 +193,7 @@ pub struct SessionSummary {
     pub device: DeviceInfo,
     pub device_name: Option<String>,
     pub ip_address: Option<IpAddr>,
+    pub user_agent: Option<String>,
     pub created_at: OffsetDateTime,
     pub last_activity: OffsetDateTime,
     pub expires_at: OffsetDateTime,
@@ -216,6 +218,7 @@ impl From<&Session> for SessionSummary {
             device: session.device.clone(),
             device_name: session.device_name.clone(),
             ip_address: session.ip_address,
+            user_agent: session.user_agent.clone(),
             created_at: session.created_at,
             last_activity: session.last_activity,
             expires_at: session.expires_at,

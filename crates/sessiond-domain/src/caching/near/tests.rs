@@ -54,6 +54,7 @@ fn summary() -> Arc<SessionSummary> {
         device: DeviceInfo::unknown(),
         device_name: None,
         ip_address: None,
+        user_agent: None,
         created_at: NOW,
         last_activity: NOW,
         expires_at: NOW + Duration::hours(1),
