@@ -314,3 +314,45 @@ async fn a_sign_in_stuck_behind_a_lock_is_a_503_with_retry_after() {
     link.abort();
     app.stop().await;
 }
+
+/// Issue 15: what the HTTP parser refuses on its own (a head with more headers than it
+/// takes, an unparsable head) gets a problem body like every other error, not a bare status.
+#[tokio::test]
+async fn the_parsers_own_refusals_are_problem_details_too() {
+    let app = TestApp::spawn().await;
+    let address = app.base_url.trim_start_matches("http://").to_owned();
+    let many_headers: String = (0..120).map(|i| format!("x-filler-{i}: v\r\n")).collect();
+    for (request, status, code) in [
+        (
+            format!("GET /health/live HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n"),
+            "431",
+            "headers_too_large",
+        ),
+        (
+            "GET /health/live HTTP/1.1\r\nHost x\r\n\r\n".to_owned(),
+            "400",
+            "bad_request",
+        ),
+    ] {
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let (received, _) = answer(&mut stream, Duration::from_secs(10)).await;
+        assert!(
+            received.starts_with(&format!("HTTP/1.1 {status}")),
+            "{received:?}"
+        );
+        let (head, body) = received.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/problem+json"),
+            "{head}"
+        );
+        let problem: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(problem["code"], code, "{body}");
+        assert_eq!(problem["status"].to_string(), status);
+    }
+    // The connection-level wrapper leaves ordinary answers alone.
+    let live = read(app.request(Method::GET, "/health/live")).await;
+    assert_eq!(live.status, StatusCode::OK);
+    app.stop().await;
+}

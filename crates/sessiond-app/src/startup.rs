@@ -109,7 +109,7 @@ impl Application {
             storage.probes(),
         ));
         let metrics_state = state.clone();
-        let mut server = HttpServer::new(move || {
+        let app = move || {
             App::new()
                 .app_data(state.clone())
                 .configure(|config| http::configure(config, json_limit))
@@ -125,12 +125,8 @@ impl Application {
                     http::hardening::cors(&cors_origins),
                 ))
                 .wrap(from_fn(http::observe::observe))
-        })
-        .shutdown_timeout(10);
-        if settings.http.workers > 0 {
-            server = server.workers(settings.http.workers);
-        }
-        let server = server.listen(listener)?.run();
+        };
+        let server = api_server(listener, settings.http.workers, app)?;
         tracing::info!(address = %settings.bind_addr, port, "sessiond is listening");
         // One worker is plenty for a scraper; the API server's signals stop it too.
         let metrics_server = HttpServer::new(move || {
@@ -228,6 +224,60 @@ impl Application {
     pub fn cleanup(&self) -> CleanupService {
         self.services.cleanup.clone()
     }
+}
+
+/// The API's server: what `HttpServer::new(app).listen(listener)` builds, with the same
+/// timeouts and graceful shutdown, assembled here only to put [`http::wire::ProblemWire`]
+/// between each connection and the HTTP/1 parser (whose own error answers have no body).
+fn api_server<F, A, B>(listener: TcpListener, workers: usize, app: F) -> std::io::Result<Server>
+where
+    F: Fn() -> App<A> + Send + Clone + 'static,
+    A: actix_service::ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+    B: actix_web::body::MessageBody + 'static,
+{
+    use actix_http::{HttpService, KeepAlive};
+    use actix_service::{IntoServiceFactory as _, ServiceFactoryExt as _, fn_service, map_config};
+    use actix_web::dev::AppConfig;
+
+    let local = listener.local_addr()?;
+    let builder = Server::build();
+    let shutdown = builder.graceful_shutdown_signal();
+    let mut builder = builder.shutdown_timeout(10);
+    if workers > 0 {
+        builder = builder.workers(workers);
+    }
+    Ok(builder
+        .listen("sessiond-api", listener, move || {
+            let shutdown = shutdown.clone();
+            let http = HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let shutdown = shutdown.clone();
+                    async move { shutdown.notified().await }
+                })
+                .keep_alive(KeepAlive::default())
+                .client_request_timeout(Duration::from_secs(5))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .h1_allow_half_closed(true)
+                .local_addr(local)
+                .h1(map_config(
+                    app().into_factory().map_err(|error| error.error_response()),
+                    // The host name stands in only for requests without a `Host` header
+                    // (HTTP/1.0); the app reads the peer from the connection itself.
+                    |()| AppConfig::default(),
+                ));
+            fn_service(|io: actix_rt::net::TcpStream| {
+                let peer = io.peer_addr().ok();
+                std::future::ready(Ok((http::wire::ProblemWire::new(io), peer)))
+            })
+            .and_then(http)
+        })?
+        .run())
 }
 
 /// Exchanges heartbeats every `every` (an eighth of the revocation bound). A heartbeat

@@ -11,6 +11,7 @@ mod request_id;
 mod routes;
 mod state;
 mod views;
+pub mod wire;
 
 use actix_web::web;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, error};
