@@ -5,6 +5,7 @@
 //!
 //! It runs on a tokio runtime of its own (see `main`), so its threads are not the servers'.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -63,12 +64,23 @@ pub struct Outcome {
     pub sent: u64,
     /// Requests answered in each [`TICK`] of the measured period, in order.
     pub timeline: Vec<u64>,
+    /// The failed requests by status (0: no answer), the warm-up's included.
+    pub failures: BTreeMap<u16, u64>,
 }
 
 impl Outcome {
     /// Successful and failed requests per second.
     pub fn rate(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The failures as `status ×count`, for a message.
+    pub fn failures(&self) -> String {
+        self.failures
+            .iter()
+            .map(|(status, n)| format!("{status} ×{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// A latency quantile in milliseconds.
@@ -167,6 +179,7 @@ pub async fn run<S: Scenario>(
         histogram: histogram(),
         sent: 0,
         timeline: Vec::new(),
+        failures: BTreeMap::new(),
     };
     let mut last_end = measure_from;
     for worker in workers {
@@ -176,6 +189,9 @@ pub async fn run<S: Scenario>(
         total.sent += driven.sent;
         total.histogram.add(&driven.histogram)?;
         add_timeline(&mut total.timeline, &driven.timeline);
+        for (status, n) in driven.failures {
+            *total.failures.entry(status).or_default() += n;
+        }
         last_end = last_end.max(driven.ended);
     }
     // A last tick cut short by the end of the period would read as a drop.
@@ -210,6 +226,7 @@ struct Driven {
     sent: u64,
     histogram: Histogram<u64>,
     timeline: Vec<u64>,
+    failures: BTreeMap<u16, u64>,
     ended: Instant,
 }
 
@@ -226,6 +243,7 @@ async fn drive<S: Scenario>(
     let mut hist = histogram();
     let (mut requests, mut errors, mut sent_in_all) = (0u64, 0u64, 0u64);
     let mut timeline: Vec<u64> = Vec::new();
+    let mut failures: BTreeMap<u16, u64> = BTreeMap::new();
     let mut ended = Instant::now();
     loop {
         if flag.is_some_and(|on| !on.load(Ordering::Relaxed)) {
@@ -259,14 +277,17 @@ async fn drive<S: Scenario>(
         .await;
         let latency = sent.elapsed();
         sent_in_all += 1;
-        let ok = match answer {
-            Ok((status, body)) => scenario.response(status, &body),
+        let (ok, status) = match answer {
+            Ok((status, body)) => (scenario.response(status, &body), status),
             Err(_) => {
                 // A closed connection: open another one and count the failure.
                 sender = connect(addr).await?;
-                false
+                (false, 0)
             }
         };
+        if !ok {
+            *failures.entry(status).or_default() += 1;
+        }
         if measuring {
             requests += 1;
             if !ok {
@@ -288,6 +309,7 @@ async fn drive<S: Scenario>(
         sent: sent_in_all,
         histogram: hist,
         timeline,
+        failures,
         ended,
     })
 }

@@ -1,5 +1,8 @@
-//! Revocation propagation (SPEC §8, issue 12): how long after a revoke's 2xx every
-//! instance refuses the session, at rest and under a validation load.
+//! Revocation propagation (SPEC §8, issues 12 and 13): how long after a revoke's 2xx every
+//! instance refuses the session, at rest and under a validation load, with the near cache
+//! on (its default capacity: nothing here sets `sessions.near_cache_capacity`), so that an
+//! instance that validated the session holds it in its own memory and only the revocation
+//! feed (or its own end) can take it out.
 //!
 //! Three `sessiond` processes (the release binary: `cargo build --release --bin sessiond`
 //! is run first, unless `BENCH_SESSIOND_BIN` names a binary) serve the bench's database and
@@ -24,6 +27,7 @@
 //! three instances (closed loop, [`LOAD_CONNECTIONS`] connections each) during the
 //! whole phase. The processes are killed when the scenario ends, whatever its outcome.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -111,6 +115,8 @@ pub async fn run(
         ("SESSIOND_ARGON2__ITERATIONS", "1".to_owned()),
         ("SESSIOND_ARGON2__PARALLELISM", "1".to_owned()),
         ("SESSIOND_CLEANUP__INTERVAL", "0".to_owned()),
+        // Three of them, and not on anybody's 9464.
+        ("METRICS_ADDR", "127.0.0.1:0".to_owned()),
         // As for the in-process sessiond: no activity write falls due inside the run.
         ("SESSIOND_SESSIONS__ACTIVITY_INTERVAL", "600".to_owned()),
         (
@@ -139,9 +145,12 @@ pub async fn run(
     phases.push(measured?);
 
     let mut report = Report::propagation(format!(
-        "3 sessiond processes ({}), {} actix workers each, `sessions.revocation_bound_ms` = {bound_ms} (the log read every {} ms without notifications), on the bench's PostgreSQL database and redis-server; the probes on a thread of their own, the load generator on its own tokio runtime ({} threads); all on the same {} cores",
+        "3 sessiond processes ({}), {} actix workers each, the near cache on (`sessions.near_cache_capacity` = {}, the default), `sessions.revocation_bound_ms` = {bound_ms} (the log read every {} ms without notifications), on the bench's PostgreSQL database and redis-server; the probes on a thread of their own, the load generator on its own tokio runtime ({} threads); all on the same {} cores",
         binary.display(),
         knobs.server_workers,
+        sessiond_app::Settings::default()
+            .sessions
+            .near_cache_capacity,
         bound_ms.max(4) / 4,
         knobs.client_threads,
         std::thread::available_parallelism().map_or(0, |n| n.get())
@@ -426,6 +435,8 @@ struct Phase {
     not_live: u64,
     failed_logouts: u64,
     odd_answers: u64,
+    /// The statuses of the answers neither 200 nor 401, before the revoke and after it.
+    odd_statuses: BTreeMap<u16, u64>,
     elapsed: Duration,
     load: Option<Outcome>,
 }
@@ -447,6 +458,7 @@ impl Phase {
             not_live: 0,
             failed_logouts: 0,
             odd_answers: 0,
+            odd_statuses: BTreeMap::new(),
             elapsed: Duration::ZERO,
             load: None,
         }
@@ -537,7 +549,7 @@ impl Phase {
         report.row(Row::info(
             format!("propagation, {}: the revoke and the rest", self.name),
             format!(
-                "logout p50 {:.2} ms, p99 {:.2} ms; {} of {} revocations still accepted on instance 1 or 2 after the 2xx; not live everywhere before: {}, failed logouts: {}, answers neither 200 nor 401: {}; {:.0} s",
+                "logout p50 {:.2} ms, p99 {:.2} ms; {} of {} revocations still accepted on instance 1 or 2 after the 2xx; not live everywhere before: {}, failed logouts: {}, answers neither 200 nor 401: {}{}; {:.0} s",
                 ms(&self.logout, 0.5),
                 ms(&self.logout, 0.99),
                 self.stale,
@@ -545,6 +557,18 @@ impl Phase {
                 self.not_live,
                 self.failed_logouts,
                 self.odd_answers,
+                if self.odd_statuses.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (statuses, before and after the revoke: {})",
+                        self.odd_statuses
+                            .iter()
+                            .map(|(status, n)| format!("{status} ×{n}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                },
                 self.elapsed.as_secs_f64()
             ),
         ));
@@ -555,12 +579,17 @@ impl Phase {
                     self.name
                 ),
                 format!(
-                    "{:.0} req/s in all, p50 {:.2} ms, p99 {:.2} ms ({} requests, {} errors)",
+                    "{:.0} req/s in all, p50 {:.2} ms, p99 {:.2} ms ({} requests, {} errors{})",
                     load.rate(),
                     load.ms(0.5),
                     load.ms(0.99),
                     load.requests,
-                    load.errors
+                    load.errors,
+                    if load.failures.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", load.failures())
+                    }
                 ),
             ));
         }
@@ -576,6 +605,7 @@ struct Probe {
     last_accepted: Option<Duration>,
     accepted: u64,
     odd: u64,
+    odd_statuses: BTreeMap<u16, u64>,
 }
 
 /// Asks `conn` with `auth` back to back until it answers 401 (or [`PROBE_LIMIT`] passes).
@@ -586,6 +616,7 @@ async fn until_refused(conn: &mut Conn, auth: &HeaderValue, t0: Instant) -> anyh
         last_accepted: None,
         accepted: 0,
         odd: 0,
+        odd_statuses: BTreeMap::new(),
     };
     while t0.elapsed() < PROBE_LIMIT {
         let sent = Instant::now();
@@ -603,6 +634,7 @@ async fn until_refused(conn: &mut Conn, auth: &HeaderValue, t0: Instant) -> anyh
             }
             _ => {
                 probe.odd += 1;
+                *probe.odd_statuses.entry(status).or_default() += 1;
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
@@ -654,6 +686,7 @@ async fn phase(
             let (status, _) = conn.send(get(conn.addr, CURRENT, Some(auth))).await?;
             if status != 200 {
                 into.not_live += 1;
+                *into.odd_statuses.entry(status).or_default() += 1;
                 continue 'sessions;
             }
         }
@@ -675,6 +708,11 @@ async fn phase(
         let (own, a, b) = (own?, a?, b?);
         into.own_accepted += own.accepted;
         into.odd_answers += own.odd + a.odd + b.odd;
+        for probe in [&own, &a, &b] {
+            for (status, n) in &probe.odd_statuses {
+                *into.odd_statuses.entry(*status).or_default() += n;
+            }
+        }
         if a.accepted + b.accepted > 0 {
             into.stale += 1;
         }

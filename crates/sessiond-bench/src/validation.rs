@@ -152,12 +152,13 @@ pub async fn against_references(
                     count.sets += delta(&before, &after, "set");
                 }
                 eprintln!(
-                    "bench: round {round} {name} c={connections}: {:.0} req/s p50 {:.2} ms p99 {:.2} ms p999 {:.2} ms errors {}",
+                    "bench: round {round} {name} c={connections}: {:.0} req/s p50 {:.2} ms p99 {:.2} ms p999 {:.2} ms errors {} {}",
                     outcome.rate(),
                     outcome.ms(0.5),
                     outcome.ms(0.99),
                     outcome.ms(0.999),
-                    outcome.errors
+                    outcome.errors,
+                    outcome.failures()
                 );
                 let slot = best.entry((*name, connections));
                 match slot {
@@ -303,9 +304,10 @@ pub async fn sweep(
     .await?;
     anyhow::ensure!(
         outcome.errors == 0,
-        "{} of {} validations on {addr} failed",
+        "{} of {} validations on {addr} failed ({})",
         outcome.errors,
-        outcome.requests
+        outcome.requests,
+        outcome.failures()
     );
     Ok(())
 }
