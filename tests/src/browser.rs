@@ -13,7 +13,7 @@ use std::future::Future;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -44,6 +44,8 @@ pub struct Browser {
     driver: Arc<Driver>,
     profile: PathBuf,
     http: reqwest::Client,
+    /// HTTP statuses whose network log lines the test expects (beside 401).
+    expected: Arc<Mutex<Vec<u16>>>,
 }
 
 fn free_port() -> u16 {
@@ -129,6 +131,7 @@ impl Browser {
             driver: Arc::new(driver),
             profile,
             http,
+            expected: Arc::new(Mutex::new(vec![401])),
         }
     }
 
@@ -144,11 +147,15 @@ impl Browser {
         let driver = Arc::clone(&browser.driver);
         let profile = browser.profile.clone();
         let http = browser.http.clone();
+        let expected = Arc::clone(&browser.expected);
         let outcome = std::panic::AssertUnwindSafe(test(browser))
             .catch_unwind()
             .await;
         let errors = match client.session_id().await {
-            Ok(Some(session)) => console_errors(&http, &driver.url, &session).await,
+            Ok(Some(session)) => {
+                let expected = expected.lock().expect("not poisoned").clone();
+                console_errors(&http, &driver.url, &session, &expected).await
+            }
             _ => Vec::new(),
         };
         let _ = client.close().await;
@@ -169,8 +176,15 @@ impl Browser {
             .await
             .expect("a WebDriver session")
             .expect("a WebDriver session id");
-        let errors = console_errors(&self.http, &self.driver.url, &session).await;
+        let expected = self.expected.lock().expect("not poisoned").clone();
+        let errors = console_errors(&self.http, &self.driver.url, &session, &expected).await;
         assert!(errors.is_empty(), "console errors: {errors:#?}");
+    }
+
+    /// Tells the console check that answers with `status` are expected: the browser logs
+    /// every 4xx as an error, also those the page handles (a 429, a wrong password).
+    pub fn expect_status(&self, status: u16) {
+        self.expected.lock().expect("not poisoned").push(status);
     }
 
     /// Opens `url` and waits for the page's script to have run.
@@ -280,6 +294,74 @@ impl Browser {
             .await;
     }
 
+    /// Runs a Chrome DevTools Protocol command through chromedriver (`goog/cdp/execute`).
+    pub async fn cdp(&self, command: &str, params: Value) -> Value {
+        let session = self
+            .client
+            .session_id()
+            .await
+            .expect("a WebDriver session")
+            .expect("a WebDriver session id");
+        let reply = self
+            .http
+            .post(format!(
+                "{}/session/{session}/goog/cdp/execute",
+                self.driver.url
+            ))
+            .json(&json!({ "cmd": command, "params": params }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("chromedriver does not answer {command}: {e}"));
+        let status = reply.status();
+        let body: Value = reply.json().await.expect("a JSON answer");
+        assert!(status.is_success(), "{command} failed: {body}");
+        body["value"].clone()
+    }
+
+    /// Makes the page see `prefers-color-scheme: dark` (or light) from now on.
+    pub async fn set_color_scheme(&self, dark: bool) {
+        let scheme = if dark { "dark" } else { "light" };
+        self.cdp(
+            "Emulation.setEmulatedMedia",
+            json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme }] }),
+        )
+        .await;
+        self.wait_for(
+            "the colour scheme",
+            &format!("return matchMedia('(prefers-color-scheme: {scheme})').matches;"),
+        )
+        .await;
+    }
+
+    /// The `id` of the focused element (`document.activeElement`): its tag name for one
+    /// without, "BODY" when the focus fell to `<body>`.
+    pub async fn focused(&self) -> String {
+        self.eval(
+            "const e = document.activeElement; \
+             return !e || e === document.body ? 'BODY' : e.id || e.tagName;",
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    }
+
+    /// Waits until the element with `id` has the focus.
+    pub async fn wait_for_focus(&self, id: &str) {
+        let started = Instant::now();
+        loop {
+            let focused = self.focused().await;
+            if focused == id {
+                return;
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "the focus is on {focused:?}, not on #{id}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Resizes the window to `width` px and saves a screenshot as `name`.png in
     /// [`screenshot_dir`].
     pub async fn screenshot(&self, name: &str, width: u32) -> PathBuf {
@@ -301,9 +383,14 @@ impl Browser {
 }
 
 /// The console errors since the last call (chromedriver's log endpoint), except the network
-/// log lines of answers the UI expects and handles: 401, a signed-out browser or an ended
-/// session, after which the page shows sign-in.
-async fn console_errors(http: &reqwest::Client, driver_url: &str, session: &str) -> Vec<Value> {
+/// log lines of answers the UI expects and handles: 401 (a signed-out browser or an ended
+/// session, after which the page shows sign-in) and the `expected` statuses of the test.
+async fn console_errors(
+    http: &reqwest::Client,
+    driver_url: &str,
+    session: &str,
+    expected: &[u16],
+) -> Vec<Value> {
     let reply = http
         .post(format!("{driver_url}/session/{session}/se/log"))
         .json(&json!({ "type": "browser" }))
@@ -318,7 +405,9 @@ async fn console_errors(http: &reqwest::Client, driver_url: &str, session: &str)
         .filter(|entry| {
             let message = entry["message"].as_str().unwrap_or_default();
             !(entry["source"] == "network"
-                && message.contains("the server responded with a status of 401"))
+                && expected.iter().any(|status| {
+                    message.contains(&format!("the server responded with a status of {status} "))
+                }))
         })
         .collect()
 }
