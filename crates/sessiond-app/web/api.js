@@ -4,6 +4,8 @@
 const UI = '/ui/auth';
 const CSRF = { 'X-Requested-With': 'sessiond-ui' };
 const LOCK = 'sessiond-refresh';
+/** Marks a request the user did not ask for (a periodic or on-focus check): see README.md. */
+const BACKGROUND = { 'X-Sessiond-Background': '1' };
 const channel = 'BroadcastChannel' in globalThis ? new BroadcastChannel('sessiond') : null;
 
 /** A failed call, carrying the API's problem details (`code`, `detail`, `reason`, ...). */
@@ -115,12 +117,12 @@ export async function register(email, password) {
  * loser `refresh_token_rotated` and it retries once with the cookie the winner stored.
  * Resolves to true when signed in; false when this browser has no live session.
  */
-export function resume() {
+export function resume({ background = false } = {}) {
   refreshing ??= (async () => {
     try {
       return navigator.locks
-        ? await navigator.locks.request(LOCK, () => refreshOnce(true))
-        : await refreshOnce(true);
+        ? await navigator.locks.request(LOCK, () => refreshOnce(true, background))
+        : await refreshOnce(true, background);
     } finally {
       refreshing = null;
     }
@@ -128,8 +130,9 @@ export function resume() {
   return refreshing;
 }
 
-async function refreshOnce(mayRetry) {
-  const response = await send(`${UI}/refresh`, { method: 'POST', headers: CSRF });
+async function refreshOnce(mayRetry, background) {
+  const headers = background ? { ...CSRF, ...BACKGROUND } : CSRF;
+  const response = await send(`${UI}/refresh`, { method: 'POST', headers });
   if (response.ok) {
     remember(await response.json());
     return true;
@@ -137,7 +140,7 @@ async function refreshOnce(mayRetry) {
   const problem = await problemOf(response);
   if (problem.code === 'refresh_token_rotated' && mayRetry) {
     await new Promise((resolve) => setTimeout(resolve, 250));
-    return refreshOnce(false);
+    return refreshOnce(false, background);
   }
   if (response.status === 401 || response.status === 403) {
     // The server refused the refresh: this device is signed out, for `reason` if it says.
@@ -148,13 +151,9 @@ async function refreshOnce(mayRetry) {
   throw new ApiProblem(problem);
 }
 
-async function fresh() {
-  if (!access) {
-    if (!(await resume())) throw new SignedOut(null);
-    return;
-  }
-  if (access.expiresAt - Date.now() < access.threshold) {
-    if (!(await resume())) throw new SignedOut(null);
+async function fresh(background = false) {
+  if (!access || access.expiresAt - Date.now() < access.threshold) {
+    if (!(await resume({ background }))) throw new SignedOut(null);
   }
 }
 
@@ -163,14 +162,17 @@ const ENDED = new Set(['session_revoked', 'session_expired', 'token_invalid', 'u
 /**
  * Calls the API with the access token, refreshing it first when it is about to expire and
  * once more on a 401 `token_expired` (then retrying). An ended session signs this device out.
+ * `background: true` marks a call the user did not ask for (`X-Sessiond-Background: 1`, on
+ * the refresh it may need too).
  */
-export async function api(path, options = {}) {
-  await fresh();
+export async function api(path, { background = false, ...options } = {}) {
+  if (background) options.headers = { ...(options.headers ?? {}), ...BACKGROUND };
+  await fresh(background);
   let response = await send(`/api/v1${path}`, withToken(options));
   if (response.status === 401) {
     let problem = await problemOf(response);
     if (problem.code === 'token_expired') {
-      if (!(await resume())) throw new SignedOut(null);
+      if (!(await resume({ background }))) throw new SignedOut(null);
       response = await send(`/api/v1${path}`, withToken(options));
       if (response.status === 401) problem = await problemOf(response);
     }

@@ -2,9 +2,10 @@
 
 import * as client from './api.js';
 import { ApiProblem, SignedOut } from './api.js';
-import { h, icon, mount } from './dom.js';
+import { h, icon, mount, reconcile } from './dom.js';
 import {
   KIND_LABELS,
+  ago,
   dateTime,
   deviceDetail,
   deviceTitle,
@@ -21,7 +22,7 @@ const dialog = document.getElementById('confirm-dialog');
 
 let user = null; // { email, role }
 let notice = null; // a message for the sign-in page: why this device was signed out
-let ticker = null; // re-renders "5m ago" and reloads the list while the page is visible
+let leaving = []; // what the view on screen must stop (timers) when another one replaces it
 
 const PUBLIC = new Set(['sign-in', 'register']);
 const TITLES = {
@@ -74,11 +75,105 @@ client.onSignedInElsewhere(async () => {
 });
 
 // ---------------------------------------------------------------------------------------
+// Background checks: a device signed out elsewhere notices within seconds
+
+// While the page is visible, the view on screen checks the session (and reloads what it
+// shows) every CHECK_EVERY ms, and at once when the tab becomes visible again or gets the
+// focus. A hidden tab checks nothing. These calls carry `X-Sessiond-Background: 1`.
+const CHECK_EVERY = 5000;
+const CHECK_GAP = 1000; // visibility and focus often come together: one check for both
+let check = null; // the view's check: an async function
+let checkTimer = null;
+let checking = false;
+let lastCheck = 0;
+
+/** Starts the checks of the view that drew `node`, unless another view replaced it meanwhile. */
+function startChecks(node, fn) {
+  if (!main.contains(node)) return;
+  check = fn;
+  lastCheck = Date.now();
+  scheduleChecks();
+}
+
+function stopChecks() {
+  check = null;
+  clearInterval(checkTimer);
+  checkTimer = null;
+}
+
+function scheduleChecks() {
+  clearInterval(checkTimer);
+  checkTimer = null;
+  if (check && document.visibilityState === 'visible') {
+    checkTimer = setInterval(() => runCheck(0), CHECK_EVERY);
+  }
+}
+
+async function runCheck(gap) {
+  if (!check || checking || document.visibilityState !== 'visible') return;
+  if (Date.now() - lastCheck < gap) return;
+  checking = true;
+  lastCheck = Date.now();
+  try {
+    await check();
+  } catch {
+    // A failed check changes nothing on screen; the next one tries again.
+  } finally {
+    checking = false;
+  }
+}
+
+document.addEventListener('visibilitychange', () => {
+  scheduleChecks();
+  runCheck(CHECK_GAP);
+});
+window.addEventListener('focus', () => runCheck(CHECK_GAP));
+
+// ---------------------------------------------------------------------------------------
+// Focus
+
+/** Puts the focus on `node` (a field, or a heading with tabindex="-1"). */
+function focusOn(node) {
+  node?.focus({ preventScroll: node.tagName === 'H1' });
+}
+
+/** Whether the focus fell out of the page: its element was removed, hidden or disabled. */
+function focusLost() {
+  const active = document.activeElement;
+  return !active || active === document.body || !active.isConnected || active.disabled || !!active.closest('[hidden]');
+}
+
+/** A selector for the focused element's counterpart in a rebuilt list (rows have `data-key`). */
+function focusKey(active) {
+  const row = active.closest('[data-key]');
+  if (!row) return null;
+  const key = `[data-key="${CSS.escape(row.dataset.key)}"]`;
+  if (active === row) return key;
+  const classes = [...active.classList].map((c) => `.${CSS.escape(c)}`).join('');
+  return `${key} ${active.tagName.toLowerCase()}${classes}`;
+}
+
+/**
+ * Runs `work`, which rebuilds `region`. When the focus was in `region` and its element went
+ * away, it moves to the same element in the new rows, else to `fallback()`. Focus elsewhere
+ * is never touched: a periodic reload must not move it.
+ */
+function keepingFocus(region, fallback, work) {
+  const active = document.activeElement;
+  const inside = !!active && active !== document.body && region.contains(active);
+  const again = inside ? focusKey(active) : null;
+  work();
+  if (!inside || !focusLost()) return;
+  const same = again ? region.querySelector(again) : null;
+  focusOn(same && !same.disabled ? same : fallback());
+}
+
+// ---------------------------------------------------------------------------------------
 // Rendering
 
 async function render() {
-  clearInterval(ticker);
-  ticker = null;
+  stopChecks();
+  for (const stop of leaving.splice(0)) stop();
   let name = route();
   if (!client.isSignedIn() && !(name && PUBLIC.has(name))) {
     name = 'sign-in';
@@ -118,7 +213,10 @@ function showError(node, message) {
   node.hidden = !message;
 }
 
-/** Disables a form's controls while `work` runs. */
+/**
+ * Disables a form's controls while `work` runs. Focus is moved only after this returns: a
+ * disabled field cannot take it (it would fall to <body>).
+ */
 async function busy(form, work) {
   const controls = [...form.elements];
   for (const control of controls) control.disabled = true;
@@ -129,6 +227,49 @@ async function busy(form, work) {
     for (const control of controls) control.disabled = false;
     form.removeAttribute('aria-busy');
   }
+}
+
+/**
+ * Shows why `form`'s call failed. A 429 holds the submit button back for as long as the
+ * answer said (`Retry-After`), counting down each second, and gives it back at 0; the
+ * fields stay usable meanwhile. Then puts the focus on `field`.
+ */
+function showFailure(form, error, failure, field) {
+  const problem = failure instanceof ApiProblem ? failure.problem : failure?.problem ?? null;
+  if (problem?.code === 'rate_limited' && problem.retryAfter > 0) {
+    holdOff(form, error, problem.retryAfter);
+  } else {
+    showError(error, problemMessage(problem));
+  }
+  field.focus();
+  if (field.type === 'password') field.select();
+}
+
+function holdOff(form, error, seconds) {
+  const submit = form.querySelector('[type="submit"]');
+  const until = Date.now() + seconds * 1000;
+  // The alert is read once; the seconds change quietly (a live region would read each one).
+  const left = h('span', { 'aria-live': 'off', id: 'retry-after' });
+  error.replaceChildren('Too many attempts. Try again in ', left, '.');
+  error.hidden = false;
+  submit.disabled = true;
+  form.dataset.throttled = 'true';
+  let timer = null;
+  const stop = () => clearTimeout(timer);
+  leaving.push(stop);
+  const tick = () => {
+    const remaining = until - Date.now();
+    if (remaining > 0) {
+      left.textContent = `${Math.ceil(remaining / 1000)}\u00a0s`;
+      // Wake up as the next whole second is reached, so that no number is skipped.
+      timer = setTimeout(tick, remaining % 1000 || 1000);
+      return;
+    }
+    submit.disabled = false;
+    delete form.dataset.throttled;
+    showError(error, 'You can try again now.');
+  };
+  tick();
 }
 
 function signInView() {
@@ -152,18 +293,24 @@ function signInView() {
   );
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
+    if (form.dataset.throttled) return;
     showError(error, '');
     const data = new FormData(form);
-    await busy(form, async () => {
+    const failure = await busy(form, async () => {
       try {
         await client.signIn(String(data.get('email')).trim(), String(data.get('password')), String(data.get('device-name')).trim());
-        notice = null;
-        go('sessions');
+        return null;
       } catch (failure) {
-        showError(error, problemMessage(failure instanceof ApiProblem ? failure.problem : null));
-        form.elements.password.focus();
+        return failure;
       }
     });
+    if (!failure) {
+      notice = null;
+      go('sessions');
+      return;
+    }
+    const badEmail = failure.problem?.code === 'validation_failed' && /email/i.test(failure.problem.detail ?? '');
+    showFailure(form, error, failure, badEmail ? form.elements.email : form.elements.password);
   });
   mount(main, h('section', { class: 'auth' }, h('h1', { class: 'auth-title' }, 'Sign in to sessiond'), form));
   form.elements.email.focus();
@@ -189,18 +336,26 @@ function registerView() {
     const password = String(data.get('password'));
     if (password !== data.get('password-again')) {
       showError(error, 'The two passwords differ.');
+      form.elements['password-again'].focus();
       return;
     }
-    await busy(form, async () => {
+    if (form.dataset.throttled) return;
+    const failure = await busy(form, async () => {
       try {
         await client.register(email, password);
         await client.signIn(email, password);
-        notice = null;
-        go('sessions');
+        return null;
       } catch (failure) {
-        showError(error, problemMessage(failure instanceof ApiProblem ? failure.problem : null));
+        return failure;
       }
     });
+    if (!failure) {
+      notice = null;
+      go('sessions');
+      return;
+    }
+    const aboutEmail = ['email_taken', 'validation_failed'].includes(failure.problem?.code) && /email|e-mail|registered/i.test(problemMessage(failure.problem));
+    showFailure(form, error, failure, aboutEmail ? form.elements.email : form.elements.password);
   });
   mount(main, h('section', { class: 'auth' }, h('h1', { class: 'auth-title' }, 'Create a guest account'), form));
   form.elements.email.focus();
@@ -209,11 +364,20 @@ function registerView() {
 async function loadUser() {
   if (user) return;
   user = await client.api('/users/me');
-  document.getElementById('account-email').textContent = user.email;
+  const email = document.getElementById('account-email');
+  // Where a phone must wrap the address, it wraps before the "@" first.
+  const at = user.email.lastIndexOf('@');
+  mount(email, at > 0 ? [user.email.slice(0, at), h('wbr'), user.email.slice(at)] : user.email);
+  email.title = user.email;
 }
 
 function pageHead(title, ...actions) {
-  return h('div', { class: 'page-head' }, h('h1', { id: 'page-title' }, title), h('div', { class: 'page-actions' }, actions));
+  return h(
+    'div',
+    { class: 'page-head' },
+    h('h1', { id: 'page-title', tabindex: '-1' }, title),
+    actions.length ? h('div', { class: 'page-actions' }, actions) : null,
+  );
 }
 
 function errorState(message, retry) {
@@ -225,18 +389,38 @@ function errorState(message, retry) {
   );
 }
 
+/**
+ * A line of facts separated by dots (drawn by the style sheet): a narrow screen wraps between
+ * facts, and no line starts or ends with a dot.
+ */
+function facts(className, ...items) {
+  const parts = items.filter((item) => item !== null && item !== undefined);
+  return h('p', { class: `facts ${className}` }, h('span', { class: 'facts-inner' }, parts.map((item) => h('span', { class: 'fact' }, item, ' '))));
+}
+
+/** A point in time: the words on screen, the exact instant in `datetime` and a tooltip. */
+function when(iso, words) {
+  return h('time', { datetime: iso, title: dateTime(iso, { long: true }) }, words);
+}
+
 // ---------------------------------------------------------------------------------------
 // Active sessions
 
 async function sessionsView() {
-  const list = h('div', { class: 'list-region', id: 'sessions-region', 'aria-live': 'polite' }, h('p', { class: 'loading' }, 'Loading sessions…'));
+  const list = h('div', { class: 'list-region', id: 'sessions-region' }, h('p', { class: 'loading' }, 'Loading sessions…'));
+  const status = h('p', { class: 'visually-hidden', role: 'status', id: 'sessions-status' });
   const refresh = h(
     'button',
     { type: 'button', class: 'button', id: 'refresh-sessions', 'aria-controls': 'sessions-region' },
     icon('refresh'),
     h('span', {}, 'Refresh'),
   );
-  const others = h('button', { type: 'button', class: 'button button-danger', id: 'sign-out-others', disabled: true }, 'Sign out all other devices');
+  const others = h(
+    'button',
+    { type: 'button', class: 'button button-danger-quiet', id: 'sign-out-others', hidden: true },
+    'Sign out all other devices',
+  );
+  const title = () => document.getElementById('page-title');
   mount(
     main,
     h(
@@ -245,38 +429,62 @@ async function sessionsView() {
       pageHead('Active sessions', refresh),
       h('p', { class: 'lead' }, 'Devices signed in to your account: this one first, then the others, most recently active first.'),
       list,
+      status,
       h('div', { class: 'page-foot' }, others),
     ),
   );
 
   let sessions = [];
+  let loads = 0; // the newest load wins when two overlap
+  let loading = 0;
   const draw = () => {
     const now = Date.now();
     if (sessions.length === 0) {
       mount(list, h('div', { class: 'state', id: 'empty-state' }, h('p', {}, 'No active sessions.')));
     } else {
-      mount(list, h('ul', { class: 'session-list', id: 'session-list' }, sessions.map((s) => sessionRow(s, now, signOutOne))));
+      const rows = h('ul', { class: 'session-list', id: 'session-list' }, sessions.map((s) => sessionRow(s, now, signOutOne)));
+      const shown = list.querySelector(':scope > #session-list');
+      if (shown) reconcile(shown, rows);
+      else mount(list, rows);
     }
-    others.disabled = sessions.filter((s) => !s.is_current).length === 0;
+    // Only worth offering when there is another device to sign out.
+    others.hidden = !sessions.some((s) => !s.is_current);
   };
-  const load = async () => {
-    refresh.disabled = true;
-    list.setAttribute('aria-busy', 'true');
+  let asked = 0; // loads the user asked for, running (the list is busy meanwhile)
+  // The Refresh button stays enabled while it works: disabling it would drop its focus.
+  const load = async ({ background = false } = {}) => {
+    const mine = ++loads;
+    loading += 1;
+    if (!background) {
+      asked += 1;
+      list.setAttribute('aria-busy', 'true');
+    }
     try {
       await guarded(async () => {
         await loadUser();
         // The API lists the most recently active first; this device goes on top (it is the
         // one active right now, whatever a coalesced `last_activity` says).
-        const listed = await client.api('/sessions');
+        const listed = await client.api('/sessions', { background });
+        if (mine !== loads) return;
+        const before = sessions.length;
         sessions = [...listed.filter((s) => s.is_current), ...listed.filter((s) => !s.is_current)];
-        draw();
+        keepingFocus(list, title, () => draw());
+        if (!background || before !== sessions.length) {
+          status.textContent = sessions.length === 1 ? '1 active session.' : `${sessions.length} active sessions.`;
+        }
       });
     } catch (failure) {
-      others.disabled = true;
-      mount(list, errorState(`Could not load your sessions. ${problemMessage(failure.problem)}`, load));
+      if (mine !== loads) return;
+      // A failed background check leaves the list as it was; the next one tries again.
+      if (background) throw failure;
+      others.hidden = true;
+      mount(list, errorState(`Could not load your sessions. ${problemMessage(failure.problem)}`, () => load()));
     } finally {
-      refresh.disabled = false;
-      list.removeAttribute('aria-busy');
+      loading -= 1;
+      if (!background) {
+        asked -= 1;
+        if (asked === 0) list.removeAttribute('aria-busy');
+      }
     }
   };
   const signOutOne = async (session, button) => {
@@ -291,8 +499,9 @@ async function sessionsView() {
       button.disabled = false;
       toast(`Could not sign out that device. ${problemMessage(failure.problem)}`);
     }
+    if (main.contains(list) && focusLost()) focusOn(title());
   };
-  refresh.addEventListener('click', load);
+  refresh.addEventListener('click', () => load());
   others.addEventListener('click', async () => {
     if (!(await confirmDialog())) return;
     others.disabled = true;
@@ -306,57 +515,58 @@ async function sessionsView() {
     } catch (failure) {
       toast(`Could not sign out the other devices. ${problemMessage(failure.problem)}`);
       await load();
+    } finally {
+      others.disabled = false;
     }
+    if (main.contains(list) && focusLost()) focusOn(title());
   });
+  focusOn(title());
   await load();
-  // Keep "last active" honest, and notice a session ended elsewhere, while the page is seen.
-  let ticks = 0;
-  ticker = setInterval(() => {
-    if (document.visibilityState !== 'visible' || refresh.disabled) return;
-    ticks += 1;
-    if (ticks % 4 === 0) load();
-    else if (sessions.length) draw();
-  }, 15000);
+  // Keeps "last active" honest and notices a session ended elsewhere (see startChecks).
+  startChecks(list, () => (loading ? Promise.resolve() : load({ background: true })));
 }
 
 function sessionRow(session, now, signOutOne) {
   const kind = session.device_kind in KIND_LABELS ? session.device_kind : 'other';
   const title = deviceTitle(session);
   const detail = deviceDetail(session);
-  const facts = [
-    session.ip_address ? `IP ${session.ip_address}` : null,
-    `Last active ${timeAgo(session.last_activity, now)}`,
-  ].filter(Boolean);
   const titleId = `session-${session.id}`;
   return h(
     'li',
-    { class: `session${session.is_current ? ' session-current' : ''}`, 'data-session-id': session.id, 'aria-labelledby': titleId },
+    {
+      class: `session${session.is_current ? ' session-current' : ''}`,
+      'data-session-id': session.id,
+      'data-key': session.id,
+      'aria-labelledby': titleId,
+    },
     h('div', { class: 'session-icon' }, icon(kind, KIND_LABELS[kind])),
     h(
       'div',
       { class: 'session-main' },
-      h(
-        'p',
-        { class: 'session-title' },
-        h('span', { id: titleId, class: 'session-name' }, title),
-        session.is_current ? h('span', { class: 'chip', 'data-current': 'true' }, 'Current') : null,
-      ),
+      h('p', { class: 'session-title' }, h('span', { id: titleId, class: 'session-name' }, title)),
       detail ? h('p', { class: 'session-detail' }, detail) : null,
-      h('p', { class: 'session-facts' }, facts.join(' · ')),
-      h('p', { class: 'session-since' }, `Signed in ${dateTime(session.created_at)}`),
+      facts('session-facts', session.ip_address ? `IP ${session.ip_address}` : null, [
+        'Last active ',
+        when(session.last_activity, timeAgo(session.last_activity, now)),
+      ]),
+      facts('session-since', ['Signed in ', when(session.created_at, dateTime(session.created_at))]),
     ),
-    session.is_current
-      ? h('span', { class: 'session-this' }, 'This device')
-      : h(
-          'button',
-          {
-            type: 'button',
-            class: 'button button-quiet session-sign-out',
-            'aria-label': `Sign out ${title}`,
-            onclick: (event) => signOutOne(session, event.currentTarget),
-          },
-          'Sign out',
-        ),
+    h(
+      'div',
+      { class: 'session-action' },
+      session.is_current
+        ? h('span', { class: 'chip', 'data-current': 'true' }, 'This device')
+        : h(
+            'button',
+            {
+              type: 'button',
+              class: 'button button-quiet session-sign-out',
+              'aria-label': `Sign out ${title}`,
+              onclick: (event) => signOutOne(session, event.currentTarget),
+            },
+            'Sign out',
+          ),
+    ),
   );
 }
 
@@ -373,7 +583,8 @@ function confirmDialog() {
 // History
 
 async function historyView() {
-  const list = h('div', { class: 'list-region', id: 'history-region', 'aria-live': 'polite' }, h('p', { class: 'loading' }, 'Loading history…'));
+  const list = h('div', { class: 'list-region', id: 'history-region' }, h('p', { class: 'loading' }, 'Loading history…'));
+  const title = () => document.getElementById('page-title');
   mount(
     main,
     h(
@@ -384,48 +595,52 @@ async function historyView() {
       list,
     ),
   );
-  const load = async () => {
+  let loads = 0;
+  const load = async ({ background = false } = {}) => {
+    const mine = ++loads;
     try {
       await guarded(async () => {
         await loadUser();
-        const ended = await client.api('/sessions/history');
-        if (ended.length === 0) {
-          mount(list, h('div', { class: 'state', id: 'empty-state' }, h('p', {}, 'No ended sessions yet.')));
-          return;
-        }
-        const now = Date.now();
-        mount(
-          list,
-          h(
-            'ul',
-            { class: 'session-list', id: 'history-list' },
-            ended.map((s) => {
-              const kind = s.device_kind in KIND_LABELS ? s.device_kind : 'other';
-              return h(
-                'li',
-                { class: 'session session-ended', 'data-session-id': s.id },
-                h('div', { class: 'session-icon' }, icon(kind, KIND_LABELS[kind])),
-                h(
-                  'div',
-                  { class: 'session-main' },
-                  h('p', { class: 'session-title' }, h('span', { class: 'session-name' }, deviceTitle(s))),
-                  h('p', { class: 'session-reason' }, endedReason(s.reason)),
-                  h(
-                    'p',
-                    { class: 'session-facts' },
-                    [s.ip_address ? `IP ${s.ip_address}` : null, `Ended ${timeAgo(s.ended_at, now)}`].filter(Boolean).join(' · '),
-                  ),
-                ),
-              );
-            }),
-          ),
-        );
+        const ended = await client.api('/sessions/history', { background });
+        if (mine !== loads) return;
+        keepingFocus(list, title, () => {
+          if (ended.length === 0) {
+            mount(list, h('div', { class: 'state', id: 'empty-state' }, h('p', {}, 'No ended sessions yet.')));
+            return;
+          }
+          const rows = h('ul', { class: 'session-list', id: 'history-list' }, ended.map((s) => historyRow(s, Date.now())));
+          const shown = list.querySelector(':scope > #history-list');
+          if (shown) reconcile(shown, rows);
+          else mount(list, rows);
+        });
       });
     } catch (failure) {
-      mount(list, errorState(`Could not load the history. ${problemMessage(failure.problem)}`, load));
+      if (mine !== loads) return;
+      if (background) throw failure;
+      mount(list, errorState(`Could not load the history. ${problemMessage(failure.problem)}`, () => load()));
     }
   };
+  focusOn(title());
   await load();
+  startChecks(list, () => load({ background: true }));
+}
+
+function historyRow(s, now) {
+  const kind = s.device_kind in KIND_LABELS ? s.device_kind : 'other';
+  const recently = ago(s.ended_at, now);
+  return h(
+    'li',
+    { class: 'session session-ended', 'data-session-id': s.id, 'data-key': s.id },
+    h('div', { class: 'session-icon' }, icon(kind, KIND_LABELS[kind])),
+    h(
+      'div',
+      { class: 'session-main' },
+      h('p', { class: 'session-title' }, h('span', { class: 'session-name' }, deviceTitle(s))),
+      h('p', { class: 'session-reason' }, endedReason(s.reason)),
+      facts('session-facts', recently ? `Ended ${recently}` : null, [recently ? null : 'Ended ', when(s.ended_at, dateTime(s.ended_at))]),
+      facts('session-since', ['Signed in ', when(s.created_at, dateTime(s.created_at))], s.ip_address ? `IP ${s.ip_address}` : null),
+    ),
+  );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -449,28 +664,39 @@ function passwordView() {
     const next = String(data.get('new-password'));
     if (next !== data.get('new-password-again')) {
       showError(error, 'The two new passwords differ.');
+      form.elements['new-password-again'].focus();
       return;
     }
-    await busy(form, async () => {
+    if (form.dataset.throttled) return;
+    const outcome = await busy(form, async () => {
       try {
-        await guarded(async () => {
+        return await guarded(async () => {
           await client.api('/users/me/password', {
             method: 'POST',
             body: { current_password: String(data.get('current-password')), new_password: next },
           });
-          toast('Password changed. Your other devices were signed out.');
-          go('sessions');
+          return 'changed';
         });
       } catch (failure) {
-        showError(error, problemMessage(failure.problem));
+        return failure;
       }
     });
+    if (outcome === 'changed') {
+      toast('Password changed. Your other devices were signed out.');
+      go('sessions');
+    } else if (outcome) {
+      // (null: this device was signed out meanwhile, and the sign-in page is on its way.)
+      const aboutNew = outcome.problem?.code === 'validation_failed';
+      showFailure(form, error, outcome, aboutNew ? form.elements['new-password'] : form.elements['current-password']);
+    }
   });
   mount(
     main,
     h('section', { class: 'page page-narrow', 'aria-labelledby': 'page-title' }, pageHead('Change password'), form),
   );
   form.elements['current-password'].focus();
+  // Nothing to reload here, but a device signed out elsewhere still notices.
+  startChecks(form, () => guarded(() => client.api('/sessions/current', { background: true })));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -489,13 +715,15 @@ signOutButton.addEventListener('click', async () => {
   }
 });
 
+// Each view puts the focus where its user starts: the first field of a form, the heading
+// of a page.
 window.addEventListener('hashchange', () => {
   render().catch(reportFailure);
-  main.focus({ preventScroll: true });
 });
 
 function reportFailure(failure) {
   mount(main, errorState(`Something went wrong. ${problemMessage(failure?.problem)}`, () => render().catch(reportFailure)));
+  if (focusLost()) main.focus({ preventScroll: true });
 }
 
 async function start() {

@@ -74,3 +74,33 @@ export function mount(node, ...children) {
   node.replaceChildren();
   append(node, children);
 }
+
+/**
+ * Makes `node`'s children those of `next` (a detached element), keeping every child whose
+ * `data-key` and content did not change: the nodes a user is on (the focus, a screen
+ * reader's place) stay put when a periodic reload brings nothing new for them. Children
+ * without a key, or whose content changed, are replaced.
+ */
+export function reconcile(node, next) {
+  const kept = new Map();
+  for (const child of node.children) {
+    if (child.dataset.key) kept.set(child.dataset.key, child);
+  }
+  const wanted = [...next.children].map((child) => {
+    const old = child.dataset.key ? kept.get(child.dataset.key) : undefined;
+    return old?.isEqualNode(child) ? old : child;
+  });
+  const keep = new Set(wanted);
+  for (const child of [...node.children]) {
+    if (!keep.has(child)) child.remove();
+  }
+  // Insert in order; a child already in place is not moved (moving would drop its focus).
+  let at = node.firstElementChild;
+  for (const child of wanted) {
+    if (child === at) {
+      at = at.nextElementSibling;
+    } else {
+      node.insertBefore(child, at);
+    }
+  }
+}

@@ -2,8 +2,13 @@
 
 /** "just now", "5m ago", "3h ago", "2d ago", or a date for anything older than a week. */
 export function timeAgo(iso, now = Date.now()) {
+  return ago(iso, now) ?? (Number.isNaN(Date.parse(iso)) ? 'unknown' : `on ${dateTime(iso)}`);
+}
+
+/** "just now", "5m ago", "3h ago", "2d ago"; null when unknown or older than a week. */
+export function ago(iso, now = Date.now()) {
   const then = Date.parse(iso);
-  if (Number.isNaN(then)) return 'unknown';
+  if (Number.isNaN(then)) return null;
   const seconds = Math.max(0, Math.round((now - then) / 1000));
   if (seconds < 45) return 'just now';
   const minutes = Math.round(seconds / 60);
@@ -11,16 +16,17 @@ export function timeAgo(iso, now = Date.now()) {
   const hours = Math.round(minutes / 60);
   if (hours < 24) return `${hours}h ago`;
   const days = Math.round(hours / 24);
-  if (days <= 7) return `${days}d ago`;
-  return `on ${dateTime(iso)}`;
+  return days <= 7 ? `${days}d ago` : null;
 }
 
-/** A date and time in the user's locale. */
-export function dateTime(iso) {
+/** A date and time in the user's locale, short; `long`: the full date, seconds and time zone. */
+export function dateTime(iso, { long = false } = {}) {
   const date = new Date(iso);
-  return Number.isNaN(date.getTime())
-    ? 'unknown'
-    : date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  if (Number.isNaN(date.getTime())) return 'unknown';
+  if (long) return date.toLocaleString(undefined, { dateStyle: 'full', timeStyle: 'long' });
+  // "Dec 2, 8:30 AM"; the year only when it is not this one.
+  const year = date.getFullYear() === new Date().getFullYear() ? undefined : 'numeric';
+  return date.toLocaleString(undefined, { year, month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit' });
 }
 
 const CLASSES = {
