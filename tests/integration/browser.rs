@@ -667,6 +667,20 @@ async fn screenshots_at_phone_and_desktop_widths_in_light_and_dark() {
                         .screenshot(&format!("{page}-{width}-{scheme}"), width)
                         .await;
                     assert!(path.exists());
+                    // A page longer than the window: its end too.
+                    let longer = browser
+                        .eval(
+                            "const more = document.documentElement.scrollHeight > innerHeight;\
+                             if (more) scrollTo(0, document.documentElement.scrollHeight);\
+                             return more;",
+                        )
+                        .await;
+                    if longer == true {
+                        browser
+                            .screenshot(&format!("{page}-{width}-{scheme}-end"), width)
+                            .await;
+                        browser.eval("scrollTo(0, 0); return true;").await;
+                    }
                 }
             }
         };
