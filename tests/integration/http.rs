@@ -525,6 +525,46 @@ async fn liveness_answers(backend: Backend) {
     assert_eq!(reply.status, StatusCode::OK);
 }
 
+/// A request marked `X-Sessiond-Background: 1` (the web UI's periodic check) is validated
+/// like any other but is no activity: an open, forgotten tab does not keep its session the
+/// most recently active one (issue 18). A request the user makes still is.
+async fn background_checks_are_not_activity(backend: Backend) {
+    let app = TestApp::spawn_backend(backend, |settings| {
+        settings.sessions.activity_interval = 1;
+        settings.sessions.activity_flush_ms = 50;
+    })
+    .await;
+    let email = app.create_user(Role::Guest).await;
+    let tab = app.login(&email, WINDOWS).await;
+    let phone = app.login(&email, IPHONE).await;
+    let last_activity = |list: &Value, id: &str| {
+        list.as_array()
+            .and_then(|sessions| sessions.iter().find(|s| s["id"] == id))
+            .map(|s| s["last_activity"].clone())
+            .expect("the session is listed")
+    };
+    let signed_in = app.get("/api/v1/sessions", &phone.access_token).await.body;
+    let before = last_activity(&signed_in, &tab.session_id);
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let check = read(
+        app.request(Method::GET, "/api/v1/sessions/current")
+            .bearer_auth(&tab.access_token)
+            .header("x-sessiond-background", "1"),
+    )
+    .await;
+    assert_eq!(check.status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let after_check = app.get("/api/v1/sessions", &phone.access_token).await.body;
+    assert_eq!(last_activity(&after_check, &tab.session_id), before);
+
+    let used = app.get("/api/v1/sessions/current", &tab.access_token).await;
+    assert_eq!(used.status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let after_use = app.get("/api/v1/sessions", &phone.access_token).await.body;
+    assert_ne!(last_activity(&after_use, &tab.session_id), before);
+}
+
 sessiond_tests::on_every_backend!(
     two_devices_see_each_other_and_one_signs_the_other_out,
     another_users_session_is_not_found,
@@ -544,4 +584,5 @@ sessiond_tests::on_every_backend!(
     forwarding_headers_count_only_from_trusted_proxies,
     the_bootstrap_admin_exists_at_start_up,
     liveness_answers,
+    background_checks_are_not_activity,
 );

@@ -50,18 +50,32 @@ fn bearer_token(request: &HttpRequest) -> Result<Option<String>, ApiError> {
     Ok((scheme.eq_ignore_ascii_case(b"bearer") && !token.is_empty()).then(|| token.to_owned()))
 }
 
+/// Marks a request the client makes on its own (the web UI's periodic check): it is
+/// validated like any other, but is no activity of the user's (`AuthService` says why).
+pub(crate) const BACKGROUND_HEADER: &str = "x-sessiond-background";
+
+/// Whether `request` says it is a background one (`X-Sessiond-Background: 1`).
+pub(crate) fn in_background(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get(BACKGROUND_HEADER)
+        .is_some_and(|value| value.as_bytes() == b"1")
+}
+
 /// The principal of `token`; a refusal says that the token presented was refused
 /// (`WWW-Authenticate: Bearer error="invalid_token"`, RFC 6750).
 async fn authenticate(
     state: Option<web::Data<AppState>>,
     token: &str,
+    background: bool,
 ) -> Result<Principal, ApiError> {
     let state = state.ok_or_else(|| ApiError::unauthenticated().detail("no state"))?;
-    state
-        .auth
-        .authenticate(token)
-        .await
-        .map_err(|error| ApiError::from(error).token_presented())
+    let principal = if background {
+        state.auth.authenticate_in_background(token).await
+    } else {
+        state.auth.authenticate(token).await
+    };
+    principal.map_err(|error| ApiError::from(error).token_presented())
 }
 
 impl FromRequest for Authenticated {
@@ -71,9 +85,12 @@ impl FromRequest for Authenticated {
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = request.app_data::<web::Data<AppState>>().cloned();
         let token = bearer_token(request);
+        let background = in_background(request);
         Box::pin(async move {
             let token = token?.ok_or_else(ApiError::unauthenticated)?;
-            Ok(Authenticated(authenticate(state, &token).await?))
+            Ok(Authenticated(
+                authenticate(state, &token, background).await?,
+            ))
         })
     }
 }
@@ -109,7 +126,7 @@ pub async fn require_admin(
 async fn admin_principal(request: &ServiceRequest) -> Result<Principal, ApiError> {
     let state = request.app_data::<web::Data<AppState>>().cloned();
     let token = bearer_token(request.request())?.ok_or_else(ApiError::unauthenticated)?;
-    let principal = authenticate(state, &token).await?;
+    let principal = authenticate(state, &token, false).await?;
     if principal.role != Role::SystemAdmin {
         return Err(DomainError::Forbidden.into());
     }

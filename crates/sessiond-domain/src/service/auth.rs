@@ -18,6 +18,14 @@ use crate::model::{
 };
 use crate::ports::{CreateSessionError, SessionLimit, SignInCheck, TokenError};
 
+/// Who asked for a request: the user, or the client on its own (a background check). Only
+/// the user's requests are activity and slide a session's expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Initiative {
+    User,
+    Background,
+}
+
 /// A sign-in attempt.
 #[derive(Debug, Clone)]
 pub struct SignIn {
@@ -305,6 +313,28 @@ impl AuthService {
     /// # Errors
     /// `TokenExpired`, `TokenInvalid`, `SessionRevoked(reason)` or `SessionExpired`.
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, DomainError> {
+        self.authenticate_as(access_token, Initiative::User).await
+    }
+
+    /// As [`Self::authenticate`], for a request the client makes on its own (a page checking
+    /// in the background): validated the same, but it is no activity of the user's, so that
+    /// a forgotten tab does not keep its session the most recently active one.
+    ///
+    /// # Errors
+    /// As [`Self::authenticate`].
+    pub async fn authenticate_in_background(
+        &self,
+        access_token: &str,
+    ) -> Result<Principal, DomainError> {
+        self.authenticate_as(access_token, Initiative::Background)
+            .await
+    }
+
+    async fn authenticate_as(
+        &self,
+        access_token: &str,
+        initiative: Initiative,
+    ) -> Result<Principal, DomainError> {
         let now = self.ports.clock.now();
         let claims = self
             .ports
@@ -331,7 +361,10 @@ impl AuthService {
                 Arc::new(session)
             }
         };
-        let session = self.note_activity(session, now);
+        let session = match initiative {
+            Initiative::User => self.note_activity(session, now),
+            Initiative::Background => session,
+        };
         Ok(Principal {
             user_id: session.user_id,
             role: session.role,
@@ -373,6 +406,24 @@ impl AuthService {
     /// ended session or a reuse (which ends it with `refresh_token_reuse`);
     /// `SessionExpired`.
     pub async fn refresh(&self, presented: &str) -> Result<SignedIn, DomainError> {
+        self.refresh_as(presented, Initiative::User).await
+    }
+
+    /// As [`Self::refresh`], for a refresh the client makes on its own (a background check
+    /// whose access token ran out): a new pair, but the session's expiry does not slide, so
+    /// that a forgotten tab cannot keep its session alive up to the absolute lifetime.
+    ///
+    /// # Errors
+    /// As [`Self::refresh`].
+    pub async fn refresh_in_background(&self, presented: &str) -> Result<SignedIn, DomainError> {
+        self.refresh_as(presented, Initiative::Background).await
+    }
+
+    async fn refresh_as(
+        &self,
+        presented: &str,
+        initiative: Initiative,
+    ) -> Result<SignedIn, DomainError> {
         let token = RefreshToken::parse(presented).map_err(|_| DomainError::RefreshTokenInvalid)?;
         let presented = token.hash();
         let now = self.ports.clock.now();
@@ -381,11 +432,14 @@ impl AuthService {
         if session.refresh.current == presented {
             ensure_live(&session, now)?;
             let next = RefreshToken::new(session.id, self.ports.random.bytes32());
-            let expires_at = self
-                .policy
-                .roles
-                .get(session.role)
-                .expiry(session.created_at, now);
+            let expires_at = match initiative {
+                Initiative::User => self
+                    .policy
+                    .roles
+                    .get(session.role)
+                    .expiry(session.created_at, now),
+                Initiative::Background => session.expires_at,
+            };
             let rotated = self
                 .ports
                 .sessions

@@ -28,7 +28,7 @@ use sessiond_domain::DomainError;
 use sessiond_domain::model::{DeviceKeys, DeviceToken};
 use sessiond_domain::service::SignedIn;
 
-use crate::http::authenticated::Authenticated;
+use crate::http::authenticated::{Authenticated, in_background};
 use crate::http::client::ClientInfo;
 use crate::http::problem::ApiError;
 use crate::http::routes::assets::harden;
@@ -102,7 +102,12 @@ async fn refresh(request: HttpRequest, state: web::Data<AppState>) -> HttpRespon
             .detail("this browser is not signed in")
             .error_response();
     };
-    match state.auth.refresh(cookie.value()).await {
+    let refreshed = if in_background(&request) {
+        state.auth.refresh_in_background(cookie.value()).await
+    } else {
+        state.auth.refresh(cookie.value()).await
+    };
+    match refreshed {
         Ok(signed_in) => tokens(&request, &state, &signed_in),
         // Another tab refreshed a moment ago: its answer put the new token in the cookie
         // jar, so leave the cookie alone and let the page retry.

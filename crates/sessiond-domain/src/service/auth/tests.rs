@@ -1041,3 +1041,54 @@ mod known_devices {
         );
     }
 }
+
+mod background {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_background_check_validates_but_is_no_activity() {
+        let mut session = fixtures::session();
+        session.last_activity = NOW - Duration::minutes(5);
+        let service = service(holding(&session));
+        let principal = service.authenticate_in_background("jwt").await.unwrap();
+        assert_eq!(principal.session.id, session.id);
+        assert_eq!(principal.session.last_activity, NOW - Duration::minutes(5));
+        assert!(service.activity().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_background_refresh_rotates_but_does_not_slide_the_expiry() {
+        let mut mocks = Mocks::new();
+        mocks.tokens.expect_encode().returning(|_| Ok("jwt".into()));
+        let mut session = fixtures::session();
+        session.expires_at = NOW + Duration::minutes(30);
+        let kept = session.expires_at;
+        let stored = session.clone();
+        mocks
+            .sessions
+            .expect_find()
+            .returning(move |_| Ok(Some(stored.clone())));
+        mocks
+            .sessions
+            .expect_rotate_refresh_token()
+            .withf(move |_, _, _, expires_at, _| *expires_at == kept)
+            .times(1)
+            .returning(move |_, presented, next, expires_at, now| {
+                let mut rotated = session.clone();
+                rotated.refresh = RefreshState {
+                    current: next,
+                    previous: Some(presented),
+                    rotated_at: Some(now),
+                };
+                rotated.expires_at = expires_at;
+                Ok(Some(rotated))
+            });
+        let presented = fixtures::refresh_token(9).expose();
+        let refreshed = service(mocks)
+            .refresh_in_background(&presented)
+            .await
+            .unwrap();
+        assert_eq!(refreshed.session.expires_at, kept);
+        assert_ne!(refreshed.refresh_token.expose(), presented);
+    }
+}
