@@ -83,6 +83,8 @@ export SESSIOND_ARGON2__MEMORY_KIB=1024 SESSIOND_ARGON2__ITERATIONS=1
 # Every request comes from 127.0.0.1: the per-address sign-in throttle (50 failures per 15
 # min) would soon refuse the fuzzer's own sign-in. The per-account throttle stays as it is.
 export SESSIOND_SESSIONS__MAX_FAILED_SIGN_INS_PER_IP=1000000
+# Likewise the registrations per address (20 per window), which the fuzzer soon exceeds.
+export SESSIOND_SESSIONS__MAX_REGISTRATIONS_PER_IP=1000000
 export SESSIOND_FUZZ_BASE_URL=$BASE_URL
 
 log "starting sessiond on $BASE_URL (database $DATABASE, Redis prefix $KEY_PREFIX)"

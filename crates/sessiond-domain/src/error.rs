@@ -44,8 +44,9 @@ pub enum DomainError {
     SessionRevoked(InvalidationReason),
     #[error("the session has expired")]
     SessionExpired,
-    /// Too many failed sign-ins: try again in `retry_after_seconds`.
-    #[error("too many failed sign-ins")]
+    /// Too many attempts (failed sign-ins, wrong current passwords, registrations from one
+    /// address): try again in `retry_after_seconds`.
+    #[error("too many attempts")]
     RateLimited { retry_after_seconds: u64 },
     /// The change would leave no active system administrator.
     #[error("the last active system_admin cannot be demoted or disabled")]

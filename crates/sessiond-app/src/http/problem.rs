@@ -190,7 +190,7 @@ impl From<DomainError> for ApiError {
             } => ApiError::new(
                 S::TOO_MANY_REQUESTS,
                 "rate_limited",
-                "Too many failed sign-ins",
+                "Too many attempts",
             )
             .detail(format!("try again in {retry_after_seconds} s"))
             .retry_after(retry_after_seconds),
