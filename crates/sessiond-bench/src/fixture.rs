@@ -31,6 +31,8 @@ use crate::{IPHONE, JWT_SECRET, Knobs, PASSWORD, now};
 /// sessiond with its bulk sessions, and the bench's own way into its database.
 pub struct Fixture {
     pub addr: SocketAddr,
+    /// Its metrics listener (`modes.rs` reads it).
+    pub metrics: SocketAddr,
     pub pool: PgPool,
     pub sql: tokio_postgres::Client,
     /// (user, session) of the 10 000 bulk sessions, in order.
@@ -74,7 +76,8 @@ pub async fn set_up(
 ) -> anyhow::Result<Fixture> {
     let settings = bench_settings(knobs)?;
     let (storage, pool) = postgres_storage(redis, database).await?;
-    let addr = Instance::serve(settings.clone(), storage).await?.addr;
+    let sessiond = Instance::serve(settings.clone(), storage).await?;
+    let (addr, metrics) = (sessiond.addr, sessiond.metrics);
     let sql = env::connect(&database.url).await?;
     let passwords = Passwords::hash().await?;
     let t = Instant::now();
@@ -87,6 +90,7 @@ pub async fn set_up(
     );
     Ok(Fixture {
         addr,
+        metrics,
         pool,
         sql,
         sessions,
@@ -148,6 +152,8 @@ async fn postgres_storage(
 /// A sessiond running in this process, stopped by [`Instance::stop`].
 pub struct Instance {
     pub addr: SocketAddr,
+    /// Its metrics listener.
+    pub metrics: SocketAddr,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -157,9 +163,15 @@ impl Instance {
     async fn serve(settings: sessiond_app::Settings, storage: Storage) -> anyhow::Result<Self> {
         let app = Application::build_with_storage(settings, storage).await?;
         let addr: SocketAddr = ([127, 0, 0, 1], app.port()).into();
+        let metrics: SocketAddr = ([127, 0, 0, 1], app.metrics_port()).into();
         let handle = app.handle();
         let task = tokio::spawn(app.run_until_stopped());
-        Ok(Self { addr, handle, task })
+        Ok(Self {
+            addr,
+            metrics,
+            handle,
+            task,
+        })
     }
 
     /// Stops it gracefully (its background jobs end, its activity is flushed).

@@ -74,6 +74,11 @@ impl Outcome {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
 
+    /// Successful requests per second.
+    pub fn ok_rate(&self) -> f64 {
+        (self.requests - self.errors) as f64 / self.elapsed.as_secs_f64()
+    }
+
     /// The failures as `status ×count`, for a message.
     pub fn failures(&self) -> String {
         self.failures

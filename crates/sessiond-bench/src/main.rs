@@ -49,6 +49,7 @@ mod cleanup_and_listing;
 mod env;
 mod fixture;
 mod load;
+mod modes;
 mod near_cache;
 mod per_request;
 mod propagation;

@@ -33,6 +33,7 @@ use tokio::runtime::Handle;
 use crate::env::{self, rows, scalar};
 use crate::fixture::Fixture;
 use crate::load::{self, GetWithAuth, Plan, Stop};
+use crate::modes::Sampler;
 use crate::report::{Report, Row};
 use crate::validation::STATISTICS_DELAY;
 
@@ -191,6 +192,7 @@ pub async fn redis_commands_and_sql_statements(
 
     let tokens = Arc::clone(&fixture.tokens);
     let addr = fixture.addr;
+    let sampler = Sampler::start(clients, fixture.metrics);
     let outcome = load::run_on(
         clients,
         addr,
@@ -202,6 +204,7 @@ pub async fn redis_commands_and_sql_statements(
         move |w| GetWithAuth::new(addr, "/api/v1/sessions/current", tokens.clone(), w, 32),
     )
     .await?;
+    let modes = sampler.stop().await;
     let redis_load_to = RedisCounters::read(rconn).await?;
     tokio::time::sleep(STATISTICS_DELAY).await;
     let pg_load_to = PgCounters::read(&fixture.sql, statements).await?;
@@ -278,12 +281,13 @@ pub async fn redis_commands_and_sql_statements(
     report.row(Row::target(
         "PostgreSQL statements per validated request, outside activity batches".into(),
         format!(
-            "{:.4} (reads of user_sessions {}, of users {}, rows written {}; transactions beyond the feed's background: {residual:+.0} of {} in {load_secs:.1} s, within ±{noise:.0} of noise{statements_note})",
+            "{:.4} (reads of user_sessions {}, of users {}, rows written {}; transactions beyond the feed's background: {residual:+.0} of {} in {load_secs:.1} s, within ±{noise:.0} of noise{statements_note}; during the validations: {})",
             residual.max(0.0) / n,
             load.session_scans,
             load.user_scans,
             load.writes,
             load.transactions,
+            modes.describe()
         ),
         "0",
         exact && residual.abs() <= noise,

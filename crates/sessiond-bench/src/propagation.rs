@@ -47,6 +47,7 @@ use tokio::runtime::Handle;
 
 use crate::env::{BenchDatabase, RedisServer};
 use crate::load::{self, GetWithAuth, Outcome, Plan, Stop};
+use crate::modes::{Sampler, Samples};
 use crate::report::{Report, Row};
 use crate::{IPHONE, JWT_SECRET, Knobs, PASSWORD};
 
@@ -107,16 +108,12 @@ pub async fn run(
         ("DATABASE_URL", database.url.clone()),
         ("REDIS_URL", redis.url.clone()),
         ("JWT_SECRET", JWT_SECRET.to_owned()),
-        // Three instances on one machine: each its own metrics port.
-        ("METRICS_ADDR", "127.0.0.1:0".to_owned()),
         ("SESSIOND_HTTP__WORKERS", knobs.server_workers.to_string()),
         // The bulk users' cheap hash, as the in-process sessiond is configured.
         ("SESSIOND_ARGON2__MEMORY_KIB", "1024".to_owned()),
         ("SESSIOND_ARGON2__ITERATIONS", "1".to_owned()),
         ("SESSIOND_ARGON2__PARALLELISM", "1".to_owned()),
         ("SESSIOND_CLEANUP__INTERVAL", "0".to_owned()),
-        // Three of them, and not on anybody's 9464.
-        ("METRICS_ADDR", "127.0.0.1:0".to_owned()),
         // As for the in-process sessiond: no activity write falls due inside the run.
         ("SESSIOND_SESSIONS__ACTIVITY_INTERVAL", "600".to_owned()),
         (
@@ -130,8 +127,16 @@ pub async fn run(
     // others before the feed does.
     let mut instances = Instances::start(&binary, &env, false).await?;
     let addrs = instances.addrs();
+    let metrics = instances.remote_metrics();
     let clients = clients.clone();
-    let measured = on_own_thread(measure(addrs, clients, load_tokens, revocations)).await;
+    let measured = on_own_thread(measure(
+        addrs,
+        metrics,
+        clients.clone(),
+        load_tokens,
+        revocations,
+    ))
+    .await;
     instances.stop();
     let (mut phases, feed_tokens) = measured?;
 
@@ -140,7 +145,15 @@ pub async fn run(
     // instance reaching Redis).
     let mut instances = Instances::start(&binary, &env, true).await?;
     let addrs = instances.addrs();
-    let measured = on_own_thread(feed_only(addrs, feed_tokens, revocations)).await;
+    let metrics = instances.remote_metrics();
+    let measured = on_own_thread(feed_only(
+        addrs,
+        metrics,
+        clients.clone(),
+        feed_tokens,
+        revocations,
+    ))
+    .await;
     instances.stop();
     phases.push(measured?);
 
@@ -241,6 +254,11 @@ impl Instances {
         [self.0[0].addr, self.0[1].addr, self.0[2].addr]
     }
 
+    /// The metrics listeners of instances 1 and 2 (the ones that hear of the revocations).
+    fn remote_metrics(&self) -> [SocketAddr; 2] {
+        [self.0[1].metrics, self.0[2].metrics]
+    }
+
     fn stop(&mut self) {
         for instance in &mut self.0 {
             instance.stop();
@@ -276,6 +294,8 @@ async fn sessiond_binary() -> anyhow::Result<PathBuf> {
 struct Instance {
     child: Option<Child>,
     addr: SocketAddr,
+    /// Its metrics listener (each its own free port: three on one machine).
+    metrics: SocketAddr,
     log: PathBuf,
 }
 
@@ -283,6 +303,8 @@ impl Instance {
     fn start(binary: &Path, index: usize, env: &[(&str, String)]) -> anyhow::Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let metrics = SocketAddr::from(([127, 0, 0, 1], port));
         let log = std::env::temp_dir().join(format!(
             "sessiond-bench-{}-instance-{index}.log",
             std::process::id()
@@ -294,6 +316,7 @@ impl Instance {
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("SESSIOND_CONFIG_DIR", config)
             .env("BIND_ADDR", addr.to_string())
+            .env("METRICS_ADDR", metrics.to_string())
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
@@ -302,6 +325,7 @@ impl Instance {
         Ok(Self {
             child: Some(child),
             addr,
+            metrics,
             log,
         })
     }
@@ -439,6 +463,8 @@ struct Phase {
     odd_statuses: BTreeMap<u16, u64>,
     elapsed: Duration,
     load: Option<Outcome>,
+    /// How instances 1 and 2 validated meanwhile.
+    modes: Samples,
 }
 
 impl Phase {
@@ -461,6 +487,7 @@ impl Phase {
             odd_statuses: BTreeMap::new(),
             elapsed: Duration::ZERO,
             load: None,
+            modes: Samples::default(),
         }
     }
 
@@ -571,6 +598,13 @@ impl Phase {
                 },
                 self.elapsed.as_secs_f64()
             ),
+        ));
+        report.row(Row::info(
+            format!(
+                "propagation, {}: how instances 1 and 2 validated meanwhile",
+                self.name
+            ),
+            self.modes.describe(),
         ));
         if let Some(load) = &self.load {
             report.row(Row::info(
@@ -744,6 +778,7 @@ async fn phase(
 /// load.
 async fn measure(
     addrs: [SocketAddr; 3],
+    metrics: [SocketAddr; 2],
     clients: Handle,
     load_tokens: Arc<Vec<HeaderValue>>,
     revocations: u64,
@@ -768,7 +803,9 @@ async fn measure(
     phase(&mut conns, warm, &mut warm_up).await?;
 
     let mut quiet = Phase::new("at rest");
+    let sampling = Sampling::start(&clients, metrics);
     phase(&mut conns, at_rest, &mut quiet).await?;
+    quiet.modes = sampling.stop().await;
 
     LOAD_ON.store(true, Ordering::Relaxed);
     let plan = Plan {
@@ -787,7 +824,9 @@ async fn measure(
         .collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut busy = Phase::new("under validation load");
+    let sampling = Sampling::start(&clients, metrics);
     let measured = phase(&mut conns, loaded, &mut busy).await;
+    busy.modes = sampling.stop().await;
     LOAD_ON.store(false, Ordering::Relaxed);
     let mut total: Option<Outcome> = None;
     for handle in loads {
@@ -799,6 +838,9 @@ async fn measure(
                 sum.requests += outcome.requests;
                 sum.errors += outcome.errors;
                 sum.sent += outcome.sent;
+                for (status, n) in outcome.failures {
+                    *sum.failures.entry(status).or_default() += n;
+                }
                 sum.elapsed = sum.elapsed.max(outcome.elapsed);
                 sum.histogram.add(&outcome.histogram)?;
                 sum
@@ -813,6 +855,8 @@ async fn measure(
 /// The phase at rest again, on instances that share no Redis key.
 async fn feed_only(
     addrs: [SocketAddr; 3],
+    metrics: [SocketAddr; 2],
+    clients: Handle,
     tokens: Vec<HeaderValue>,
     revocations: u64,
 ) -> anyhow::Result<Phase> {
@@ -825,6 +869,25 @@ async fn feed_only(
     let mut warm_up = Phase::new("warm-up");
     phase(&mut conns, warm, &mut warm_up).await?;
     let mut feed = Phase::new("feed only (a Redis key prefix per instance), at rest");
+    let sampling = Sampling::start(&clients, metrics);
     phase(&mut conns, &measured[..revocations as usize], &mut feed).await?;
+    feed.modes = sampling.stop().await;
     Ok(feed)
+}
+
+/// The validation modes of instances 1 and 2 while a phase runs.
+struct Sampling([Sampler; 2]);
+
+impl Sampling {
+    fn start(clients: &Handle, metrics: [SocketAddr; 2]) -> Self {
+        Self(metrics.map(|at| Sampler::start(clients, at)))
+    }
+
+    async fn stop(self) -> Samples {
+        let mut all = Samples::default();
+        for sampler in self.0 {
+            all.merge(&sampler.stop().await);
+        }
+        all
+    }
 }

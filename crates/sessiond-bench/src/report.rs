@@ -98,13 +98,18 @@ impl Report {
         self.row(Row::info(
             format!("{name}, {connections} connections"),
             format!(
-                "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms ({} requests, {} errors)",
+                "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms ({} requests, {} errors{})",
                 o.rate(),
                 o.ms(0.5),
                 o.ms(0.99),
                 o.ms(0.999),
                 o.requests,
-                o.errors
+                o.errors,
+                if o.errors == 0 {
+                    String::new()
+                } else {
+                    format!(": {}; {:.0} answered 2xx/s", o.failures(), o.ok_rate())
+                }
             ),
         ));
     }
