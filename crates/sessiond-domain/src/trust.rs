@@ -61,8 +61,10 @@ pub struct CacheTrust {
     /// Every revocation committed before this instant (unix µs) is held here.
     caught_up_to: AtomicI64,
     /// A read of the log that has been running since this instant (unix µs); `NEVER` when
-    /// none is running. A read that hangs (a link cut without a reset) counts as failed
-    /// once it has run for half the bound.
+    /// none is running. A read in flight for half the bound may hang on a link cut without
+    /// a reset: the heartbeats may then vouch for the caches, as when a read fails. Unlike a
+    /// failed read it never fails closed on its own: it may only be slow (a loaded
+    /// machine), so without a vouch the store is asked, and its own deadline decides.
     reading_since: AtomicI64,
     /// The last read of the log failed.
     read_failed: AtomicBool,
@@ -148,12 +150,15 @@ impl CacheTrust {
         }
         let reading_since = self.reading_since.load(Ordering::Acquire);
         let hanging = reading_since != NEVER && now_us.saturating_sub(reading_since) > bound_us / 2;
-        if !self.read_failed.load(Ordering::Acquire) && !hanging {
+        let failed = self.read_failed.load(Ordering::Acquire);
+        if !failed && !hanging {
             ValidationMode::StoreOnly
         } else if now_us <= self.vouched_until.load(Ordering::Acquire) {
             ValidationMode::Vouched
-        } else {
+        } else if failed {
             ValidationMode::Closed
+        } else {
+            ValidationMode::StoreOnly
         }
     }
 }
@@ -218,12 +223,16 @@ mod tests {
     }
 
     #[test]
-    fn a_read_that_hangs_for_half_the_bound_counts_as_failed() {
+    fn a_read_that_hangs_for_half_the_bound_lets_the_heartbeats_vouch_but_never_closes() {
         let trust = CacheTrust::new(BOUND);
         trust.read_succeeded(T0);
         trust.read_started(T0 + ms(150));
+        assert_eq!(trust.mode(T0 + ms(251)), ValidationMode::StoreOnly);
+        trust.vouch_until(T0 + ms(400));
         assert_eq!(trust.mode(T0 + ms(250)), ValidationMode::StoreOnly);
-        assert_eq!(trust.mode(T0 + ms(251)), ValidationMode::Closed);
+        assert_eq!(trust.mode(T0 + ms(251)), ValidationMode::Vouched);
+        // Slow, perhaps, not failed: without a vouch the store is asked.
+        assert_eq!(trust.mode(T0 + ms(401)), ValidationMode::StoreOnly);
         trust.read_succeeded(T0 + ms(150));
         assert_eq!(trust.mode(T0 + ms(240)), ValidationMode::Cached);
     }
