@@ -15,8 +15,7 @@ pub async fn main() -> ExitCode {
     match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            // One line with the whole chain: "cannot read the configuration: …".
-            eprintln!("sessiond: {error:#}");
+            eprintln!("sessiond: {}", one_line(&error));
             ExitCode::FAILURE
         }
     }
@@ -27,9 +26,14 @@ pub async fn main() -> ExitCode {
 /// # Errors
 /// Whatever stops the command: unusable settings, unreachable storage, a failed server.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::load(&cli.config_dir)?;
+    let command = cli.command.unwrap_or(Command::Serve);
+    // Only `serve` signs tokens: the other commands need no JWT secret.
+    let settings = match command {
+        Command::Serve => Settings::load(&cli.config_dir)?,
+        _ => Settings::load_for_command(&cli.config_dir)?,
+    };
     telemetry::init(settings.log_format);
-    match cli.command.unwrap_or(Command::Serve) {
+    match command {
         Command::Serve => {
             Application::build(settings)
                 .await?
@@ -51,9 +55,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// sessiond: multi-device session management.
+/// An error and its causes on one line, each said once: libraries often repeat their
+/// cause in their own message ("error connecting to server: error connecting to server").
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// Sessions across devices for a multi-role platform: sign-in, validation, refresh, and
+/// ending sessions on one device or all of them.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(name = "sessiond", version)]
 pub struct Cli {
     /// Folder holding default.toml and <SESSIOND_ENV>.toml.
     #[arg(
@@ -66,6 +88,23 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_chain_is_one_line_with_each_cause_once() {
+        let error = anyhow::anyhow!("error connecting to server")
+            .context("Error occurred while creating a new object: error connecting to server")
+            .context("no PostgreSQL connection available");
+        assert_eq!(
+            one_line(&error),
+            "no PostgreSQL connection available: Error occurred while creating a new object: \
+             error connecting to server"
+        );
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,11 +126,13 @@ pub enum Command {
 pub enum UserCommand {
     /// Create a user of any role, e.g. the first administrator.
     Create {
+        /// The user's e-mail address (it signs in with it).
         #[arg(long)]
         email: String,
         /// guest, hotel_employee, vendor_admin or system_admin.
         #[arg(long)]
         role: Role,
+        /// The hotel the user belongs to, if any (guests and hotel employees).
         #[arg(long)]
         hotel_id: Option<i64>,
         /// The password; otherwise from SESSIOND_PASSWORD, otherwise a line of standard input.

@@ -380,10 +380,49 @@ fn seconds(duration: Duration) -> u32 {
 /// A configuration that cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A value cannot be read: named as the user set it (the variable, or the file key).
     #[error("cannot read the configuration: {0}")]
-    Load(#[from] Box<figment::Error>),
+    Load(String),
     #[error("{0}")]
     Invalid(String),
+}
+
+impl ConfigError {
+    /// A figment error, naming the setting as the user wrote it: `ACCESS_TOKEN_TTL` rather
+    /// than figment's `JWT.ACCESS_TOKEN_TTL`, `SESSIOND_HTTP__WORKERS` for a prefixed one,
+    /// the file's key otherwise; one line per problem.
+    fn unreadable(error: figment::Error) -> Self {
+        let problems: Vec<String> = error
+            .into_iter()
+            .map(|problem| {
+                let path = problem.path.join(".").to_ascii_lowercase();
+                let named = setting_as_written(&path);
+                format!("{named}: {}", problem.kind)
+            })
+            .collect();
+        ConfigError::Load(problems.join("; "))
+    }
+}
+
+/// How the user wrote the setting at `path` (`jwt.access_token_ttl`): the environment
+/// variable that set it, if one did, else the key in the TOML files.
+fn setting_as_written(path: &str) -> String {
+    let set = |name: &str| std::env::var_os(name).is_some();
+    if let Some((name, _)) = SEED_ENV_VARS
+        .iter()
+        .find(|(name, seed)| *seed == path && set(name))
+    {
+        return (*name).to_owned();
+    }
+    let prefixed = format!("SESSIOND_{}", path.replace('.', "__").to_ascii_uppercase());
+    if set(&prefixed) {
+        return prefixed;
+    }
+    if path.is_empty() {
+        "the configuration".to_owned()
+    } else {
+        path.to_owned()
+    }
 }
 
 /// The seed's variable names (SPEC §1, §7) and where they land.
@@ -542,6 +581,23 @@ impl Settings {
     /// # Errors
     /// [`ConfigError`] for unreadable or unsafe settings.
     pub fn load(config_dir: &Path) -> Result<Self, ConfigError> {
+        let settings = Self::load_unchecked(config_dir)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// As [`Self::load`], for a command that signs nothing (`migrate`, `cleanup`, `user
+    /// create`): everything is checked but the signing keys, which it does not need.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for unreadable or unsafe settings.
+    pub fn load_for_command(config_dir: &Path) -> Result<Self, ConfigError> {
+        let settings = Self::load_unchecked(config_dir)?;
+        settings.validate_all_but_signing_keys()?;
+        Ok(settings)
+    }
+
+    fn load_unchecked(config_dir: &Path) -> Result<Self, ConfigError> {
         let env = std::env::var("SESSIOND_ENV").unwrap_or_else(|_| Settings::default().env);
         // Each role's defaults go in first, so that one variable (say MAX_SESSIONS_GUEST)
         // overrides one field and not the whole role.
@@ -563,9 +619,7 @@ impl Settings {
         for (path, value) in text_settings_from_env() {
             figment = figment.merge(Serialized::default(&path, value));
         }
-        let settings: Settings = figment.extract().map_err(Box::new)?;
-        settings.validate()?;
-        Ok(settings)
+        figment.extract().map_err(ConfigError::unreadable)
     }
 
     /// Whether development defaults are allowed.
@@ -586,6 +640,12 @@ impl Settings {
     /// # Errors
     /// [`ConfigError::Invalid`] naming the first problem.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_signing_keys()?;
+        self.validate_all_but_signing_keys()
+    }
+
+    /// Refuses missing, weak or published signing keys outside dev mode.
+    fn validate_signing_keys(&self) -> Result<(), ConfigError> {
         let invalid = |message: String| Err(ConfigError::Invalid(message));
         if !self.is_dev() {
             let Some(secret) = &self.jwt.secret else {
@@ -600,6 +660,11 @@ impl Settings {
                 }
             }
         }
+        Ok(())
+    }
+
+    fn validate_all_but_signing_keys(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| Err(ConfigError::Invalid(message));
         for role in Role::ALL {
             let config = self.roles.get(role);
             if config.timeout == 0 || config.max_sessions == 0 {

@@ -127,7 +127,12 @@ impl Application {
                 .wrap(from_fn(http::observe::observe))
         };
         let server = api_server(listener, settings.http.workers, app)?;
-        tracing::info!(address = %settings.bind_addr, port, "sessiond is listening");
+        let url = format!("http://{}:{port}/", settings.bind_addr.ip());
+        tracing::info!(
+            address = %settings.bind_addr,
+            port,
+            "sessiond is listening: open {url} for the web UI"
+        );
         // One worker is plenty for a scraper; the API server's signals stop it too.
         let metrics_server = HttpServer::new(move || {
             App::new()

@@ -136,7 +136,10 @@ impl PgPool {
 
 /// Opens one connection and applies the per-connection settings.
 async fn establish(url: &str, statement_timeout_ms: u128) -> ConnectionResult<AsyncPgConnection> {
-    let mut conn = AsyncPgConnection::establish(url).await?;
+    let mut conn = match AsyncPgConnection::establish(url).await {
+        Ok(conn) => conn,
+        Err(error) => return Err(explained(url, error).await),
+    };
     diesel::sql_query(format!("SET statement_timeout = {statement_timeout_ms}"))
         .execute(&mut conn)
         .await
@@ -152,6 +155,53 @@ async fn establish(url: &str, statement_timeout_ms: u128) -> ConnectionResult<As
         tracing::debug!("lc_messages cannot be set by this role; the server's messages stay");
     }
     Ok(conn)
+}
+
+/// The driver says only "error connecting to server" when the server cannot be reached:
+/// name the host and port and the operating system's reason, which is what an operator
+/// needs to fix it ("connection refused", "no route to host", a name that does not
+/// resolve). Any other failure (authentication, a missing database) is kept as it is.
+async fn explained(url: &str, error: ConnectionError) -> ConnectionError {
+    let Some((host, port)) = host_and_port(url) else {
+        return error;
+    };
+    let probe = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await;
+    match probe {
+        Ok(Ok(_)) => error,
+        Ok(Err(os)) => ConnectionError::BadConnection(format!(
+            "cannot reach PostgreSQL at {host}:{port}: {os}"
+        )),
+        Err(_) => ConnectionError::BadConnection(format!(
+            "cannot reach PostgreSQL at {host}:{port}: no answer within 2 s"
+        )),
+    }
+}
+
+/// The first host and port of a `postgres://` URL (5432 when none is given).
+fn host_and_port(url: &str) -> Option<(String, u16)> {
+    let rest = url.split_once("://")?.1;
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    let hosts = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, hosts)| hosts);
+    let first = hosts.split(',').next()?;
+    let (host, port) = match first.strip_prefix('[') {
+        // [2001:db8::1]:5433
+        Some(bracketed) => {
+            let (host, after) = bracketed.split_once(']')?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match first.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (first, None),
+        },
+    };
+    let port = port.map_or(Some(5432), |port| port.parse().ok())?;
+    (!host.is_empty()).then(|| (host.to_owned(), port))
 }
 
 /// Applies the pending embedded migrations and returns the names of those it applied, in
@@ -210,6 +260,20 @@ fn migration_names(applied: &[MigrationVersion<'_>]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_and_port_to_name_come_from_the_first_host_of_the_url() {
+        let at = |url: &str| host_and_port(url);
+        assert_eq!(at("postgres://u:p@db:5433/x"), Some(("db".into(), 5433)));
+        assert_eq!(at("postgres://db/x"), Some(("db".into(), 5432)));
+        assert_eq!(
+            at("postgres://u@a:1,b:2/x?target_session_attrs=read-write"),
+            Some(("a".into(), 1))
+        );
+        assert_eq!(at("postgres://[::1]:6000/x"), Some(("::1".into(), 6000)));
+        assert_eq!(at("postgres://[::1]/x"), Some(("::1".into(), 5432)));
+        assert_eq!(at("not a url"), None);
+    }
 
     #[test]
     fn passwords_never_reach_the_logs() {

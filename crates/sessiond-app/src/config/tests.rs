@@ -204,3 +204,37 @@ fn registrations_per_address_are_limited_by_a_setting() {
         Ok(())
     });
 }
+
+#[test]
+fn commands_that_sign_nothing_need_no_secret() {
+    Jail::expect_with(|jail| {
+        assert!(Settings::load(jail.directory()).is_err());
+        let settings = Settings::load_for_command(jail.directory()).map_err(|e| e.to_string())?;
+        assert_eq!(settings.env, "production");
+        // Everything else is still checked.
+        jail.set_env("MAX_SESSIONS_GUEST", "0");
+        assert!(Settings::load_for_command(jail.directory()).is_err());
+        Ok(())
+    });
+}
+
+#[test]
+fn an_unreadable_value_is_named_as_the_user_set_it() {
+    Jail::expect_with(|jail| {
+        jail.set_env("JWT_SECRET", SECRET);
+        jail.set_env("ACCESS_TOKEN_TTL", "abc");
+        let error = Settings::load(jail.directory()).unwrap_err().to_string();
+        assert!(error.contains("ACCESS_TOKEN_TTL: invalid type"), "{error}");
+        assert!(!error.contains("JWT.ACCESS_TOKEN_TTL"), "{error}");
+        assert_eq!(error.matches("abc").count(), 1, "said once: {error}");
+
+        jail.set_env("ACCESS_TOKEN_TTL", "60");
+        jail.set_env("SESSIOND_HTTP__WORKERS", "many");
+        let error = Settings::load(jail.directory()).unwrap_err().to_string();
+        assert!(
+            error.contains("SESSIOND_HTTP__WORKERS: invalid type"),
+            "{error}"
+        );
+        Ok(())
+    });
+}

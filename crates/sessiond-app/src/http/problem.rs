@@ -187,13 +187,9 @@ impl From<DomainError> for ApiError {
             .detail("sign out on another device first"),
             DomainError::RateLimited {
                 retry_after_seconds,
-            } => ApiError::new(
-                S::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "Too many attempts",
-            )
-            .detail(format!("try again in {retry_after_seconds} s"))
-            .retry_after(retry_after_seconds),
+            } => ApiError::new(S::TOO_MANY_REQUESTS, "rate_limited", "Too many attempts")
+                .detail(format!("try again in {retry_after_seconds} s"))
+                .retry_after(retry_after_seconds),
             DomainError::LastActiveAdmin => ApiError::new(
                 S::CONFLICT,
                 "last_admin",
