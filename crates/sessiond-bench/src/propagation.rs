@@ -301,10 +301,11 @@ struct Instance {
 
 impl Instance {
     fn start(binary: &Path, index: usize, env: &[(&str, String)]) -> anyhow::Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let metrics = SocketAddr::from(([127, 0, 0, 1], port));
+        // Both held until both are picked, so that they differ.
+        let api = TcpListener::bind("127.0.0.1:0")?;
+        let scrape = TcpListener::bind("127.0.0.1:0")?;
+        let (addr, metrics) = (api.local_addr()?, scrape.local_addr()?);
+        drop((api, scrape));
         let log = std::env::temp_dir().join(format!(
             "sessiond-bench-{}-instance-{index}.log",
             std::process::id()
