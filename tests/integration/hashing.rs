@@ -37,7 +37,8 @@ impl Process {
             .arg("serve")
             .env_clear()
             .env("SESSIOND_CONFIG_DIR", config)
-            .env("SESSIOND_ENV", "test")
+            // Production rules (no SESSIOND_ENV), on purpose in memory.
+            .env("SESSIOND_DATABASE__ALLOW_IN_MEMORY", "true")
             .env("JWT_SECRET", "memory-budget-test-secret-3f9a1c77e2b04d6a")
             .env("BIND_ADDR", "127.0.0.1:0")
             .env("METRICS_ADDR", "127.0.0.1:0")

@@ -27,10 +27,11 @@ pub async fn main() -> ExitCode {
 /// Whatever stops the command: unusable settings, unreachable storage, a failed server.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let command = cli.command.unwrap_or(Command::Serve);
+    let config_dir = config_dir(cli.config_dir)?;
     // Only `serve` signs tokens: the other commands need no JWT secret.
     let settings = match command {
-        Command::Serve => Settings::load(&cli.config_dir)?,
-        _ => Settings::load_for_command(&cli.config_dir)?,
+        Command::Serve => Settings::load(&config_dir)?,
+        _ => Settings::load_for_command(&config_dir)?,
     };
     telemetry::init(settings.log_format);
     match command {
@@ -55,6 +56,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The configuration folder: `config` unless one is named. A folder someone named must
+/// exist, with the file of the environment they set: a typo must not run on defaults.
+fn config_dir(named: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let Some(dir) = named else {
+        return Ok(PathBuf::from("config"));
+    };
+    if !dir.is_dir() {
+        anyhow::bail!("the configuration folder {} does not exist", dir.display());
+    }
+    if let Ok(env) = std::env::var("SESSIOND_ENV") {
+        let file = dir.join(format!("{env}.toml"));
+        if !file.is_file() {
+            anyhow::bail!(
+                "SESSIOND_ENV is {env:?} but {} does not exist (an empty file will do)",
+                file.display()
+            );
+        }
+    }
+    Ok(dir)
+}
+
 /// An error and its causes on one line, each said once: libraries often repeat their
 /// cause in their own message ("error connecting to server: error connecting to server").
 fn one_line(error: &anyhow::Error) -> String {
@@ -77,14 +99,10 @@ fn one_line(error: &anyhow::Error) -> String {
 #[derive(Debug, Parser)]
 #[command(name = "sessiond", version)]
 pub struct Cli {
-    /// Folder holding default.toml and <SESSIOND_ENV>.toml.
-    #[arg(
-        long,
-        env = "SESSIOND_CONFIG_DIR",
-        default_value = "config",
-        global = true
-    )]
-    pub config_dir: PathBuf,
+    /// Folder holding default.toml and <SESSIOND_ENV>.toml [default: config]. One named
+    /// here must exist, and hold the environment's file when SESSIOND_ENV is set.
+    #[arg(long, env = "SESSIOND_CONFIG_DIR", global = true)]
+    pub config_dir: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Option<Command>,

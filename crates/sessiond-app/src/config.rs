@@ -338,6 +338,9 @@ pub struct DatabaseConfig {
     pub statement_timeout_ms: u64,
     /// Apply pending migrations when `serve` starts (`sessiond migrate` always can).
     pub migrate_on_start: bool,
+    /// Outside dev mode, serve on in-memory storage when `DATABASE_URL` is unset (a
+    /// throwaway instance: every user and session vanishes at exit) instead of refusing.
+    pub allow_in_memory: bool,
 }
 
 impl Default for DatabaseConfig {
@@ -347,6 +350,7 @@ impl Default for DatabaseConfig {
             acquire_timeout_ms: 2_000,
             statement_timeout_ms: 5_000,
             migrate_on_start: false,
+            allow_in_memory: false,
         }
     }
 }

@@ -127,12 +127,9 @@ impl Application {
                 .wrap(from_fn(http::observe::observe))
         };
         let server = api_server(listener, settings.http.workers, app)?;
+        // The URL to open, for whoever just ran it (the web UI is at `/`).
         let url = format!("http://{}:{port}/", settings.bind_addr.ip());
-        tracing::info!(
-            address = %settings.bind_addr,
-            port,
-            "sessiond is listening: open {url} for the web UI"
-        );
+        tracing::info!(address = %settings.bind_addr, port, %url, "sessiond is listening");
         // One worker is plenty for a scraper; the API server's signals stop it too.
         let metrics_server = HttpServer::new(move || {
             App::new()

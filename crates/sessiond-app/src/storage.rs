@@ -127,6 +127,13 @@ impl Storage {
     /// When a URL is malformed or start-up migrations fail.
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
         let Some(pool) = postgres_pool(settings).await? else {
+            if !settings.is_dev() && !settings.database.allow_in_memory {
+                anyhow::bail!(
+                    "no DATABASE_URL: outside dev mode sessiond keeps its users and sessions in \
+                     PostgreSQL (set SESSIOND_DATABASE__ALLOW_IN_MEMORY=true for a throwaway \
+                     instance that forgets everything at exit)"
+                );
+            }
             tracing::warn!(
                 "no DATABASE_URL: using in-memory storage; every user and session is lost when sessiond stops"
             );
@@ -174,4 +181,24 @@ pub async fn postgres_pool(settings: &Settings) -> anyhow::Result<Option<PgPool>
     .await
     .context("DATABASE_URL")?;
     Ok(Some(pool))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn production_without_a_database_is_refused_unless_allowed() {
+        let mut settings = Settings::default();
+        let refused = Storage::connect(&settings).await.unwrap_err().to_string();
+        assert!(refused.contains("no DATABASE_URL"), "{refused}");
+        settings.database.allow_in_memory = true;
+        let storage = Storage::connect(&settings).await.unwrap();
+        assert!(storage.database_probe.is_none());
+        let dev = Settings {
+            env: crate::config::DEV_ENV.into(),
+            ..Settings::default()
+        };
+        assert!(Storage::connect(&dev).await.is_ok());
+    }
 }
