@@ -104,7 +104,6 @@ pub async fn run(
     .await?;
 
     let env = [
-        ("SESSIOND_ENV", "bench".to_owned()),
         ("DATABASE_URL", database.url.clone()),
         ("REDIS_URL", redis.url.clone()),
         ("JWT_SECRET", JWT_SECRET.to_owned()),
