@@ -80,8 +80,8 @@ fn past_the_bound() -> Duration {
 
 /// Instance A is cut off from PostgreSQL (`fault`). Until a revocation is committed
 /// elsewhere, the other instances' heartbeats vouch for A's caches and it keeps serving;
-/// once B ends a session, A stops accepting it within the bound (it fails closed: it
-/// cannot tell which sessions ended), and after the link is back it catches up from the
+/// once B ends a session, A stops accepting it within the bound (it fails closed once a
+/// heartbeat shows an entry it lacks: it cannot tell which sessions ended), and after the link is back it catches up from the
 /// log: the session is refused as revoked and the live one accepted again.
 async fn an_instance_cut_off_from_postgres_refuses_what_others_revoke(fault: Mode) {
     let cluster = Cluster::start(3).await;
@@ -106,7 +106,9 @@ async fn an_instance_cut_off_from_postgres_refuses_what_others_revoke(fault: Mod
     for instance in &cluster.instances[1..] {
         assert_eq!(verdict(instance, &doomed).await, Verdict::Refused);
     }
-    // A cannot tell which session ended: it refuses every one, and says so.
+    // B's tombstone may refuse it first; once B's heartbeat shows an entry that A lacks, A
+    // cannot tell which session ended: it refuses every one within the bound, and says so.
+    not_accepted_within(&cluster[0], &kept, REVOCATION_BOUND).await;
     assert_eq!(verdict(&cluster[0], &kept).await, Verdict::Unavailable);
     assert_eq!(
         readiness(&cluster[0]).await,
@@ -230,5 +232,67 @@ async fn without_heartbeats_an_instance_cut_off_from_postgres_fails_closed() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(verdict(&cluster[0], &kept).await, Verdict::Accepted);
+    cluster.stop().await;
+}
+
+/// The heartbeats vouch for what the instances have read, not for what has been committed:
+/// when no feed reads a revocation (every instance slow on a loaded database, or, here, B's
+/// feed held the moment the revocation's notification reaches it), no heartbeat shows it.
+/// A, cut off from PostgreSQL and vouched for, must still refuse the session: B wrote a
+/// tombstone to Redis before answering, and a vouched instance asks Redis, never its near
+/// cache alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_that_no_feed_has_read_is_refused_by_a_vouched_instance() {
+    let cluster = Cluster::start(2).await;
+    let (doomed, kept) = two_warm_sessions(&cluster).await;
+    cluster[0].postgres.set_mode(Mode::Blackhole);
+    tokio::time::sleep(past_the_bound()).await;
+    assert_eq!(verdict(&cluster[0], &doomed).await, Verdict::Accepted);
+
+    // B's feed hears of the revocation and is held there: its reads hang from then on.
+    cluster[1]
+        .postgres
+        .hold_upstream_when_answered(b"sessiond_revocations");
+    let ended = cluster[1]
+        .delete(
+            &format!("/api/v1/sessions/{}", doomed.session_id),
+            &kept.access_token,
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::OK, "{:?}", ended.body);
+    assert!(
+        cluster[1]
+            .postgres
+            .wait_until_triggered(REVOCATION_BOUND)
+            .await,
+        "B's feed never heard of the revocation"
+    );
+    let took = not_accepted_within(&cluster[0], &doomed, REVOCATION_BOUND).await;
+    eprintln!("A stopped accepting the revoked session after {took:?}");
+    let watched = Instant::now();
+    while watched.elapsed() < past_the_bound() * 2 {
+        assert_ne!(
+            verdict(&cluster[0], &doomed).await,
+            Verdict::Accepted,
+            "A accepted a session revoked {:?} ago",
+            watched.elapsed() + took
+        );
+        // Nobody else can have revoked it: the vouch and Redis keep it validating.
+        assert_eq!(verdict(&cluster[0], &kept).await, Verdict::Accepted);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    cluster.heal().await;
+    let deadline = Instant::now() + REVOCATION_BOUND * 5;
+    for instance in &cluster.instances {
+        while verdict(instance, &doomed).await != Verdict::Refused {
+            assert!(
+                Instant::now() < deadline,
+                "{} never caught up from the log",
+                instance.name
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     cluster.stop().await;
 }

@@ -95,9 +95,9 @@ impl CachedSessionRepository {
             .map_or(ValidationMode::Cached, |trust| trust.mode(now))
     }
 
-    /// Validation's read through the caches: near cache, Redis, then the repository, unless
-    /// `mode` says the repository is unreachable (vouched): then a miss is unavailable at
-    /// once rather than a wait on a dead link.
+    /// Validation's read through the caches: near cache (in [`ValidationMode::Cached`]
+    /// only), Redis, then the repository, unless `mode` says the repository is unreachable
+    /// (vouched): then a miss is unavailable at once rather than a wait on a dead link.
     async fn find_through_caches(
         &self,
         user_id: UserId,

@@ -4,9 +4,9 @@
 //! ended; the revocation feed is what makes them safe. So they are trusted only while the
 //! feed shows that this instance holds every revocation committed more than the bound ago.
 //! Beyond that the instance validates against the durable store, and when it cannot reach
-//! that either, it keeps answering from its caches only while the other instances'
-//! heartbeats vouch that none of them has read a revocation it lacks; otherwise it fails
-//! closed.
+//! that either, it keeps answering from Redis (never from the near cache alone) only while
+//! the other instances' heartbeats vouch that none of them has read a revocation it lacks;
+//! otherwise it fails closed.
 //!
 //! Every request asks [`CacheTrust::mode`]: a few atomic loads, no lock.
 
@@ -22,7 +22,10 @@ pub enum ValidationMode {
     /// The feed is behind but the store answers: validate against the store alone.
     StoreOnly,
     /// The feed is behind and the store is unreachable, but the heartbeats vouch that no
-    /// instance has read a revocation this one lacks: the caches keep answering.
+    /// instance has read a revocation this one lacks: Redis keeps answering, the near cache
+    /// does not. The vouch shows what the other instances have *read*; when every feed is
+    /// slow (a loaded database), a revocation may be committed that nobody has read yet.
+    /// Its instance wrote a tombstone to Redis before answering, so Redis refuses it.
     Vouched,
     /// The feed is behind, the store is unreachable and nothing vouches: refuse (503).
     Closed,
@@ -41,9 +44,10 @@ impl ValidationMode {
         }
     }
 
-    /// Whether the caches may answer.
-    pub const fn trusts_caches(self) -> bool {
-        matches!(self, Self::Cached | Self::Vouched)
+    /// Whether the near cache may answer: only while the feed is within the bound, since
+    /// nothing but the feed removes an entry that another instance revoked.
+    pub const fn trusts_near_cache(self) -> bool {
+        matches!(self, Self::Cached)
     }
 }
 

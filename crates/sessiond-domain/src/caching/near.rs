@@ -49,8 +49,9 @@ impl NearSessions {
         Arc::clone(&self.cache)
     }
 
-    /// `user_id`'s session `id`, if an entry may answer for it at `now`: the caches are
-    /// trusted and the entry is live. An entry that looks expired does not refuse: it
+    /// `user_id`'s session `id`, if an entry may answer for it at `now`: the feed is within
+    /// the bound ([`ValidationMode::Cached`](crate::trust::ValidationMode::Cached)) and the
+    /// entry is live. An entry that looks expired does not refuse: it
     /// misses, and the stores decide (another instance may have refreshed the session).
     pub fn live(
         &self,
@@ -59,7 +60,7 @@ impl NearSessions {
         now: OffsetDateTime,
     ) -> Option<Arc<SessionSummary>> {
         if let Some(trust) = &self.trust
-            && !trust.mode(now).trusts_caches()
+            && !trust.mode(now).trusts_near_cache()
         {
             return None;
         }

@@ -861,12 +861,39 @@ mod near_cache_and_trust {
         f.trust.vouch_until(late + BOUND / 2);
         let mut store = MockSessionRepository::new();
         store.expect_find_summary().times(0);
-        let repository = repository(&f, MockSessionCache::new(), store);
+        let repository = repository(&f, cache_still_holding(&session), store);
         let found = repository
             .find_summary(session.user_id, session.id, late)
             .await
             .unwrap();
         assert_eq!(found, Some(SessionSummary::from(&session)));
+    }
+
+    /// The heartbeats vouch for what the instances have read; when every feed is slow,
+    /// a revocation can be committed that none has read. Its instance wrote a tombstone
+    /// before answering: a vouched instance asks Redis, never its near cache alone.
+    #[tokio::test]
+    async fn a_vouched_instance_asks_redis_so_a_tombstone_refuses_what_its_near_cache_holds() {
+        let f = fixture();
+        let session = session();
+        f.near.fill(Arc::new(SessionSummary::from(&session)), NOW);
+        f.trust.read_started(NOW + Duration::milliseconds(1));
+        let late = NOW + BOUND + Duration::milliseconds(1);
+        f.trust.vouch_until(late + BOUND / 2);
+        let mut cache = MockSessionCache::new();
+        // The revoking instance's tombstone: the entry reads as a miss.
+        cache.expect_get().times(1).returning(|_, _| Ok(None));
+        let mut store = MockSessionRepository::new();
+        store.expect_find_summary().times(0);
+        let repository = repository(&f, cache, store);
+        let refused = repository
+            .find_summary(session.user_id, session.id, late)
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Unavailable(_))),
+            "{refused:?}"
+        );
+        assert_eq!(f.trust.mode(late), ValidationMode::Vouched);
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@ use time::macros::datetime;
 
 use super::*;
 use crate::model::{DeviceInfo, InvalidationReason, Revocation, Role, SessionStatus};
-use crate::trust::CacheTrust;
+use crate::trust::{CacheTrust, ValidationMode};
 
 const NOW: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
 
@@ -171,5 +171,11 @@ fn entries_answer_only_while_the_caches_are_trusted() {
     near.fill(Arc::clone(&session), NOW);
     assert!(near.live(session.user_id, session.id, NOW).is_some());
     let late = NOW + Duration::milliseconds(201);
+    assert!(near.live(session.user_id, session.id, late).is_none());
+    // Vouched for by the heartbeats is not enough: only the feed removes an entry that
+    // another instance revoked.
+    trust.read_failed();
+    trust.vouch_until(late + Duration::milliseconds(100));
+    assert_eq!(trust.mode(late), ValidationMode::Vouched);
     assert!(near.live(session.user_id, session.id, late).is_none());
 }
