@@ -1,22 +1,30 @@
 //! The Redis session cache against real Redis servers.
 //!
-//! Tests that only read and write use the shared server at `TEST_REDIS_URL` (default
-//! `redis://127.0.0.1:6379`), each under its own key prefix `test:<uuid>:`, and delete what
-//! they wrote. Tests that count commands, measure memory, pause, kill Redis or hold its
-//! commands back start their own `redis-server` ([`RedisServer`]).
+//! The cache's contract (what it stores, for how long, what a write may overwrite) runs
+//! twice, on one server and on a Redis Cluster (`single::…` and `cluster::…`): on the shared
+//! server at `TEST_REDIS_URL` (default `redis://127.0.0.1:6379`), and on the shared test
+//! cluster ([`shared_cluster_urls`]), each test under its own key prefix `test:<uuid>:`.
+//! On the shared server a test deletes what it wrote; the test cluster goes with the run.
+//! Tests that count commands, measure memory, pause, kill Redis or hold its commands back
+//! start their own `redis-server` ([`RedisServer`]); the cluster's faults are in
+//! `redis_cluster.rs`.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration as StdDuration, Instant};
 
-use deadpool_redis::redis::{self, aio::MultiplexedConnection};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
 use sessiond_domain::StoreError;
 use sessiond_domain::model::{
     DeviceClass, DeviceInfo, InvalidationReason, Role, RolePolicies, SessionId, SessionStatus,
     SessionSummary, UserId,
 };
 use sessiond_domain::ports::SessionCache;
-use sessiond_redis::{RedisSessionCache, RedisSettings};
+use sessiond_redis::{RedisClusterSettings, RedisSessionCache, RedisSettings};
+use sessiond_tests::redis_cluster::shared_cluster_urls;
 use sessiond_tests::redis_server::RedisServer;
 use sessiond_tests::tcp_proxy::TcpProxy;
 use time::{Duration, OffsetDateTime};
@@ -64,10 +72,111 @@ async fn cache_with_timeout(url: &str, prefix: &str, timeout: StdDuration) -> Re
     .unwrap()
 }
 
-/// A cache on the shared Redis under a fresh prefix, and the prefix.
-async fn shared_cache() -> (RedisSessionCache, String) {
-    let prefix = format!("test:{}:", Uuid::new_v4());
-    (cache_on(&shared_url(), &prefix).await, prefix)
+/// Where the cache's contract runs.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// The shared server.
+    Single,
+    /// The shared test cluster.
+    Cluster,
+}
+
+impl Target {
+    /// A cache under a fresh prefix, and the prefix.
+    async fn cache(self) -> (RedisSessionCache, String) {
+        let prefix = format!("test:{}:", Uuid::new_v4());
+        let cache = match self {
+            Target::Single => cache_on(&shared_url(), &prefix).await,
+            Target::Cluster => RedisSessionCache::connect_cluster(RedisClusterSettings {
+                seeds: shared_cluster_urls(),
+                key_prefix: prefix.clone(),
+                command_timeout: TIMEOUT,
+            })
+            .await
+            .unwrap(),
+        };
+        (cache, prefix)
+    }
+
+    /// A connection to look at what the cache wrote.
+    async fn admin(self) -> Admin {
+        match self {
+            Target::Single => Admin::Single(admin(&shared_url()).await),
+            Target::Cluster => Admin::Cluster(
+                ClusterClient::new(shared_cluster_urls())
+                    .unwrap()
+                    .get_async_connection()
+                    .await
+                    .unwrap(),
+            ),
+        }
+    }
+
+    /// Deletes what a test wrote under `prefix` on the shared server; the test cluster
+    /// is the run's own and goes with it.
+    async fn clean(self, prefix: &str) {
+        if let Target::Single = self {
+            clean(prefix).await;
+        }
+    }
+}
+
+/// A connection to either target, for the tests' own commands (routed by key on the
+/// cluster).
+enum Admin {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Admin {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Admin::Single(conn) => conn.req_packed_command(cmd),
+            Admin::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Admin::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Admin::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Admin::Single(conn) => conn.get_db(),
+            Admin::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+/// For each named `async fn name(target: Target)`, a test on the shared server
+/// (`single::name`) and one on the shared cluster (`cluster::name`).
+macro_rules! on_both_targets {
+    ($($name:ident),* $(,)?) => {
+        mod single {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Target::Single).await;
+                }
+            )*
+        }
+        mod cluster {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Target::Cluster).await;
+                }
+            )*
+        }
+    };
 }
 
 async fn admin(url: &str) -> MultiplexedConnection {
@@ -143,11 +252,11 @@ fn unix_ms(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos().div_euclid(1_000_000)).unwrap()
 }
 
-async fn pttl(conn: &mut MultiplexedConnection, key: &str) -> i64 {
+async fn pttl(conn: &mut impl ConnectionLike, key: &str) -> i64 {
     redis::cmd("PTTL").arg(key).query_async(conn).await.unwrap()
 }
 
-async fn pexpiretime(conn: &mut MultiplexedConnection, key: &str) -> i64 {
+async fn pexpiretime(conn: &mut impl ConnectionLike, key: &str) -> i64 {
     redis::cmd("PEXPIRETIME")
         .arg(key)
         .query_async(conn)
@@ -155,11 +264,11 @@ async fn pexpiretime(conn: &mut MultiplexedConnection, key: &str) -> i64 {
         .unwrap()
 }
 
-async fn raw(conn: &mut MultiplexedConnection, key: &str) -> Option<Vec<u8>> {
+async fn raw(conn: &mut impl ConnectionLike, key: &str) -> Option<Vec<u8>> {
     redis::cmd("GET").arg(key).query_async(conn).await.unwrap()
 }
 
-async fn exists(conn: &mut MultiplexedConnection, key: &str) -> bool {
+async fn exists(conn: &mut impl ConnectionLike, key: &str) -> bool {
     redis::cmd("EXISTS")
         .arg(key)
         .query_async::<i64>(conn)
@@ -168,7 +277,7 @@ async fn exists(conn: &mut MultiplexedConnection, key: &str) -> bool {
         == 1
 }
 
-async fn index_members(conn: &mut MultiplexedConnection, key: &str) -> Vec<String> {
+async fn index_members(conn: &mut impl ConnectionLike, key: &str) -> Vec<String> {
     redis::cmd("ZRANGE")
         .arg(key)
         .arg(0)
@@ -179,7 +288,7 @@ async fn index_members(conn: &mut MultiplexedConnection, key: &str) -> Vec<Strin
 }
 
 /// `cmdstat_<name>` → calls, from `INFO commandstats`.
-async fn command_calls(conn: &mut MultiplexedConnection) -> BTreeMap<String, u64> {
+async fn command_calls(conn: &mut impl ConnectionLike) -> BTreeMap<String, u64> {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(conn)
@@ -210,9 +319,8 @@ where
     panic!("the condition did not hold within 5 s");
 }
 
-#[tokio::test]
-async fn put_then_get_round_trips_every_field() {
-    let (cache, prefix) = shared_cache().await;
+async fn put_then_get_round_trips_every_field(target: Target) {
+    let (cache, prefix) = target.cache().await;
     let now = now();
     let user = new_user();
     let full = summary(user, Role::VendorAdmin, now);
@@ -256,22 +364,20 @@ async fn put_then_get_round_trips_every_field() {
     };
     cache.put(&ended_elsewhere, now).await.unwrap();
     assert_eq!(cache.get(user, other.id).await.unwrap(), None);
-    clean(&prefix).await;
+    target.clean(&prefix).await;
 }
 
-#[tokio::test]
-async fn get_of_an_unknown_session_is_a_miss() {
-    let (cache, _prefix) = shared_cache().await;
+async fn get_of_an_unknown_session_is_a_miss(target: Target) {
+    let (cache, _prefix) = target.cache().await;
     let before = cache.stats();
     let missing = SessionId::from_uuid(Uuid::new_v4());
     assert_eq!(cache.get(new_user(), missing).await.unwrap(), None);
     assert_eq!(cache.stats().misses, before.misses + 1);
 }
 
-#[tokio::test]
-async fn tombstone_replaces_the_keys_and_drops_their_index_members() {
-    let (cache, prefix) = shared_cache().await;
-    let mut conn = admin(&shared_url()).await;
+async fn tombstone_replaces_the_keys_and_drops_their_index_members(target: Target) {
+    let (cache, prefix) = target.cache().await;
+    let mut conn = target.admin().await;
     let now = now_ms();
     let user = new_user();
     let first = summary(user, Role::Guest, now);
@@ -330,13 +436,12 @@ async fn tombstone_replaces_the_keys_and_drops_their_index_members() {
         Some(vec![0])
     );
     assert!(!exists(&mut conn, &index).await, "an empty index is gone");
-    clean(&prefix).await;
+    target.clean(&prefix).await;
 }
 
-#[tokio::test]
-async fn a_tombstone_is_never_shortened() {
-    let (cache, prefix) = shared_cache().await;
-    let mut conn = admin(&shared_url()).await;
+async fn a_tombstone_is_never_shortened(target: Target) {
+    let (cache, prefix) = target.cache().await;
+    let mut conn = target.admin().await;
     let now = now_ms();
     let user = new_user();
     let session = summary(user, Role::Guest, now);
@@ -353,13 +458,12 @@ async fn a_tombstone_is_never_shortened() {
     let longer = now + Duration::hours(2);
     cache.tombstone(user, &[session.id], longer).await.unwrap();
     assert_eq!(pexpiretime(&mut conn, &key).await, unix_ms(longer));
-    clean(&prefix).await;
+    target.clean(&prefix).await;
 }
 
-#[tokio::test]
-async fn the_entry_expires_at_expires_at_for_every_role() {
-    let (cache, prefix) = shared_cache().await;
-    let mut conn = admin(&shared_url()).await;
+async fn the_entry_expires_at_expires_at_for_every_role(target: Target) {
+    let (cache, prefix) = target.cache().await;
+    let mut conn = target.admin().await;
     let policies = RolePolicies::default();
     let expected = [
         (Role::Guest, 86_400),
@@ -387,12 +491,11 @@ async fn the_entry_expires_at_expires_at_for_every_role() {
             "{role}: TTL {ttl} ms, expected {seconds} s"
         );
     }
-    clean(&prefix).await;
+    target.clean(&prefix).await;
 }
 
-#[tokio::test]
-async fn an_expired_entry_is_gone() {
-    let (cache, prefix) = shared_cache().await;
+async fn an_expired_entry_is_gone(target: Target) {
+    let (cache, prefix) = target.cache().await;
     let now = now();
     let user = new_user();
     let mut short = summary(user, Role::Guest, now);
@@ -401,13 +504,12 @@ async fn an_expired_entry_is_gone() {
     assert!(cache.get(user, short.id).await.unwrap().is_some());
     tokio::time::sleep(StdDuration::from_millis(450)).await;
     assert_eq!(cache.get(user, short.id).await.unwrap(), None);
-    clean(&prefix).await;
+    target.clean(&prefix).await;
 }
 
-#[tokio::test]
-async fn a_put_whose_expiry_has_passed_stores_nothing_and_deletes_nothing() {
-    let (cache, prefix) = shared_cache().await;
-    let mut conn = admin(&shared_url()).await;
+async fn a_put_whose_expiry_has_passed_stores_nothing_and_deletes_nothing(target: Target) {
+    let (cache, prefix) = target.cache().await;
+    let mut conn = target.admin().await;
     let now = now();
     let user = new_user();
     let cached = summary(user, Role::Guest, now);
@@ -438,13 +540,12 @@ async fn a_put_whose_expiry_has_passed_stores_nothing_and_deletes_nothing() {
         index_members(&mut conn, &index_key(&prefix, user)).await,
         vec![cached.id.to_string()]
     );
-    clean(&prefix).await;
+    target.clean(&prefix).await;
 }
 
-#[tokio::test]
-async fn a_put_of_an_ended_session_stores_nothing_and_deletes_nothing() {
-    let (cache, prefix) = shared_cache().await;
-    let mut conn = admin(&shared_url()).await;
+async fn a_put_of_an_ended_session_stores_nothing_and_deletes_nothing(target: Target) {
+    let (cache, prefix) = target.cache().await;
+    let mut conn = target.admin().await;
     let now = now();
     let user = new_user();
     let cached = summary(user, Role::Guest, now);
@@ -471,12 +572,11 @@ async fn a_put_of_an_ended_session_stores_nothing_and_deletes_nothing() {
         index_members(&mut conn, &index_key(&prefix, user)).await,
         vec![cached.id.to_string()]
     );
-    clean(&prefix).await;
+    target.clean(&prefix).await;
 }
 
-#[tokio::test]
-async fn an_older_generation_never_replaces_a_newer_one() {
-    let (cache, prefix) = shared_cache().await;
+async fn an_older_generation_never_replaces_a_newer_one(target: Target) {
+    let (cache, prefix) = target.cache().await;
     let now = now();
     let user = new_user();
     let mut v1 = summary(user, Role::HotelEmployee, now);
@@ -504,13 +604,12 @@ async fn an_older_generation_never_replaces_a_newer_one() {
     v1.version = u64::from(u32::MAX);
     cache.put(&v1, now).await.unwrap();
     assert_eq!(cache.get(user, v1.id).await.unwrap().as_ref(), Some(&big));
-    clean(&prefix).await;
+    target.clean(&prefix).await;
 }
 
-#[tokio::test]
-async fn a_put_after_a_tombstone_is_ignored_until_it_expires() {
-    let (cache, prefix) = shared_cache().await;
-    let mut conn = admin(&shared_url()).await;
+async fn a_put_after_a_tombstone_is_ignored_until_it_expires(target: Target) {
+    let (cache, prefix) = target.cache().await;
+    let mut conn = target.admin().await;
     let now = now();
     let user = new_user();
     let session = summary(user, Role::Guest, now);
@@ -549,15 +648,14 @@ async fn a_put_after_a_tombstone_is_ignored_until_it_expires() {
         index_members(&mut conn, &index_key(&prefix, user)).await,
         vec![session.id.to_string()]
     );
-    clean(&prefix).await;
+    target.clean(&prefix).await;
 }
 
 /// What an instance of the previous release left behind (layout 1) is never served, and a
 /// refill replaces it.
-#[tokio::test]
-async fn a_value_of_the_previous_layout_is_not_served_and_is_replaced() {
-    let (cache, prefix) = shared_cache().await;
-    let mut conn = admin(&shared_url()).await;
+async fn a_value_of_the_previous_layout_is_not_served_and_is_replaced(target: Target) {
+    let (cache, prefix) = target.cache().await;
+    let mut conn = target.admin().await;
     let now = now();
     let user = new_user();
     let session = summary(user, Role::Guest, now);
@@ -581,13 +679,12 @@ async fn a_value_of_the_previous_layout_is_not_served_and_is_replaced() {
         cache.get(user, session.id).await.unwrap().as_ref(),
         Some(&session)
     );
-    clean(&prefix).await;
+    target.clean(&prefix).await;
 }
 
-#[tokio::test]
-async fn prune_drops_index_members_whose_key_is_gone() {
-    let (cache, prefix) = shared_cache().await;
-    let mut conn = admin(&shared_url()).await;
+async fn prune_drops_index_members_whose_key_is_gone(target: Target) {
+    let (cache, prefix) = target.cache().await;
+    let mut conn = target.admin().await;
     let now = now();
     let user = new_user();
     let kept = summary(user, Role::Guest, now);
@@ -619,7 +716,7 @@ async fn prune_drops_index_members_whose_key_is_gone() {
     let after = kept.expires_at + Duration::seconds(1);
     assert_eq!(cache.prune_index(user, after).await.unwrap(), 1);
     assert_eq!(cache.prune_index(user, after).await.unwrap(), 0);
-    clean(&prefix).await;
+    target.clean(&prefix).await;
 }
 
 #[tokio::test]
@@ -967,6 +1064,21 @@ async fn a_put_held_back_behind_a_newer_generation_does_not_roll_it_back() {
     );
 }
 
+on_both_targets!(
+    put_then_get_round_trips_every_field,
+    get_of_an_unknown_session_is_a_miss,
+    tombstone_replaces_the_keys_and_drops_their_index_members,
+    a_tombstone_is_never_shortened,
+    the_entry_expires_at_expires_at_for_every_role,
+    an_expired_entry_is_gone,
+    a_put_whose_expiry_has_passed_stores_nothing_and_deletes_nothing,
+    a_put_of_an_ended_session_stores_nothing_and_deletes_nothing,
+    an_older_generation_never_replaces_a_newer_one,
+    a_put_after_a_tombstone_is_ignored_until_it_expires,
+    a_value_of_the_previous_layout_is_not_served_and_is_replaced,
+    prune_drops_index_members_whose_key_is_gone,
+);
+
 mod heartbeats {
     use sessiond_domain::ports::{Heartbeat, Heartbeats, LogPosition};
 
@@ -980,9 +1092,8 @@ mod heartbeats {
         }
     }
 
-    #[tokio::test]
-    async fn each_exchange_publishes_one_heartbeat_and_returns_every_fresh_one() {
-        let (cache, prefix) = shared_cache().await;
+    async fn each_exchange_publishes_one_heartbeat_and_returns_every_fresh_one(target: Target) {
+        let (cache, prefix) = target.cache().await;
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let fresh_for = StdDuration::from_secs(5);
         let first = cache
@@ -1006,7 +1117,7 @@ mod heartbeats {
         );
 
         // Another deployment (prefix) sees none of them.
-        let (other, other_prefix) = shared_cache().await;
+        let (other, other_prefix) = target.cache().await;
         let c = Uuid::new_v4();
         assert_eq!(
             other
@@ -1015,13 +1126,12 @@ mod heartbeats {
                 .unwrap(),
             vec![heartbeat(c, 1, None)]
         );
-        clean(&prefix).await;
-        clean(&other_prefix).await;
+        target.clean(&prefix).await;
+        target.clean(&other_prefix).await;
     }
 
-    #[tokio::test]
-    async fn an_instance_that_stopped_beating_drops_out() {
-        let (cache, prefix) = shared_cache().await;
+    async fn an_instance_that_stopped_beating_drops_out(target: Target) {
+        let (cache, prefix) = target.cache().await;
         let (gone, alive) = (Uuid::new_v4(), Uuid::new_v4());
         let fresh_for = StdDuration::from_millis(300);
         cache
@@ -1034,6 +1144,11 @@ mod heartbeats {
             .await
             .unwrap();
         assert_eq!(seen, vec![heartbeat(alive, 10, None)]);
-        clean(&prefix).await;
+        target.clean(&prefix).await;
     }
+
+    on_both_targets!(
+        each_exchange_publishes_one_heartbeat_and_returns_every_fresh_one,
+        an_instance_that_stopped_beating_drops_out,
+    );
 }

@@ -14,5 +14,6 @@ pub mod contract;
 pub mod instances;
 pub mod lifecycle_contract;
 pub mod logs;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod tcp_proxy;

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use deadpool_redis::redis;
 use sessiond_domain::StoreError;
 use sessiond_domain::model::{SessionId, SessionStatus, SessionSummary, UserId};
 use sessiond_domain::ports::SessionCache;
 use time::OffsetDateTime;
 
+use crate::cluster::ClusterHealth;
 use crate::codec;
-use crate::connection::{Connections, RedisSettings};
+use crate::connection::{Connections, RedisClusterSettings, RedisSettings, Topology};
 use crate::error::RedisCacheError;
 use crate::keys::Keys;
 use crate::scripts::{PRUNE, PUT, TOMBSTONE_SESSIONS, unix_ms, unix_ms_ceil};
@@ -35,8 +35,9 @@ pub struct CacheStats {
     pub outage: bool,
 }
 
-/// The live-session cache in Redis: a multiplexed connection per calling thread, one
-/// command per `get`. Cheap to clone; clones share everything.
+/// The live-session cache in Redis, on one server (a multiplexed connection per calling
+/// thread) or on a Redis Cluster (one cluster connection); one command per `get`. Cheap to
+/// clone; clones share everything.
 #[derive(Clone)]
 pub struct RedisSessionCache {
     inner: Arc<Inner>,
@@ -72,24 +73,70 @@ impl RedisSessionCache {
     /// [`RedisCacheError::Settings`] or [`RedisCacheError::Build`] when the settings are
     /// unusable (a malformed URL).
     pub async fn connect(settings: RedisSettings) -> Result<RedisSessionCache, RedisCacheError> {
-        let redis = Connections::new(&settings)?;
+        let redis = Connections::single(&settings)?;
+        Ok(Self::start(redis, settings.key_prefix).await)
+    }
+
+    /// As [`Self::connect`], on a Redis Cluster: the same keys and scripts, each routed to
+    /// the node that serves its user's slot.
+    ///
+    /// # Errors
+    /// [`RedisCacheError::Settings`] when a seed is not a usable URL or there is none.
+    pub async fn connect_cluster(
+        settings: RedisClusterSettings,
+    ) -> Result<RedisSessionCache, RedisCacheError> {
+        let redis = Connections::cluster(&settings)?;
+        Ok(Self::start(redis, settings.key_prefix).await)
+    }
+
+    async fn start(redis: Connections, prefix: String) -> RedisSessionCache {
         let inner = Arc::new(Inner {
             redis,
-            keys: Keys {
-                prefix: settings.key_prefix,
-            },
+            keys: Keys { prefix },
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             corrupt: AtomicU64::new(0),
         });
         let cache = RedisSessionCache { inner };
         if cache.ping().await.is_ok() {
-            tracing::info!(redis.prefix = %cache.inner.keys.prefix, "connected to Redis");
+            tracing::info!(
+                redis.prefix = %cache.inner.keys.prefix,
+                redis.topology = ?cache.topology(),
+                "connected to Redis"
+            );
         }
-        Ok(cache)
+        cache
     }
 
-    /// Checks that Redis answers (for the readiness probe).
+    /// One server or a cluster.
+    pub fn topology(&self) -> Topology {
+        self.inner.redis.topology()
+    }
+
+    /// What the cluster says of itself (`CLUSTER INFO`, asked of any one node); `None` on
+    /// a single server.
+    ///
+    /// # Errors
+    /// [`RedisCacheError`] when no node answers within the command timeout.
+    pub async fn cluster_health(&self) -> Result<Option<ClusterHealth>, RedisCacheError> {
+        if self.topology() != Topology::Cluster {
+            return Ok(None);
+        }
+        let info: String = self
+            .inner
+            .redis
+            .run(|mut conn| async move {
+                redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        ClusterHealth::parse(&info).map(Some)
+    }
+
+    /// Checks that Redis answers: the server, or every primary of the cluster (for the
+    /// readiness probe).
     ///
     /// # Errors
     /// [`RedisCacheError`] when it does not, within the command timeout.
@@ -165,7 +212,7 @@ impl RedisSessionCache {
             // `tombstone`'s job, expiry is the key's own.
             return Ok(());
         }
-        let mut invocation = PUT.prepare_invoke();
+        let mut invocation = PUT.call();
         invocation
             .key(inner.keys.session(session.user_id, session.id))
             .key(inner.keys.index(session.user_id))
@@ -175,7 +222,7 @@ impl RedisSessionCache {
             .arg(unix_ms(now));
         let written: u8 = inner
             .redis
-            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .run(|mut conn| async move { invocation.invoke(&mut conn).await })
             .await?;
         if written == 0 {
             tracing::debug!(
@@ -198,7 +245,7 @@ impl RedisSessionCache {
             return Ok(());
         }
         let inner = &self.inner;
-        let mut invocation = TOMBSTONE_SESSIONS.prepare_invoke();
+        let mut invocation = TOMBSTONE_SESSIONS.call();
         invocation.key(inner.keys.index(user_id));
         for id in ids {
             invocation.key(inner.keys.session(user_id, *id));
@@ -209,7 +256,7 @@ impl RedisSessionCache {
         }
         inner
             .redis
-            .run(|mut conn| async move { invocation.invoke_async::<()>(&mut conn).await })
+            .run(|mut conn| async move { invocation.invoke::<()>(&mut conn).await })
             .await
     }
 
@@ -237,8 +284,8 @@ impl RedisSessionCache {
         let now_ms = unix_ms(now);
         let mut removed = 0;
         for chunk in members.chunks(PRUNE_CHUNK) {
-            let mut invocation = PRUNE.prepare_invoke();
-            invocation.key(&index);
+            let mut invocation = PRUNE.call();
+            invocation.key(index.clone());
             for member in chunk {
                 invocation.key(inner.keys.session_of_member(user_id, member));
             }
@@ -248,7 +295,7 @@ impl RedisSessionCache {
             }
             let count: u64 = inner
                 .redis
-                .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+                .run(|mut conn| async move { invocation.invoke(&mut conn).await })
                 .await?;
             removed += count;
         }

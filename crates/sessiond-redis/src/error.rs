@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use deadpool_redis::redis::{ErrorKind, RedisError, ServerErrorKind};
+use redis::{ErrorKind, RedisError, ServerErrorKind};
 use sessiond_domain::StoreError;
 
 use crate::codec::DecodeError;
@@ -19,6 +19,9 @@ pub enum RedisCacheError {
     /// No connection could be opened.
     #[error("cannot connect to Redis")]
     Connect(#[source] deadpool_redis::PoolError),
+    /// No seed node of the cluster answered, or none could tell the slot map.
+    #[error("cannot connect to the Redis Cluster")]
+    ConnectCluster(#[source] RedisError),
     /// A connection attempt failed moments ago; the next one waits a little.
     #[error("Redis is not connected (reconnecting)")]
     Reconnecting,
@@ -31,6 +34,9 @@ pub enum RedisCacheError {
     /// A cached value that this build cannot read.
     #[error("corrupt cached value")]
     Corrupt(#[source] DecodeError),
+    /// `CLUSTER INFO` answered something this build cannot read.
+    #[error("unreadable CLUSTER INFO: {0}")]
+    ClusterInfo(String),
 }
 
 impl RedisCacheError {
@@ -39,12 +45,14 @@ impl RedisCacheError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             RedisCacheError::Connect(_)
+            | RedisCacheError::ConnectCluster(_)
             | RedisCacheError::Reconnecting
             | RedisCacheError::Timeout(_) => true,
             RedisCacheError::Command(error) => is_unavailable(error),
             RedisCacheError::Settings(_)
             | RedisCacheError::Build(_)
-            | RedisCacheError::Corrupt(_) => false,
+            | RedisCacheError::Corrupt(_)
+            | RedisCacheError::ClusterInfo(_) => false,
         }
     }
 }

@@ -18,7 +18,7 @@ impl Heartbeats for RedisSessionCache {
         own: &Heartbeat,
         fresh_for: Duration,
     ) -> Result<Vec<Heartbeat>, StoreError> {
-        let mut invocation = HEARTBEAT.prepare_invoke();
+        let mut invocation = HEARTBEAT.call();
         invocation
             .key(self.keys().heartbeats())
             .arg(own.instance.to_string())
@@ -30,7 +30,7 @@ impl Heartbeats for RedisSessionCache {
             .arg(u64::try_from(fresh_for.as_millis()).unwrap_or(u64::MAX));
         let fields: Vec<String> = self
             .connections()
-            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .run(|mut conn| async move { invocation.invoke(&mut conn).await })
             .await?;
         fields
             .chunks_exact(2)

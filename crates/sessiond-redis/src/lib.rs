@@ -74,7 +74,7 @@
 //!
 //! # Hot path
 //!
-//! `get` is one `GET` on a multiplexed connection of the calling thread's own: deadpool-redis
+//! On one server, `get` is one `GET` on a multiplexed connection of the calling thread's own: deadpool-redis
 //! opens it on the thread's first command, then it is taken out of the pool and kept for the
 //! thread, because each `pool.get()` checkout costs an `UNWATCH` + `PING` recycle check
 //! (three commands instead of one). One per thread rather than one for the process: an
@@ -83,8 +83,26 @@
 //! connection is dropped and the next call on its thread opens a new one; one caller
 //! connects while the others wait, and after a failed attempt calls fail at once for
 //! 200 ms. Every command is bounded by `command_timeout`, so a hung Redis cannot hang
-//! requests. `put` and `tombstone` are one `EVALSHA` each (scripts loaded on first
-//! use and again after `NOSCRIPT`).
+//! requests. `put` and `tombstone` are one `EVALSHA` each (an `EVAL` with the script's
+//! body instead when the node answers `NOSCRIPT`: first use, restart, failover, `SCRIPT
+//! FLUSH`).
+//!
+//! # On a Redis Cluster
+//!
+//! [`RedisSessionCache::connect_cluster`] takes seed nodes (`REDIS_CLUSTER_URLS`) instead of
+//! one URL; the keys, values and scripts are the same. The process holds one cluster
+//! connection (a multiplexed connection per node, cloned for each command: no pool, so no
+//! `PING` per checkout), which routes each command and script by its first key, follows
+//! `MOVED` and `ASK`, and reconnects and refreshes the slot map after a failover by itself.
+//! Every script's keys share one hash tag, so each runs on one node; nothing here uses
+//! `MULTI`. Connecting is bounded by the command timeout (connecting can hang, redis-rs
+//! #1953), as is each node's answer; `TCP_NODELAY` is set. A `NOSCRIPT` is answered with
+//! `EVAL` and the body, routed like the `EVALSHA`, never with a `SCRIPT LOAD` sent to every
+//! node, which fails while a dead node is still listed.
+//!
+//! A failover may lose writes the old primary acknowledged (Redis Cluster replicates
+//! asynchronously): a put (harmless: a miss reads PostgreSQL) or a tombstone. A lost
+//! tombstone is the case the revocation feed covers, as after a restart (see "Ordering").
 //!
 //! # When Redis is away
 //!
@@ -132,9 +150,11 @@
 
 // The port's commands (`get`, `put`, `tombstone`, `prune_index`) and the counters.
 mod cache;
+// What a Redis Cluster says of itself, for readiness and metrics.
+mod cluster;
 // The cached value's binary layout; public for its `DecodeError`.
 pub mod codec;
-// Per-thread connections, the command timeout, reconnecting, the outage state.
+// One server or a cluster, the command timeout, reconnecting, the outage state.
 mod connection;
 mod error;
 // The instances' heartbeats (SPEC §8), on the same connections.
@@ -145,5 +165,6 @@ mod keys;
 mod scripts;
 
 pub use cache::{CacheStats, RedisSessionCache};
-pub use connection::RedisSettings;
+pub use cluster::ClusterHealth;
+pub use connection::{RedisClusterSettings, RedisSettings, Topology};
 pub use error::RedisCacheError;

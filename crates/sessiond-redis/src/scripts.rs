@@ -1,6 +1,9 @@
-//! The Lua scripts, each run with EVALSHA (loaded on first use and again after a NOSCRIPT,
-//! e.g. when Redis restarted). Every key a script touches is passed in `KEYS`, and all of
-//! them carry the same `{<user_id>}` hash tag, so the scripts stay legal on a Redis Cluster.
+//! The Lua scripts, each run with `EVALSHA`, and with `EVAL` and its body when the node
+//! does not know it (`NOSCRIPT`: on first use, after a restart, a failover or a `SCRIPT
+//! FLUSH`); the node then keeps it for the next `EVALSHA`. Every key a script touches is
+//! passed in `KEYS`, and all of them carry the same hash tag (`{<user_id>}`, or
+//! `{sessiond}` for the heartbeats), so each script runs on one slot: legal on a Redis
+//! Cluster, and routed there by its first key.
 //!
 //! The codec's constants (layout version, tombstone byte, field offsets) are written into
 //! the script text, so a script and the values it reads cannot disagree. Every decision is
@@ -10,7 +13,8 @@
 
 use std::sync::LazyLock;
 
-use deadpool_redis::redis::Script;
+use redis::aio::ConnectionLike;
+use redis::{Cmd, ErrorKind, FromRedisValue, RedisResult, Script, ServerErrorKind, ToRedisArgs};
 use time::OffsetDateTime;
 
 use crate::codec::{self, GENERATION_OFFSET, TOMBSTONE, VERSION};
@@ -26,6 +30,88 @@ pub(crate) fn unix_ms_ceil(at: OffsetDateTime) -> i64 {
     codec::micros(at).saturating_add(999).div_euclid(1_000)
 }
 
+/// A Lua script: its body and its SHA1.
+pub(crate) struct LuaScript {
+    body: String,
+    sha1: String,
+}
+
+impl LuaScript {
+    fn new(body: &str) -> LuaScript {
+        LuaScript {
+            body: body.to_owned(),
+            sha1: Script::new(body).get_hash().to_owned(),
+        }
+    }
+
+    /// A call of this script, to be given its keys and arguments.
+    pub(crate) fn call(&'static self) -> ScriptCall {
+        ScriptCall {
+            script: self,
+            keys: Vec::new(),
+            args: Vec::new(),
+        }
+    }
+}
+
+/// One call of a script: its keys (`KEYS`) and arguments (`ARGV`).
+///
+/// Why not the redis crate's `ScriptInvocation`: it answers `NOSCRIPT` with `SCRIPT LOAD`,
+/// which on a cluster goes to every node and needs each to answer. Right after a failover
+/// (a new primary with an empty script cache, the dead node still listed) that fails, and
+/// so would every write of the slots that moved. `EVAL` with the body goes where the keys
+/// are, like the `EVALSHA` it replaces.
+pub(crate) struct ScriptCall {
+    script: &'static LuaScript,
+    keys: Vec<String>,
+    args: Vec<Vec<u8>>,
+}
+
+impl ScriptCall {
+    /// Adds a key; the first one routes the call on a cluster.
+    pub(crate) fn key(&mut self, key: String) -> &mut ScriptCall {
+        self.keys.push(key);
+        self
+    }
+
+    /// Adds an argument.
+    pub(crate) fn arg(&mut self, arg: impl ToRedisArgs) -> &mut ScriptCall {
+        arg.write_redis_args(&mut self.args);
+        self
+    }
+
+    /// Runs the script by its SHA1, or by its body if the node does not know it.
+    pub(crate) async fn invoke<T: FromRedisValue>(
+        &self,
+        conn: &mut impl ConnectionLike,
+    ) -> RedisResult<T> {
+        match self
+            .command("EVALSHA", &self.script.sha1)
+            .query_async(conn)
+            .await
+        {
+            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                self.command("EVAL", &self.script.body)
+                    .query_async(conn)
+                    .await
+            }
+            answered => answered,
+        }
+    }
+
+    fn command(&self, name: &str, script: &str) -> Cmd {
+        let mut command = redis::cmd(name);
+        command.arg(script).arg(self.keys.len());
+        for key in &self.keys {
+            command.arg(key);
+        }
+        for arg in &self.args {
+            command.arg(arg.as_slice());
+        }
+        command
+    }
+}
+
 /// Stores a session and indexes it, in one round trip, unless that would go backwards:
 /// nothing is written when the key holds a tombstone, holds a greater generation of the
 /// session, or when the session's expiry has passed (on the caller's clock or Redis's).
@@ -39,11 +125,11 @@ pub(crate) fn unix_ms_ceil(at: OffsetDateTime) -> i64 {
 ///
 /// The expiry check guards more than the caller's own check: `SET` with a `PXAT` already
 /// past on Redis's clock would delete the key, and a put never deletes.
-pub(crate) static PUT: LazyLock<Script> = LazyLock::new(|| {
+pub(crate) static PUT: LazyLock<LuaScript> = LazyLock::new(|| {
     // Generations are u64: compared as two exact 32-bit halves, since a Lua number is a
     // double (and string comparison follows the server's locale).
     let generation_at = GENERATION_OFFSET + 1;
-    Script::new(&format!(
+    LuaScript::new(&format!(
         r"
 local expires_at = tonumber(ARGV[2])
 local clock = redis.call('TIME')
@@ -78,8 +164,8 @@ return 1
 ///
 /// `KEYS[1]` the index, `KEYS[i]` (i ≥ 2) the session key of member `ARGV[i]`; `ARGV[1]`
 /// `until` (unix ms).
-pub(crate) static TOMBSTONE_SESSIONS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
+pub(crate) static TOMBSTONE_SESSIONS: LazyLock<LuaScript> = LazyLock::new(|| {
+    LuaScript::new(&format!(
         r"
 local until_ms = tonumber(ARGV[1])
 local marker = string.char({TOMBSTONE})
@@ -106,8 +192,8 @@ return 1
 /// `KEYS[1]` the index, `KEYS[i]` (i ≥ 2) the session key of member `ARGV[i]`; `ARGV[1]` now
 /// (unix ms). Checking inside the script means a session stored again between the caller's
 /// read of the index and this script keeps its member.
-pub(crate) static PRUNE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
+pub(crate) static PRUNE: LazyLock<LuaScript> = LazyLock::new(|| {
+    LuaScript::new(&format!(
         r"
 local now = tonumber(ARGV[1])
 local removed = 0
@@ -133,8 +219,8 @@ return removed
 /// the newest entry it read (`-1` for none), `ARGV[4]` how long a heartbeat stays fresh
 /// (ms). Returns `[instance, "position newest at_ms", …]`. The hash expires once no
 /// instance has beaten for twice that long.
-pub(crate) static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+pub(crate) static HEARTBEAT: LazyLock<LuaScript> = LazyLock::new(|| {
+    LuaScript::new(
         r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
