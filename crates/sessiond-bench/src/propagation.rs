@@ -92,7 +92,7 @@ pub async fn run(
     let binary = sessiond_binary().await?;
 
     // One user per revocation, signed in once.
-    let users = 2 * WARM_UP_REVOCATIONS + 3 * revocations;
+    let users = WARM_UP_REVOCATIONS + 2 * revocations;
     sql.batch_execute(&format!(
         "INSERT INTO users (id, email, password_hash, role, created_at, updated_at) \
          SELECT gen_random_uuid(), 'bench-prop-' || i || '@example.com', \
@@ -122,9 +122,10 @@ pub async fn run(
         // Every request is logged at `info`: that would be most of their work.
         ("RUST_LOG", "warn".to_owned()),
     ];
-    // The deployment as it is: one Redis namespace, so instance 0's tombstone reaches the
-    // others before the feed does.
-    let mut instances = Instances::start(&binary, &env, false).await?;
+    // The deployment as it is: one Redis namespace. With the near cache on, instances 1
+    // and 2 answer from it, and only the revocation feed removes an entry from it: the
+    // figure is the feed's (Redis's tombstone serves only reads that miss the near cache).
+    let mut instances = Instances::start(&binary, &env).await?;
     let addrs = instances.addrs();
     let metrics = instances.remote_metrics();
     let clients = clients.clone();
@@ -137,24 +138,7 @@ pub async fn run(
     ))
     .await;
     instances.stop();
-    let (mut phases, feed_tokens) = measured?;
-
-    // The feed alone: each instance its own Redis key prefix, so that only the revocation
-    // log tells instances 1 and 2 (SPEC §8: correctness never depends on the revoking
-    // instance reaching Redis).
-    let mut instances = Instances::start(&binary, &env, true).await?;
-    let addrs = instances.addrs();
-    let metrics = instances.remote_metrics();
-    let measured = on_own_thread(feed_only(
-        addrs,
-        metrics,
-        clients.clone(),
-        feed_tokens,
-        revocations,
-    ))
-    .await;
-    instances.stop();
-    phases.push(measured?);
+    let phases = measured?;
 
     let mut report = Report::propagation(format!(
         "3 sessiond processes ({}), {} actix workers each, the near cache on (`sessions.near_cache_capacity` = {}, the default), `sessions.revocation_bound_ms` = {bound_ms} (the log read every {} ms without notifications), on the bench's PostgreSQL database and redis-server; the probes on a thread of their own, the load generator on its own tokio runtime ({} threads); all on the same {} cores",
@@ -213,32 +197,18 @@ async fn on_own_thread<T: Send + 'static>(
 struct Instances(Vec<Instance>);
 
 impl Instances {
-    /// Starts three instances and waits until each is ready; with `own_prefixes`, each
-    /// keeps its Redis keys under a prefix of its own.
-    async fn start(
-        binary: &Path,
-        env: &[(&str, String)],
-        own_prefixes: bool,
-    ) -> anyhow::Result<Self> {
+    /// Starts three instances and waits until each is ready.
+    async fn start(binary: &Path, env: &[(&str, String)]) -> anyhow::Result<Self> {
         let mut instances = Self(Vec::with_capacity(3));
         for index in 0..3 {
-            let mut env = env.to_vec();
-            if own_prefixes {
-                env.push(("SESSIOND_REDIS__KEY_PREFIX", format!("i{index}:")));
-            }
-            instances.0.push(Instance::start(binary, index, &env)?);
+            instances.0.push(Instance::start(binary, index, env)?);
         }
         for instance in &mut instances.0 {
             instance.ready().await?;
         }
         eprintln!(
-            "bench: propagation: 3 sessiond processes at {:?}{} (logs: {})",
+            "bench: propagation: 3 sessiond processes at {:?} (logs: {})",
             instances.addrs(),
-            if own_prefixes {
-                ", each with a Redis key prefix of its own"
-            } else {
-                ""
-            },
             instances
                 .0
                 .iter()
@@ -782,14 +752,14 @@ async fn measure(
     clients: Handle,
     load_tokens: Arc<Vec<HeaderValue>>,
     revocations: u64,
-) -> anyhow::Result<(Vec<Phase>, Vec<HeaderValue>)> {
+) -> anyhow::Result<Vec<Phase>> {
     let mut conns = [
         Conn::open(addrs[0]).await?,
         Conn::open(addrs[1]).await?,
         Conn::open(addrs[2]).await?,
     ];
     let t = Instant::now();
-    let tokens = sign_in(&mut conns, 2 * WARM_UP_REVOCATIONS + 3 * revocations).await?;
+    let tokens = sign_in(&mut conns, WARM_UP_REVOCATIONS + 2 * revocations).await?;
     eprintln!(
         "bench: propagation: {} sessions signed in in {:.1?}",
         tokens.len(),
@@ -797,7 +767,7 @@ async fn measure(
     );
     let (warm, rest) = tokens.split_at(WARM_UP_REVOCATIONS as usize);
     let (at_rest, rest) = rest.split_at(revocations as usize);
-    let (loaded, feed_only) = rest.split_at(revocations as usize);
+    let loaded = &rest[..revocations as usize];
 
     let mut warm_up = Phase::new("warm-up");
     phase(&mut conns, warm, &mut warm_up).await?;
@@ -849,30 +819,7 @@ async fn measure(
     }
     measured?;
     busy.load = total;
-    Ok((vec![quiet, busy], feed_only.to_vec()))
-}
-
-/// The phase at rest again, on instances that share no Redis key.
-async fn feed_only(
-    addrs: [SocketAddr; 3],
-    metrics: [SocketAddr; 2],
-    clients: Handle,
-    tokens: Vec<HeaderValue>,
-    revocations: u64,
-) -> anyhow::Result<Phase> {
-    let mut conns = [
-        Conn::open(addrs[0]).await?,
-        Conn::open(addrs[1]).await?,
-        Conn::open(addrs[2]).await?,
-    ];
-    let (warm, measured) = tokens.split_at(WARM_UP_REVOCATIONS as usize);
-    let mut warm_up = Phase::new("warm-up");
-    phase(&mut conns, warm, &mut warm_up).await?;
-    let mut feed = Phase::new("feed only (a Redis key prefix per instance), at rest");
-    let sampling = Sampling::start(&clients, metrics);
-    phase(&mut conns, &measured[..revocations as usize], &mut feed).await?;
-    feed.modes = sampling.stop().await;
-    Ok(feed)
+    Ok(vec![quiet, busy])
 }
 
 /// The validation modes of instances 1 and 2 while a phase runs.
