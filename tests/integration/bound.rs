@@ -74,6 +74,33 @@ async fn two_warm_sessions(cluster: &Cluster) -> (Device, Device) {
 }
 
 /// Longer than the bound with room to spare: every instance's feed has missed it.
+/// `instance` ends `doomed` from `kept`'s device: a revocation answered 2xx.
+async fn end_other_device(instance: &Instance, doomed: &Device, kept: &Device) {
+    let ended = instance
+        .delete(
+            &format!("/api/v1/sessions/{}", doomed.session_id),
+            &kept.access_token,
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::OK, "{:?}", ended.body);
+}
+
+/// Waits until `instance`, back in touch with PostgreSQL, has read the log on: it refuses
+/// `doomed` and accepts `kept` again.
+async fn caught_up(instance: &Instance, doomed: &Device, kept: &Device) {
+    let deadline = Instant::now() + REVOCATION_BOUND * 5;
+    while verdict(instance, doomed).await != Verdict::Refused
+        || verdict(instance, kept).await != Verdict::Accepted
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{} never caught up from the log",
+            instance.name
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn past_the_bound() -> Duration {
     Duration::from_millis(u64::from(CONFIGURED_BOUND_MS) * 3)
 }
@@ -94,13 +121,7 @@ async fn an_instance_cut_off_from_postgres_refuses_what_others_revoke(fault: Mod
     assert_eq!(verdict(&cluster[0], &doomed).await, Verdict::Accepted);
     assert_eq!(readiness(&cluster[0]).await, StatusCode::OK);
 
-    let ended = cluster[1]
-        .delete(
-            &format!("/api/v1/sessions/{}", doomed.session_id),
-            &kept.access_token,
-        )
-        .await;
-    assert_eq!(ended.status, StatusCode::OK, "{:?}", ended.body);
+    end_other_device(&cluster[1], &doomed, &kept).await;
     let took = not_accepted_within(&cluster[0], &doomed, REVOCATION_BOUND).await;
     eprintln!("instance A stopped accepting the revoked session after {took:?}");
     for instance in &cluster.instances[1..] {
@@ -120,15 +141,7 @@ async fn an_instance_cut_off_from_postgres_refuses_what_others_revoke(fault: Mod
     }
 
     cluster.heal().await;
-    let deadline = Instant::now() + REVOCATION_BOUND * 5;
-    while verdict(&cluster[0], &kept).await != Verdict::Accepted {
-        assert!(
-            Instant::now() < deadline,
-            "A never caught up after the link came back"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(verdict(&cluster[0], &doomed).await, Verdict::Refused);
+    caught_up(&cluster[0], &doomed, &kept).await;
     assert_eq!(readiness(&cluster[0]).await, StatusCode::OK);
     cluster.stop().await;
 }
@@ -150,13 +163,7 @@ async fn an_instance_whose_postgres_link_is_reset_refuses_what_others_revoke() {
 async fn when_no_instance_reaches_postgres_cached_sessions_keep_validating() {
     let cluster = Cluster::start(3).await;
     let (doomed, kept) = two_warm_sessions(&cluster).await;
-    let ended = cluster[2]
-        .delete(
-            &format!("/api/v1/sessions/{}", doomed.session_id),
-            &kept.access_token,
-        )
-        .await;
-    assert_eq!(ended.status, StatusCode::OK);
+    end_other_device(&cluster[2], &doomed, &kept).await;
     cluster
         .refused_within(
             &[&doomed.access_token],
@@ -186,16 +193,7 @@ async fn when_no_instance_reaches_postgres_cached_sessions_keep_validating() {
     // Back in touch: each feed reads on, and a session the caches miss is asked of
     // PostgreSQL again (while vouched, it was 503 rather than a wait on the dead link).
     for instance in &cluster.instances {
-        let deadline = Instant::now() + REVOCATION_BOUND * 5;
-        while verdict(instance, &doomed).await != Verdict::Refused {
-            assert!(
-                Instant::now() < deadline,
-                "{} never caught up",
-                instance.name
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(verdict(instance, &kept).await, Verdict::Accepted);
+        caught_up(instance, &doomed, &kept).await;
     }
     cluster.stop().await;
 }
@@ -216,22 +214,11 @@ async fn without_heartbeats_an_instance_cut_off_from_postgres_fails_closed() {
         StatusCode::SERVICE_UNAVAILABLE
     );
 
-    let ended = cluster[1]
-        .delete(
-            &format!("/api/v1/sessions/{}", doomed.session_id),
-            &kept.access_token,
-        )
-        .await;
-    assert_eq!(ended.status, StatusCode::OK);
+    end_other_device(&cluster[1], &doomed, &kept).await;
     assert_eq!(verdict(&cluster[0], &doomed).await, Verdict::Unavailable);
 
     cluster.heal().await;
-    let deadline = Instant::now() + REVOCATION_BOUND * 5;
-    while verdict(&cluster[0], &doomed).await != Verdict::Refused {
-        assert!(Instant::now() < deadline, "A never caught up from the log");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(verdict(&cluster[0], &kept).await, Verdict::Accepted);
+    caught_up(&cluster[0], &doomed, &kept).await;
     cluster.stop().await;
 }
 
@@ -253,13 +240,7 @@ async fn a_revocation_that_no_feed_has_read_is_refused_by_a_vouched_instance() {
     cluster[1]
         .postgres
         .hold_upstream_when_answered(b"sessiond_revocations");
-    let ended = cluster[1]
-        .delete(
-            &format!("/api/v1/sessions/{}", doomed.session_id),
-            &kept.access_token,
-        )
-        .await;
-    assert_eq!(ended.status, StatusCode::OK, "{:?}", ended.body);
+    end_other_device(&cluster[1], &doomed, &kept).await;
     assert!(
         cluster[1]
             .postgres
@@ -283,16 +264,64 @@ async fn a_revocation_that_no_feed_has_read_is_refused_by_a_vouched_instance() {
     }
 
     cluster.heal().await;
-    let deadline = Instant::now() + REVOCATION_BOUND * 5;
     for instance in &cluster.instances {
-        while verdict(instance, &doomed).await != Verdict::Refused {
-            assert!(
-                Instant::now() < deadline,
-                "{} never caught up from the log",
+        caught_up(instance, &doomed, &kept).await;
+    }
+    cluster.stop().await;
+}
+
+/// B is cut off from Redis: it can neither beat nor write tombstones, yet it revokes
+/// through PostgreSQL. A, cut off from PostgreSQL, must not keep vouching on the strength of
+/// B's old heartbeat: B falls silent half a bound after its last one, and A fails closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_falls_silent_in_the_heartbeats_withdraws_the_others_vouch() {
+    let cluster = Cluster::start(2).await;
+    let (doomed, kept) = two_warm_sessions(&cluster).await;
+    cluster[0].postgres.set_mode(Mode::Blackhole);
+    tokio::time::sleep(past_the_bound()).await;
+    assert_eq!(verdict(&cluster[0], &doomed).await, Verdict::Accepted);
+
+    cluster[1].redis.set_mode(Mode::Reset);
+    end_other_device(&cluster[1], &doomed, &kept).await;
+    let took = not_accepted_within(&cluster[0], &doomed, REVOCATION_BOUND).await;
+    eprintln!("A stopped accepting the revoked session after {took:?}");
+    // A cannot tell which session ended: it refuses every one, and says so.
+    not_accepted_within(&cluster[0], &kept, REVOCATION_BOUND).await;
+    assert_eq!(verdict(&cluster[0], &kept).await, Verdict::Unavailable);
+    assert_eq!(
+        readiness(&cluster[0]).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    cluster.heal().await;
+    caught_up(&cluster[0], &doomed, &kept).await;
+    cluster.stop().await;
+}
+
+/// An instance that stops (a deploy) during a PostgreSQL outage says so in its final
+/// heartbeat: the others do not count its silence against their vouch, and keep validating.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_stops_during_an_outage_leaves_the_others_vouched_for() {
+    let mut cluster = Cluster::start(3).await;
+    let (_, kept) = two_warm_sessions(&cluster).await;
+    for instance in &cluster.instances {
+        instance.postgres.set_mode(Mode::Blackhole);
+    }
+    tokio::time::sleep(past_the_bound()).await;
+    let stopped = cluster.instances.pop().expect("three instances");
+    stopped.app.stop().await;
+    let outage = Instant::now();
+    while outage.elapsed() < past_the_bound() * 2 {
+        for instance in &cluster.instances {
+            assert_eq!(
+                verdict(instance, &kept).await,
+                Verdict::Accepted,
+                "instance {} signed a live session out when another one stopped",
                 instance.name
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    cluster.heal().await;
     cluster.stop().await;
 }

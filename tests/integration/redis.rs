@@ -1080,7 +1080,7 @@ on_both_targets!(
 );
 
 mod heartbeats {
-    use sessiond_domain::ports::{Heartbeat, Heartbeats, LogPosition};
+    use sessiond_domain::ports::{Heartbeat, Heartbeats, LogPosition, PublishedHeartbeat};
 
     use super::*;
 
@@ -1092,40 +1092,55 @@ mod heartbeats {
         }
     }
 
-    async fn each_exchange_publishes_one_heartbeat_and_returns_every_fresh_one(target: Target) {
+    /// The heartbeats, by position, without their ages.
+    fn beats(published: &[PublishedHeartbeat]) -> Vec<Heartbeat> {
+        let mut beats: Vec<Heartbeat> = published.iter().map(|p| p.heartbeat).collect();
+        beats.sort_by_key(|h| h.position);
+        beats
+    }
+
+    async fn each_exchange_publishes_one_heartbeat_and_returns_every_kept_one(target: Target) {
         let (cache, prefix) = target.cache().await;
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        let fresh_for = StdDuration::from_secs(5);
+        let keep_for = StdDuration::from_secs(5);
         let first = cache
-            .exchange(&heartbeat(a, 10, None), fresh_for)
+            .exchange(&heartbeat(a, 10, None), keep_for)
             .await
             .unwrap();
-        assert_eq!(first, vec![heartbeat(a, 10, None)]);
+        assert_eq!(beats(&first), vec![heartbeat(a, 10, None)]);
+        assert_eq!(first[0].age, StdDuration::ZERO);
         cache
-            .exchange(&heartbeat(b, 12, Some(11)), fresh_for)
+            .exchange(&heartbeat(b, 12, Some(11)), keep_for)
             .await
             .unwrap();
-        // A's next beat replaces its own and sees B's.
-        let mut seen = cache
-            .exchange(&heartbeat(a, 13, Some(12)), fresh_for)
+        tokio::time::sleep(StdDuration::from_millis(120)).await;
+        // A's next beat replaces its own and sees B's, as old as it is by Redis's clock.
+        let seen = cache
+            .exchange(&heartbeat(a, 13, Some(12)), keep_for)
             .await
             .unwrap();
-        seen.sort_by_key(|h| h.position);
         assert_eq!(
-            seen,
+            beats(&seen),
             vec![heartbeat(b, 12, Some(11)), heartbeat(a, 13, Some(12))]
         );
+        for published in &seen {
+            let expected = if published.heartbeat.instance == a {
+                StdDuration::ZERO..=StdDuration::ZERO
+            } else {
+                StdDuration::from_millis(110)..=StdDuration::from_secs(2)
+            };
+            assert!(expected.contains(&published.age), "{published:?}");
+            assert!(!published.left);
+        }
 
         // Another deployment (prefix) sees none of them.
         let (other, other_prefix) = target.cache().await;
         let c = Uuid::new_v4();
-        assert_eq!(
-            other
-                .exchange(&heartbeat(c, 1, None), fresh_for)
-                .await
-                .unwrap(),
-            vec![heartbeat(c, 1, None)]
-        );
+        let alone = other
+            .exchange(&heartbeat(c, 1, None), keep_for)
+            .await
+            .unwrap();
+        assert_eq!(beats(&alone), vec![heartbeat(c, 1, None)]);
         target.clean(&prefix).await;
         target.clean(&other_prefix).await;
     }
@@ -1133,22 +1148,53 @@ mod heartbeats {
     async fn an_instance_that_stopped_beating_drops_out(target: Target) {
         let (cache, prefix) = target.cache().await;
         let (gone, alive) = (Uuid::new_v4(), Uuid::new_v4());
-        let fresh_for = StdDuration::from_millis(300);
+        let keep_for = StdDuration::from_millis(300);
         cache
-            .exchange(&heartbeat(gone, 5, Some(9)), fresh_for)
+            .exchange(&heartbeat(gone, 5, Some(9)), keep_for)
             .await
             .unwrap();
         tokio::time::sleep(StdDuration::from_millis(450)).await;
         let seen = cache
-            .exchange(&heartbeat(alive, 10, None), fresh_for)
+            .exchange(&heartbeat(alive, 10, None), keep_for)
             .await
             .unwrap();
-        assert_eq!(seen, vec![heartbeat(alive, 10, None)]);
+        assert_eq!(beats(&seen), vec![heartbeat(alive, 10, None)]);
+        target.clean(&prefix).await;
+    }
+
+    async fn a_final_heartbeat_is_marked_left(target: Target) {
+        let (cache, prefix) = target.cache().await;
+        let (leaving, staying) = (Uuid::new_v4(), Uuid::new_v4());
+        let keep_for = StdDuration::from_secs(5);
+        cache
+            .exchange(&heartbeat(leaving, 5, Some(4)), keep_for)
+            .await
+            .unwrap();
+        cache
+            .leave(&heartbeat(leaving, 7, Some(6)), keep_for)
+            .await
+            .unwrap();
+        let seen = cache
+            .exchange(&heartbeat(staying, 8, None), keep_for)
+            .await
+            .unwrap();
+        let last = seen
+            .iter()
+            .find(|p| p.heartbeat.instance == leaving)
+            .expect("the final heartbeat is kept");
+        assert!(last.left);
+        assert_eq!(last.heartbeat, heartbeat(leaving, 7, Some(6)));
+        assert!(
+            seen.iter()
+                .filter(|p| p.heartbeat.instance == staying)
+                .all(|p| !p.left)
+        );
         target.clean(&prefix).await;
     }
 
     on_both_targets!(
-        each_exchange_publishes_one_heartbeat_and_returns_every_fresh_one,
+        each_exchange_publishes_one_heartbeat_and_returns_every_kept_one,
         an_instance_that_stopped_beating_drops_out,
+        a_final_heartbeat_is_marked_left,
     );
 }

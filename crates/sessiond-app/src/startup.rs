@@ -196,10 +196,9 @@ impl Application {
             let reads = Arc::clone(&feed);
             tokio::spawn(async move { reads.run(poll).await })
         });
-        let heartbeats = services
-            .feed
+        let beats = services.feed.clone().zip(self.heartbeats);
+        let heartbeats = beats
             .clone()
-            .zip(self.heartbeats)
             .map(|(feed, heartbeats)| tokio::spawn(heartbeat_job(feed, heartbeats, poll / 2)));
         let activity = tokio::spawn(activity_job(
             Arc::clone(&services.activity),
@@ -217,7 +216,13 @@ impl Application {
         {
             task.abort();
         }
-        // In-flight requests are done: what they noted goes out before the process does.
+        // In-flight requests are done: the other instances learn at once that this one
+        // serves (and revokes) no more, before its silence could cost them their vouch;
+        // then what the requests noted goes out before the process does.
+        if let Some((feed, heartbeats)) = beats {
+            feed.leave(heartbeats.as_ref(), heartbeats_kept_for(poll / 2))
+                .await;
+        }
         flush_activity(&services.activity, self.durable_sessions.as_ref()).await;
         result
     }
@@ -282,21 +287,26 @@ where
         .run())
 }
 
-/// Exchanges heartbeats every `every` (an eighth of the revocation bound). A heartbeat
-/// stays fresh for a few seconds, however short the bound: an instance that misses a few
-/// beats (a pause, a slow Redis) is not forgotten at once.
+/// Exchanges heartbeats every `every` (an eighth of the revocation bound).
 async fn heartbeat_job(
     feed: Arc<RevocationFeed>,
     heartbeats: Arc<dyn Heartbeats>,
     every: Duration,
 ) {
-    let fresh_for = (every * 20).max(Duration::from_secs(2));
+    let keep_for = heartbeats_kept_for(every);
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        feed.beat(heartbeats.as_ref(), fresh_for).await;
+        feed.beat(heartbeats.as_ref(), keep_for).await;
     }
+}
+
+/// How long Redis keeps a heartbeat that is no longer renewed: a few seconds, however
+/// short the bound, so that the others see an instance fall silent (and count it against
+/// their vouch) before its entry goes.
+fn heartbeats_kept_for(every: Duration) -> Duration {
+    (every * 20).max(Duration::from_secs(2))
 }
 
 /// Writes the activity validation noted, every `every`, in one batch.

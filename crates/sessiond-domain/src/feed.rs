@@ -4,7 +4,7 @@
 //! cannot reach Redis. How far it has read decides whether the caches may answer
 //! ([`CacheTrust`]); its heartbeats tell the other instances how far that is.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -14,7 +14,8 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::model::{RevocationMemory, SessionId, UserId};
 use crate::ports::{
-    Clock, Heartbeat, Heartbeats, LogPosition, NearCache, RevocationLog, SessionCache,
+    Clock, Heartbeat, Heartbeats, LogPosition, NearCache, PublishedHeartbeat, RevocationLog,
+    SessionCache,
 };
 use crate::trust::CacheTrust;
 
@@ -39,6 +40,18 @@ struct Progress {
     newest: Option<LogPosition>,
 }
 
+/// What the heartbeats have shown of the other instances.
+#[derive(Debug, Default)]
+struct Peers {
+    /// Those whose heartbeat was current at the last exchange.
+    current: HashSet<Uuid>,
+    /// Those that fell silent (a heartbeat older than half the bound, or gone), and when
+    /// this instance noticed: one may be cut off from Redis and still revoking through
+    /// PostgreSQL, so its silence vouches for nothing until a read of the log that began
+    /// after it has succeeded here.
+    silent: HashMap<Uuid, OffsetDateTime>,
+}
+
 /// Reads the revocation log into this instance's [`RevocationMemory`] and the caches.
 pub struct RevocationFeed {
     log: Arc<dyn RevocationLog>,
@@ -50,6 +63,7 @@ pub struct RevocationFeed {
     instance: Uuid,
     progress: Mutex<Progress>,
     status: Mutex<FeedStatus>,
+    peers: Mutex<Peers>,
 }
 
 impl std::fmt::Debug for RevocationFeed {
@@ -78,6 +92,7 @@ impl RevocationFeed {
             instance: Uuid::nil(),
             progress: Mutex::new(Progress::default()),
             status: Mutex::new(FeedStatus::default()),
+            peers: Mutex::new(Peers::default()),
         }
     }
 
@@ -164,33 +179,98 @@ impl RevocationFeed {
 
     /// Publishes how far this instance has read and learns how far the others have; the
     /// caches stay vouched for (while the log cannot be read) for half the bound after an
-    /// exchange that shows no instance has read an entry this one may lack. Run it eight
-    /// times per bound, with the log read four times: a revocation is read somewhere within
-    /// a quarter of the bound, published within an eighth more, seen here within another
-    /// eighth, and the vouch given just before lapses half a bound later at the latest, even
-    /// when no exchange succeeds after it. Four beats of slack keep a busy instance vouched.
-    pub async fn beat(&self, heartbeats: &dyn Heartbeats, fresh_for: Duration) {
+    /// exchange that shows no instance has read an entry this one may lack and none has
+    /// fallen silent. Run it eight times per bound, with the log read four times: a
+    /// revocation is read somewhere within a quarter of the bound, published within an
+    /// eighth more, seen here within another eighth, and the vouch given just before lapses
+    /// half a bound later at the latest, even when no exchange succeeds after it. An
+    /// instance that cannot publish (cut off from Redis, perhaps still revoking) is silent
+    /// here half a bound after its last heartbeat, so no vouch outlives the bound either.
+    /// `keep_for` is how long the store keeps a heartbeat that is no longer renewed.
+    pub async fn beat(&self, heartbeats: &dyn Heartbeats, keep_for: Duration) {
         let Some(trust) = &self.trust else {
             return;
         };
+        let own = self.own_heartbeat();
+        let started = self.clock.now();
+        let exchanged = heartbeats.exchange(&own, keep_for).await;
+        let vouch = match (&exchanged, self.progress().position) {
+            (Ok(all), Some(position)) => self.peers_vouch(all, position, started, trust),
+            _ => false,
+        };
+        if vouch {
+            trust.vouch_until(started + trust.bound() / 2);
+        } else {
+            trust.withdraw_vouch();
+        }
+    }
+
+    /// Publishes this instance's final heartbeat: it serves no more requests, so the
+    /// others need not count its silence against their vouch. Call it once the server
+    /// has stopped.
+    pub async fn leave(&self, heartbeats: &dyn Heartbeats, keep_for: Duration) {
+        if self.trust.is_some() {
+            // Best effort: if it fails, the others only count this instance as silent.
+            let _ = heartbeats.leave(&self.own_heartbeat(), keep_for).await;
+        }
+    }
+
+    fn own_heartbeat(&self) -> Heartbeat {
         let progress = self.progress();
-        let own = Heartbeat {
+        Heartbeat {
             instance: self.instance,
             position: progress.position.unwrap_or(LogPosition(0)),
             newest: progress.newest,
-        };
-        let started = self.clock.now();
-        let exchanged = heartbeats.exchange(&own, fresh_for).await;
-        let ahead = match &exchanged {
-            Ok(all) => all.iter().find(|other| {
-                other.instance != own.instance && other.newest.is_some_and(|n| n >= own.position)
-            }),
-            Err(_) => None,
-        };
-        match (exchanged.is_ok(), progress.position, ahead) {
-            (true, Some(_), None) => trust.vouch_until(started + trust.bound() / 2),
-            _ => trust.withdraw_vouch(),
         }
+    }
+
+    /// Whether the other instances' heartbeats, read at `now`, vouch for this instance at
+    /// `position`: none has read an entry at or beyond it, and none is silent.
+    fn peers_vouch(
+        &self,
+        all: &[PublishedHeartbeat],
+        position: LogPosition,
+        now: OffsetDateTime,
+        trust: &CacheTrust,
+    ) -> bool {
+        let current_within = trust.bound().unsigned_abs() / 2;
+        let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut ahead = false;
+        let mut current = HashSet::new();
+        let mut left = HashSet::new();
+        for peer in all.iter().filter(|p| p.heartbeat.instance != self.instance) {
+            let id = peer.heartbeat.instance;
+            ahead |= peer
+                .heartbeat
+                .newest
+                .is_some_and(|newest| newest >= position);
+            if peer.left {
+                left.insert(id);
+                peers.silent.remove(&id);
+            } else if peer.age <= current_within {
+                current.insert(id);
+                peers.silent.remove(&id);
+            } else {
+                peers.silent.entry(id).or_insert(now);
+            }
+        }
+        // Current at the last exchange and gone from this one: its entry expired.
+        let gone: Vec<Uuid> = peers
+            .current
+            .iter()
+            .filter(|id| !current.contains(id) && !left.contains(id))
+            .copied()
+            .collect();
+        for id in gone {
+            peers.silent.entry(id).or_insert(now);
+        }
+        peers.current = current;
+        // What a silent instance committed before it fell silent is held here once a read
+        // that began after that has succeeded.
+        if let Some(caught_up_to) = trust.caught_up_to() {
+            peers.silent.retain(|_, noticed| *noticed >= caught_up_to);
+        }
+        !ahead && peers.silent.is_empty()
     }
 
     fn progress(&self) -> Progress {

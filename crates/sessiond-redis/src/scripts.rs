@@ -211,34 +211,34 @@ return removed
     ))
 });
 
-/// Publishes one instance's heartbeat and returns every fresh one, in one round trip; the
-/// stale ones are dropped on the way. Freshness is judged on Redis's clock (`TIME`), so the
+/// Publishes one instance's heartbeat and returns every one still kept, in one round trip;
+/// older ones are dropped on the way. Ages are judged on Redis's clock (`TIME`), so the
 /// instances' clocks never need to agree.
 ///
 /// `KEYS[1]` the heartbeats hash; `ARGV[1]` the instance, `ARGV[2]` its position, `ARGV[3]`
-/// the newest entry it read (`-1` for none), `ARGV[4]` how long a heartbeat stays fresh
-/// (ms). Returns `[instance, "position newest at_ms", …]`. The hash expires once no
-/// instance has beaten for twice that long.
+/// the newest entry it read (`-1` for none), followed by ` left` in a final heartbeat,
+/// `ARGV[4]` how long a heartbeat is kept (ms). Returns `[instance, "position newest
+/// [left] at_ms", …]`. The hash expires once no instance has beaten for twice that long.
 pub(crate) static HEARTBEAT: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local fresh_for = tonumber(ARGV[4])
+local keep_for = tonumber(ARGV[4])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. string.format('%d', now))
 local all = redis.call('HGETALL', KEYS[1])
-local fresh = {}
+local kept = {}
 for i = 1, #all, 2 do
   local at = tonumber(string.match(all[i + 1], '(%d+)$'))
-  if at and at >= now - fresh_for then
-    fresh[#fresh + 1] = all[i]
-    fresh[#fresh + 1] = all[i + 1]
+  if at and at >= now - keep_for then
+    kept[#kept + 1] = all[i]
+    kept[#kept + 1] = all[i + 1]
   else
     redis.call('HDEL', KEYS[1], all[i])
   end
 end
-redis.call('PEXPIRE', KEYS[1], string.format('%d', fresh_for * 2))
-return fresh
+redis.call('PEXPIRE', KEYS[1], string.format('%d', keep_for * 2))
+return kept
 ",
     )
 });

@@ -477,12 +477,26 @@ fn at(millis: i64) -> OffsetDateTime {
     NOW + time::Duration::milliseconds(millis)
 }
 
+/// A heartbeat read back `age_ms` after it was published.
+fn published(heartbeat: Heartbeat, age_ms: u64) -> PublishedHeartbeat {
+    PublishedHeartbeat {
+        heartbeat,
+        age: Duration::from_millis(age_ms),
+        left: false,
+    }
+}
+
+/// Heartbeats that show `others`, each just published, beside ours.
 fn exchanging(others: Vec<Heartbeat>) -> MockHeartbeats {
+    exchanging_published(others.into_iter().map(|h| published(h, 0)).collect())
+}
+
+fn exchanging_published(others: Vec<PublishedHeartbeat>) -> MockHeartbeats {
     let mut heartbeats = MockHeartbeats::new();
     heartbeats
         .expect_exchange()
         .withf(|own, _| *own == heartbeat(7, 10, Some(8)))
-        .returning(move |own, _| Ok([vec![*own], others.clone()].concat()));
+        .returning(move |own, _| Ok([vec![published(*own, 0)], others.clone()].concat()));
     heartbeats
 }
 
@@ -536,7 +550,104 @@ async fn a_feed_that_never_read_the_log_is_never_vouched_for() {
     let mut heartbeats = MockHeartbeats::new();
     heartbeats
         .expect_exchange()
-        .returning(|own, _| Ok(vec![*own]));
+        .returning(|own, _| Ok(vec![published(*own, 0)]));
     feed.beat(&heartbeats, Duration::from_secs(5)).await;
     assert_eq!(trust.mode(NOW), ValidationMode::Closed);
+}
+
+#[tokio::test]
+async fn a_heartbeat_older_than_half_the_bound_withdraws_the_vouch() {
+    let trust = Arc::new(CacheTrust::new(BOUND));
+    let feed = cut_off_feed(&trust).await;
+    let late = published(heartbeat(1, 9, Some(8)), 101);
+    feed.beat(&exchanging_published(vec![late]), Duration::from_secs(5))
+        .await;
+    // It may be cut off from Redis and revoking through PostgreSQL.
+    assert_eq!(trust.mode(at(LATER + 50)), ValidationMode::Closed);
+    // Beating again: nothing it read is beyond ours, and it is heard.
+    let back = published(heartbeat(1, 9, Some(8)), 100);
+    feed.beat(&exchanging_published(vec![back]), Duration::from_secs(5))
+        .await;
+    assert_eq!(trust.mode(at(LATER + 50)), ValidationMode::Vouched);
+}
+
+#[tokio::test]
+async fn an_instance_whose_heartbeat_is_gone_withdraws_the_vouch_until_the_log_is_read_past_it() {
+    let trust = Arc::new(CacheTrust::new(BOUND));
+    let mut log = MockRevocationLog::new();
+    let mut order = Sequence::new();
+    let batch = || {
+        Ok(RevocationBatch {
+            revocations: vec![],
+            next: LogPosition(10),
+            newest: Some(LogPosition(8)),
+        })
+    };
+    log.expect_read()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(move |_| batch());
+    log.expect_read()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| Err(unavailable()));
+    log.expect_read()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(move |_| batch());
+    let (clock, millis) = moving_clock();
+    let feed = trusted_feed(log, &trust, clock);
+    feed.catch_up().await.unwrap();
+    millis.store(LATER, Ordering::SeqCst);
+    feed.catch_up().await.unwrap_err();
+
+    let peer = heartbeat(1, 9, Some(8));
+    feed.beat(&exchanging(vec![peer]), Duration::from_secs(5))
+        .await;
+    assert_eq!(trust.mode(at(LATER + 50)), ValidationMode::Vouched);
+    // Its entry expired: it stopped publishing, and it may still be revoking.
+    feed.beat(&exchanging(vec![]), Duration::from_secs(5)).await;
+    assert_eq!(trust.mode(at(LATER + 50)), ValidationMode::Closed);
+    feed.beat(&exchanging(vec![]), Duration::from_secs(5)).await;
+    assert_eq!(trust.mode(at(LATER + 50)), ValidationMode::Closed);
+    // A read that began after it fell silent holds what it committed before.
+    millis.store(LATER + 10, Ordering::SeqCst);
+    feed.catch_up().await.unwrap();
+    assert!(trust.mode(at(LATER + 60)).trusts_near_cache());
+    millis.store(LATER + 250, Ordering::SeqCst);
+    trust.read_failed();
+    feed.beat(&exchanging(vec![]), Duration::from_secs(5)).await;
+    assert_eq!(trust.mode(at(LATER + 300)), ValidationMode::Vouched);
+}
+
+#[tokio::test]
+async fn an_instance_that_left_does_not_withdraw_the_vouch() {
+    let trust = Arc::new(CacheTrust::new(BOUND));
+    let feed = cut_off_feed(&trust).await;
+    let peer = heartbeat(1, 9, Some(8));
+    feed.beat(&exchanging(vec![peer]), Duration::from_secs(5))
+        .await;
+    let gone = PublishedHeartbeat {
+        left: true,
+        ..published(peer, 3_000)
+    };
+    feed.beat(&exchanging_published(vec![gone]), Duration::from_secs(5))
+        .await;
+    assert_eq!(trust.mode(at(LATER + 50)), ValidationMode::Vouched);
+    // And once its final heartbeat expires, it is not missed either.
+    feed.beat(&exchanging(vec![]), Duration::from_secs(5)).await;
+    assert_eq!(trust.mode(at(LATER + 50)), ValidationMode::Vouched);
+}
+
+#[tokio::test]
+async fn leaving_publishes_the_final_heartbeat() {
+    let trust = Arc::new(CacheTrust::new(BOUND));
+    let feed = cut_off_feed(&trust).await;
+    let mut heartbeats = MockHeartbeats::new();
+    heartbeats
+        .expect_leave()
+        .withf(|last, _| *last == heartbeat(7, 10, Some(8)))
+        .times(1)
+        .returning(|_, _| Ok(()));
+    feed.leave(&heartbeats, Duration::from_secs(5)).await;
 }

@@ -17,20 +17,39 @@ pub struct Heartbeat {
     pub newest: Option<LogPosition>,
 }
 
+/// A heartbeat as read back from the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishedHeartbeat {
+    pub heartbeat: Heartbeat,
+    /// How long before the exchange that read it its instance published it, by the store's
+    /// clock (zero for the one just published).
+    pub age: Duration,
+    /// Its instance has stopped serving ([`Heartbeats::leave`]): it revokes nothing more.
+    pub left: bool,
+}
+
 /// Where the instances publish their heartbeats and read each other's (SPEC §8): Redis, so
 /// that an instance cut off from PostgreSQL can still learn whether another one has read a
-/// revocation that it has not.
+/// revocation that it has not, or has fallen silent.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait Heartbeats: Send + Sync {
     /// Publishes `own` and returns the heartbeats, `own`'s included, that their instances
-    /// published within the last `fresh_for` by the store's clock; older ones are dropped.
+    /// published within the last `keep_for` by the store's clock; older ones are dropped.
     ///
     /// # Errors
     /// [`StoreError`] when the store cannot be reached.
     async fn exchange(
         &self,
         own: &Heartbeat,
-        fresh_for: Duration,
-    ) -> Result<Vec<Heartbeat>, StoreError>;
+        keep_for: Duration,
+    ) -> Result<Vec<PublishedHeartbeat>, StoreError>;
+
+    /// Publishes `last` as the instance's final heartbeat, marked as left: it has stopped
+    /// serving, so the others need not wait to hear from it again.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be reached (the others then treat the
+    /// instance as fallen silent, which only costs them their vouch for a while).
+    async fn leave(&self, last: &Heartbeat, keep_for: Duration) -> Result<(), StoreError>;
 }

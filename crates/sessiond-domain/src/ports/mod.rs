@@ -25,7 +25,7 @@ pub use cleanup::{CleanupOutcome, SessionCleanup};
 pub use clock::Clock;
 pub use device::DeviceClassifier;
 pub use events::SessionEvents;
-pub use heartbeats::{Heartbeat, Heartbeats};
+pub use heartbeats::{Heartbeat, Heartbeats, PublishedHeartbeat};
 pub use near_cache::NearCache;
 pub use password::{HashError, PasswordHasher};
 pub use random::RandomSource;
