@@ -34,8 +34,12 @@ pub struct Settings {
     pub metrics_addr: SocketAddr,
     /// `DATABASE_URL`: PostgreSQL; none means in-memory storage.
     pub database_url: Option<SecretString>,
-    /// `REDIS_URL`: the live-session cache; none means no cache.
+    /// `REDIS_URL`: the live-session cache on one Redis server; none means no cache (or
+    /// a cluster).
     pub redis_url: Option<SecretString>,
+    /// `REDIS_CLUSTER_URLS`: the live-session cache on a Redis Cluster, comma-separated seed
+    /// nodes (SPEC §8); exclusive with `REDIS_URL`. A secret: the URLs may carry a password.
+    pub redis_cluster_urls: Option<SecretString>,
     /// `SESSIOND_ADMIN_EMAIL` + `SESSIOND_ADMIN_PASSWORD`: a `system_admin` created at
     /// start-up if missing.
     pub admin_email: Option<String>,
@@ -59,6 +63,7 @@ impl Default for Settings {
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9464)),
             database_url: None,
             redis_url: None,
+            redis_cluster_urls: None,
             admin_email: None,
             admin_password: None,
             log_format: LogFormat::Human,
@@ -355,7 +360,7 @@ impl Default for DatabaseConfig {
     }
 }
 
-/// Redis, when `REDIS_URL` is set.
+/// Redis, when `REDIS_URL` or `REDIS_CLUSTER_URLS` is set.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
@@ -430,7 +435,7 @@ fn setting_as_written(path: &str) -> String {
 }
 
 /// The seed's variable names (SPEC §1, §7) and where they land.
-const SEED_ENV_VARS: [(&str, &str); 19] = [
+const SEED_ENV_VARS: [(&str, &str); 20] = [
     ("SESSION_TIMEOUT_GUEST", "roles.guest.timeout"),
     ("SESSION_TIMEOUT_EMPLOYEE", "roles.hotel_employee.timeout"),
     ("SESSION_TIMEOUT_VENDOR", "roles.vendor_admin.timeout"),
@@ -442,6 +447,7 @@ const SEED_ENV_VARS: [(&str, &str); 19] = [
     ("SESSION_REFRESH_THRESHOLD", "sessions.refresh_threshold"),
     ("DATABASE_URL", "database_url"),
     ("REDIS_URL", "redis_url"),
+    ("REDIS_CLUSTER_URLS", "redis_cluster_urls"),
     ("JWT_SECRET", "jwt.secret"),
     ("ACCESS_TOKEN_TTL", "jwt.access_token_ttl"),
     ("BIND_ADDR", "bind_addr"),
@@ -462,10 +468,11 @@ fn seed_path(variable: &str) -> Option<&'static str> {
 
 /// Settings that are text whatever their value looks like (a secret of digits, a `kid` of
 /// `1`): taken from the environment verbatim instead of parsed.
-const TEXT_SETTINGS: [&str; 11] = [
+const TEXT_SETTINGS: [&str; 12] = [
     "env",
     "database_url",
     "redis_url",
+    "redis_cluster_urls",
     "admin_email",
     "admin_password",
     "log_format",
@@ -687,16 +694,46 @@ impl Settings {
         if self.jwt.access_token_ttl == 0 {
             return invalid("ACCESS_TOKEN_TTL must be positive".into());
         }
-        if self.redis_url.is_some() && self.database_url.is_none() {
+        if self.redis_url.is_some() && self.redis_cluster_urls.is_some() {
             return invalid(
-                "REDIS_URL needs DATABASE_URL: Redis caches PostgreSQL, it is not a store of its own"
+                "REDIS_URL and REDIS_CLUSTER_URLS are both set: sessiond caches in one Redis \
+                 server or in one Redis Cluster; unset one of them"
                     .into(),
             );
+        }
+        if self.redis_cluster_urls.is_some() && self.redis_cluster_seeds().is_empty() {
+            return invalid("REDIS_CLUSTER_URLS names no node (comma-separated URLs)".into());
+        }
+        for (variable, set) in [
+            ("REDIS_URL", self.redis_url.is_some()),
+            ("REDIS_CLUSTER_URLS", self.redis_cluster_urls.is_some()),
+        ] {
+            if set && self.database_url.is_none() {
+                return invalid(format!(
+                    "{variable} needs DATABASE_URL: Redis caches PostgreSQL, it is not a store of its own"
+                ));
+            }
         }
         if self.admin_email.is_some() != self.admin_password.is_some() {
             return invalid("SESSIOND_ADMIN_EMAIL and SESSIOND_ADMIN_PASSWORD go together".into());
         }
         Ok(())
+    }
+
+    /// The seed nodes of `REDIS_CLUSTER_URLS` (empty when unset): comma-separated, blanks
+    /// around each ignored.
+    pub fn redis_cluster_seeds(&self) -> Vec<String> {
+        self.redis_cluster_urls
+            .as_ref()
+            .map(|urls| {
+                urls.expose_secret()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|url| !url.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// How often the revocation log is read when no notification arrives: four times per

@@ -23,6 +23,12 @@ pub const CACHE_HITS: &str = "sessiond_cache_hits_total";
 pub const CACHE_MISSES: &str = "sessiond_cache_misses_total";
 pub const CACHE_FALLBACKS: &str = "sessiond_cache_fallbacks_total";
 pub const CACHE_DOWN: &str = "sessiond_cache_down";
+/// The cache's Redis Cluster (only with `REDIS_CLUSTER_URLS`): 1 when a node says
+/// `cluster_state:ok`, 0 when it says otherwise or none answers; the nodes it knows and the
+/// primaries serving slots (0 when none answers).
+pub const REDIS_CLUSTER_OK: &str = "sessiond_redis_cluster_ok";
+pub const REDIS_CLUSTER_NODES: &str = "sessiond_redis_cluster_known_nodes";
+pub const REDIS_CLUSTER_PRIMARIES: &str = "sessiond_redis_cluster_primaries";
 /// The revocation feed: how far behind the log this instance may be, what it remembers,
 /// what it applied and the reads of the log that failed.
 pub const FEED_LAG: &str = "sessiond_revocation_feed_lag_seconds";

@@ -33,12 +33,33 @@ pub trait CacheStatistics: Send + Sync {
     fn counts(&self) -> CacheCounts;
 }
 
+/// A Redis Cluster's state, as one of its nodes sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterState {
+    /// Every slot is served by a primary that node deems reachable (`cluster_state:ok`).
+    pub ok: bool,
+    /// Nodes known to the cluster, primaries and replicas, reachable or not.
+    pub known_nodes: u64,
+    /// Primaries serving slots.
+    pub primaries: u64,
+}
+
+/// A cache on a Redis Cluster, which readiness and metrics ask for the cluster's state.
+#[async_trait]
+pub trait ClusterProbe: Send + Sync {
+    /// The cluster's state; `None` when no node answers. The caller bounds how long it
+    /// waits.
+    async fn state(&self) -> Option<ClusterState>;
+}
+
 /// The stores of this instance as operations see them; `None` for a store not configured.
 #[derive(Clone, Default)]
 pub struct StoreProbes {
     pub postgres: Option<Arc<dyn ReadinessProbe>>,
     pub redis: Option<Arc<dyn ReadinessProbe>>,
     pub cache: Option<Arc<dyn CacheStatistics>>,
+    /// The cache's cluster, when it runs on one (`REDIS_CLUSTER_URLS`).
+    pub redis_cluster: Option<Arc<dyn ClusterProbe>>,
 }
 
 impl std::fmt::Debug for StoreProbes {
@@ -46,6 +67,7 @@ impl std::fmt::Debug for StoreProbes {
         f.debug_struct("StoreProbes")
             .field("postgres", &self.postgres.is_some())
             .field("redis", &self.redis.is_some())
+            .field("redis_cluster", &self.redis_cluster.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -61,6 +83,18 @@ impl ReadinessProbe for PgPool {
 impl ReadinessProbe for RedisSessionCache {
     async fn check(&self) -> bool {
         self.ping().await.is_ok()
+    }
+}
+
+#[async_trait]
+impl ClusterProbe for RedisSessionCache {
+    async fn state(&self) -> Option<ClusterState> {
+        let health = self.cluster_health().await.ok().flatten()?;
+        Some(ClusterState {
+            ok: health.ok,
+            known_nodes: health.known_nodes,
+            primaries: health.primaries,
+        })
     }
 }
 

@@ -1,5 +1,6 @@
-//! Chooses the storage adapters from the settings (SPEC §7): PostgreSQL when `DATABASE_URL`
-//! is set, with Redis in front of it when `REDIS_URL` is set too; in-memory otherwise.
+//! Chooses the storage adapters from the settings (SPEC §7, §8): PostgreSQL when
+//! `DATABASE_URL` is set, with Redis in front of it when `REDIS_URL` (one server) or
+//! `REDIS_CLUSTER_URLS` (a Redis Cluster) is set too; in-memory otherwise.
 //! The adapters are only chosen here; `services` composes them with the domain's caching
 //! and revocation feed.
 
@@ -17,10 +18,10 @@ use sessiond_postgres::{
     PgAttemptCounter, PgPool, PgRevocationLog, PgSessionCleanup, PgSessionRepository, PgSettings,
     PgUserRepository, run_migrations,
 };
-use sessiond_redis::{RedisSessionCache, RedisSettings};
+use sessiond_redis::{RedisClusterSettings, RedisSessionCache, RedisSettings, Topology};
 
 use crate::config::Settings;
-use crate::probes::{CacheStatistics, ReadinessProbe, StoreProbes};
+use crate::probes::{CacheStatistics, ClusterProbe, ReadinessProbe, StoreProbes};
 
 /// The storage ports, wired.
 #[derive(Clone)]
@@ -40,6 +41,9 @@ pub struct Storage {
     pub heartbeats: Option<Arc<dyn Heartbeats>>,
     /// The durable store, for readiness; `None` in memory.
     pub database_probe: Option<Arc<dyn ReadinessProbe>>,
+    /// The cache's Redis Cluster, for readiness and metrics; `None` unless the cache runs
+    /// on one.
+    pub cluster_probe: Option<Arc<dyn ClusterProbe>>,
 }
 
 /// The live-session cache as the service runs it: the domain's port, and what operations
@@ -72,6 +76,7 @@ impl Storage {
             revocation_log: None,
             heartbeats: None,
             database_probe: None,
+            cluster_probe: None,
         }
     }
 
@@ -92,6 +97,10 @@ impl Storage {
             heartbeats: cache
                 .clone()
                 .map(|redis| Arc::new(redis) as Arc<dyn Heartbeats>),
+            cluster_probe: cache
+                .clone()
+                .filter(|redis| redis.topology() == Topology::Cluster)
+                .map(|redis| Arc::new(redis) as Arc<dyn ClusterProbe>),
             cache: cache.map(|redis| Arc::new(redis) as Arc<dyn ObservableCache>),
             revocation_log,
             database_probe: Some(Arc::new(pool)),
@@ -117,6 +126,7 @@ impl Storage {
                 .cache
                 .clone()
                 .map(|cache| cache as Arc<dyn CacheStatistics>),
+            redis_cluster: self.cluster_probe.clone(),
         }
     }
 
@@ -145,23 +155,43 @@ impl Storage {
                 tracing::info!(migration = %name, "applied migration");
             }
         }
-        let cache = match &settings.redis_url {
-            Some(url) => Some(
-                RedisSessionCache::connect(RedisSettings {
-                    url: url.expose_secret().to_owned(),
-                    key_prefix: settings.redis.key_prefix.clone(),
-                    command_timeout: Duration::from_millis(settings.redis.command_timeout_ms),
-                })
-                .await
-                .context("REDIS_URL")?,
-            ),
-            None => {
-                tracing::info!("no REDIS_URL: every request validates against PostgreSQL");
-                None
-            }
-        };
+        let cache = redis_cache(settings).await?;
         Ok(Self::postgres(pool, cache))
     }
+}
+
+/// The live-session cache the settings name: on one server (`REDIS_URL`), on a Redis
+/// Cluster (`REDIS_CLUSTER_URLS`; the settings refuse both at once), or none.
+///
+/// # Errors
+/// When a URL cannot be used.
+async fn redis_cache(settings: &Settings) -> anyhow::Result<Option<RedisSessionCache>> {
+    let key_prefix = settings.redis.key_prefix.clone();
+    let command_timeout = Duration::from_millis(settings.redis.command_timeout_ms);
+    if let Some(url) = &settings.redis_url {
+        let cache = RedisSessionCache::connect(RedisSettings {
+            url: url.expose_secret().to_owned(),
+            key_prefix,
+            command_timeout,
+        })
+        .await
+        .context("REDIS_URL")?;
+        return Ok(Some(cache));
+    }
+    if settings.redis_cluster_urls.is_some() {
+        let cache = RedisSessionCache::connect_cluster(RedisClusterSettings {
+            seeds: settings.redis_cluster_seeds(),
+            key_prefix,
+            command_timeout,
+        })
+        .await
+        .context("REDIS_CLUSTER_URLS")?;
+        return Ok(Some(cache));
+    }
+    tracing::info!(
+        "no REDIS_URL nor REDIS_CLUSTER_URLS: every request validates against PostgreSQL"
+    );
+    Ok(None)
 }
 
 /// The PostgreSQL pool, if `DATABASE_URL` is set.

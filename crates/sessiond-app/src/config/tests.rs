@@ -238,3 +238,48 @@ fn an_unreadable_value_is_named_as_the_user_set_it() {
         Ok(())
     });
 }
+
+#[test]
+fn a_redis_cluster_is_named_by_its_seeds_and_excludes_redis_url() {
+    Jail::expect_with(|jail| {
+        jail.set_env("JWT_SECRET", SECRET);
+        jail.set_env("DATABASE_URL", "postgres://localhost/sessiond");
+        jail.set_env(
+            "REDIS_CLUSTER_URLS",
+            " redis://10.0.0.1:7000, redis://:pw@10.0.0.2:7001 ,,",
+        );
+        let settings = Settings::load(jail.directory()).map_err(|e| e.to_string())?;
+        assert_eq!(
+            settings.redis_cluster_seeds(),
+            vec!["redis://10.0.0.1:7000", "redis://:pw@10.0.0.2:7001"]
+        );
+        assert!(settings.redis_url.is_none());
+
+        jail.set_env("REDIS_URL", "redis://10.0.0.3:6379");
+        let error = Settings::load(jail.directory()).unwrap_err().to_string();
+        assert!(
+            error.contains("REDIS_URL and REDIS_CLUSTER_URLS are both set"),
+            "{error}"
+        );
+
+        jail.clear_env();
+        jail.set_env("JWT_SECRET", SECRET);
+        jail.set_env("DATABASE_URL", "postgres://localhost/sessiond");
+        jail.set_env("REDIS_CLUSTER_URLS", " , ");
+        let error = Settings::load(jail.directory()).unwrap_err().to_string();
+        assert!(
+            error.contains("REDIS_CLUSTER_URLS names no node"),
+            "{error}"
+        );
+
+        jail.clear_env();
+        jail.set_env("JWT_SECRET", SECRET);
+        jail.set_env("REDIS_CLUSTER_URLS", "redis://10.0.0.1:7000");
+        let error = Settings::load(jail.directory()).unwrap_err().to_string();
+        assert!(
+            error.contains("REDIS_CLUSTER_URLS needs DATABASE_URL"),
+            "{error}"
+        );
+        Ok(())
+    });
+}

@@ -20,7 +20,7 @@ use super::problem::Problem;
 use super::routes::{account, admin, auth, health, sessions};
 use super::views::{
     CurrentView, EndedSessionView, EndedView, Liveness, PrincipalView, Readiness, ReadinessChecks,
-    ReasonSchema, RoleSchema, SessionView, StoreStatus, TokenView, UserView,
+    ReasonSchema, RedisClusterCheck, RoleSchema, SessionView, StoreStatus, TokenView, UserView,
 };
 
 /// The name of the Bearer security scheme in the document.
@@ -74,6 +74,8 @@ pub const BEARER: &str = "bearer";
         Liveness,
         Readiness,
         ReadinessChecks,
+        RedisClusterCheck,
+        RedisClusterCheck,
         StoreStatus,
     )),
     modifiers(&BearerScheme, &ProblemResponses),

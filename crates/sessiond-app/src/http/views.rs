@@ -267,8 +267,19 @@ impl Readiness {
                 "ready"
             },
             validation: validation.as_str(),
-            checks: ReadinessChecks { postgres, redis },
+            checks: ReadinessChecks {
+                postgres,
+                redis,
+                redis_cluster: None,
+            },
         }
+    }
+
+    /// With the state of the cache's Redis Cluster (`REDIS_CLUSTER_URLS`).
+    #[must_use]
+    pub fn with_redis_cluster(mut self, cluster: RedisClusterCheck) -> Self {
+        self.checks.redis_cluster = Some(cluster);
+        self
     }
 
     pub fn is_ready(&self) -> bool {
@@ -280,7 +291,44 @@ impl Readiness {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReadinessChecks {
     postgres: StoreStatus,
+    /// The server, or with a Redis Cluster every primary, answers `PING`.
     redis: StoreStatus,
+    /// Only when the cache runs on a Redis Cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis_cluster: Option<RedisClusterCheck>,
+}
+
+/// The cache's Redis Cluster, as one of its nodes sees it (`CLUSTER INFO`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedisClusterCheck {
+    /// `ok` (every slot is served), `fail` (some slot is not, e.g. during a failover) or
+    /// `unreachable` (no node answered).
+    #[schema(pattern = "^(ok|fail|unreachable)$")]
+    state: &'static str,
+    /// Nodes known to the cluster, primaries and replicas; absent when unreachable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    known_nodes: Option<u64>,
+    /// Primaries serving slots; absent when unreachable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    primaries: Option<u64>,
+}
+
+impl RedisClusterCheck {
+    /// From the cluster's state, `None` when no node answered.
+    pub fn new(state: Option<crate::probes::ClusterState>) -> Self {
+        match state {
+            Some(state) => Self {
+                state: if state.ok { "ok" } else { "fail" },
+                known_nodes: Some(state.known_nodes),
+                primaries: Some(state.primaries),
+            },
+            None => Self {
+                state: "unreachable",
+                known_nodes: None,
+                primaries: None,
+            },
+        }
+    }
 }
 
 /// One store's state; `not_configured` with in-memory storage.

@@ -8,8 +8,8 @@ use sessiond_domain::ports::Clock;
 use sessiond_domain::trust::ValidationMode;
 
 use crate::http::state::AppState;
-use crate::http::views::{Liveness, Readiness, StoreStatus};
-use crate::probes::ReadinessProbe;
+use crate::http::views::{Liveness, Readiness, RedisClusterCheck, StoreStatus};
+use crate::probes::{ClusterProbe, ReadinessProbe};
 use crate::system::SystemClock;
 
 /// How long readiness waits for each store: a probe must answer fast to be useful.
@@ -34,7 +34,8 @@ async fn live() -> HttpResponse {
 
 /// 200 while this instance can validate requests correctly, 503 only when it cannot: with
 /// Redis, when validation has failed closed (SPEC §8); without, when PostgreSQL is down.
-/// Each store's state is in the body either way. In-memory storage is always ready.
+/// Each store's state is in the body either way, and the Redis Cluster's when the cache
+/// runs on one. In-memory storage is always ready.
 #[utoipa::path(
     get,
     path = "/health/ready",
@@ -53,7 +54,10 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
         None if postgres == StoreStatus::Down => ValidationMode::Closed,
         None => ValidationMode::StoreOnly,
     };
-    let readiness = Readiness::new(validation, postgres, redis);
+    let mut readiness = Readiness::new(validation, postgres, redis);
+    if let Some(cluster) = stores.redis_cluster.as_deref() {
+        readiness = readiness.with_redis_cluster(cluster_check(cluster).await);
+    }
     if readiness.is_ready() {
         HttpResponse::Ok().json(readiness)
     } else {
@@ -74,6 +78,17 @@ async fn status(probe: Option<&dyn ReadinessProbe>) -> StoreStatus {
     } else {
         StoreStatus::Down
     }
+}
+
+/// The cluster's state; one whose nodes do not answer within [`PROBE_TIMEOUT`] is
+/// unreachable.
+async fn cluster_check(probe: &dyn ClusterProbe) -> RedisClusterCheck {
+    RedisClusterCheck::new(
+        tokio::time::timeout(PROBE_TIMEOUT, probe.state())
+            .await
+            .ok()
+            .flatten(),
+    )
 }
 
 #[cfg(test)]

@@ -9,9 +9,12 @@ use crate::http::state::AppState;
 use crate::metrics::{
     ACTIVITY_DROPPED, ACTIVITY_PENDING, CACHE_DOWN, CACHE_FALLBACKS, CACHE_HITS, CACHE_MISSES,
     FEED_APPLIED, FEED_FAILED_READS, FEED_LAG, FEED_REMEMBERED, NEAR_CACHE_ENTRIES,
-    VALIDATION_MODE, handle,
+    REDIS_CLUSTER_NODES, REDIS_CLUSTER_OK, REDIS_CLUSTER_PRIMARIES, VALIDATION_MODE, handle,
 };
 use crate::system::SystemClock;
+
+/// How long a scrape waits for the Redis Cluster's state.
+const CLUSTER_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub fn resource() -> Resource {
     web::resource("/metrics").route(web::get().to(render))
@@ -26,6 +29,18 @@ async fn render(state: web::Data<AppState>) -> HttpResponse {
         metrics::counter!(CACHE_MISSES).absolute(counts.misses);
         metrics::counter!(CACHE_FALLBACKS).absolute(counts.fallbacks);
         metrics::gauge!(CACHE_DOWN).set(if counts.down { 1.0 } else { 0.0 });
+    }
+    if let Some(cluster) = &state.stores.redis_cluster {
+        // Asked at scrape time, bounded: a scrape never waits on a hung node for long.
+        let cluster = tokio::time::timeout(CLUSTER_PROBE_TIMEOUT, cluster.state())
+            .await
+            .ok()
+            .flatten();
+        let (ok, nodes, primaries) =
+            cluster.map_or((false, 0, 0), |c| (c.ok, c.known_nodes, c.primaries));
+        metrics::gauge!(REDIS_CLUSTER_OK).set(if ok { 1.0 } else { 0.0 });
+        metrics::gauge!(REDIS_CLUSTER_NODES).set(nodes as f64);
+        metrics::gauge!(REDIS_CLUSTER_PRIMARIES).set(primaries as f64);
     }
     if let Some(feed) = &state.feed {
         let status = feed.status();
