@@ -30,8 +30,10 @@ unit: ## Only the fast tests: domain, memory, crypto, user-agent and app units (
 		-p sessiond-argon2 -p sessiond-useragent -p sessiond-app
 
 # The API fuzzing runs before the test suite so that the suite's summary closes the output.
-test: fmt-check lint quickstart fuzz-api ## Everything: format, lint, the README's quick start, API fuzzing, unit, contract, HTTP and browser tests on real services
-	$(CARGO) $(TEST_RUNNER) --workspace
+# The Redis Cluster backend's tests share one local cluster for the run (TEST_REDIS_CLUSTER_URLS);
+# the cluster fault tests start their own.
+test: fmt-check lint quickstart fuzz-api ## Everything: format, lint, the README's quick start, API fuzzing, unit, contract, HTTP and browser tests on real services (one server and a Redis Cluster)
+	scripts/redis-cluster.sh run -- $(CARGO) $(TEST_RUNNER) --workspace
 
 quickstart: ## Run the README's quick start as written against a fresh sessiond (needs curl, jq)
 	CARGO="$(CARGO)" scripts/quickstart.sh

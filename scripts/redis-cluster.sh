@@ -29,17 +29,50 @@ port_is_free() {
     ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# A port whose cluster bus port (+10000) is free too.
+# A port whose cluster bus port (+10000) is free too, both below the ephemeral range (where
+# the kernel picks the local ports of outgoing connections, which a listener cannot bind).
 free_port() {
-    local port
+    local ephemeral port
+    ephemeral=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    local span=$((ephemeral - 10000 - 10000))
     for _ in $(seq 1 200); do
-        port=$((20000 + RANDOM % 35000))
+        port=$((10000 + RANDOM % span))
         if port_is_free "$port" && port_is_free $((port + 10000)); then
             echo "$port"
             return
         fi
     done
     echo "redis-cluster: no free port found" >&2
+    return 1
+}
+
+# Starts one node in <dir>/<port> and sets `started` to its port; a node that cannot bind
+# its ports (taken meanwhile) is tried again on others.
+start_node() {
+    local dir=$1 port pid
+    for _ in $(seq 1 20); do
+        port=$(free_port)
+        mkdir -p "$dir/$port"
+        redis-server --port "$port" --bind 127.0.0.1 --protected-mode no \
+            --cluster-enabled yes --cluster-config-file "$dir/$port/nodes.conf" \
+            --cluster-node-timeout "$NODE_TIMEOUT_MS" --cluster-replica-validity-factor 0 \
+            --repl-diskless-sync-delay 0 \
+            --save "" --appendonly no --dir "$dir/$port" --logfile "$dir/$port/redis.log" \
+            </dev/null >/dev/null 2>&1 &
+        pid=$!
+        echo "$pid" >"$dir/$port/pid"
+        local deadline=$((SECONDS + 10))
+        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+            if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then
+                started=$port
+                return
+            fi
+            sleep 0.02
+        done
+        kill -9 "$pid" 2>/dev/null || true
+        rm -rf "${dir:?}/$port"
+    done
+    echo "redis-cluster: no node could start" >&2
     return 1
 }
 
@@ -75,22 +108,10 @@ start() {
     local dir=$1 owner=${2:-}
     mkdir -p "$dir"
     ports=()
-    local port i
+    local port i started
     for ((i = 0; i < NODES; i++)); do
-        port=$(free_port)
-        ports+=("$port")
-        mkdir -p "$dir/$port"
-        redis-server --port "$port" --bind 127.0.0.1 --protected-mode no \
-            --cluster-enabled yes --cluster-config-file "$dir/$port/nodes.conf" \
-            --cluster-node-timeout "$NODE_TIMEOUT_MS" --cluster-replica-validity-factor 0 \
-            --repl-diskless-sync-delay 0 \
-            --save "" --appendonly no --dir "$dir/$port" --logfile "$dir/$port/redis.log" \
-            </dev/null >/dev/null 2>&1 &
-        echo $! >"$dir/$port/pid"
-    done
-    for port in "${ports[@]}"; do
-        wait_for "redis-server on port $port answering" 10 \
-            bash -c "redis-cli -p $port ping 2>/dev/null | grep -q PONG"
+        start_node "$dir"
+        ports+=("$started")
     done
     local addresses=()
     for port in "${ports[@]}"; do addresses+=("127.0.0.1:$port"); done
@@ -123,6 +144,8 @@ stop() {
 case ${1:-} in
 start)
     [[ $# -ge 2 ]] || usage
+    # Nothing is left running when start-up fails.
+    trap 'status=$?; ((status == 0)) || stop "$2"' EXIT
     start "$2" "${3:-}"
     ;;
 stop)

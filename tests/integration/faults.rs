@@ -55,7 +55,7 @@ fn redis_cli(server: &RedisServer, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-async fn status(app: &TestApp, device: &Device) -> StatusCode {
+pub(crate) async fn status(app: &TestApp, device: &Device) -> StatusCode {
     app.get("/api/v1/sessions/current", &device.access_token)
         .await
         .status
@@ -93,7 +93,7 @@ async fn a_flush_logs_nobody_out_and_revives_no_revoked_session() {
 
 /// Requests keep flowing while `fault` runs: live sessions must never be refused, revoked
 /// ones never accepted.
-struct Stream {
+pub(crate) struct Stream {
     stop: Arc<AtomicBool>,
     refused_live: Arc<AtomicUsize>,
     accepted_revoked: Arc<AtomicUsize>,
@@ -102,7 +102,7 @@ struct Stream {
 }
 
 impl Stream {
-    fn start(
+    pub(crate) fn start(
         app: Arc<TestApp>,
         live: Vec<Device>,
         revoked: Arc<std::sync::Mutex<Vec<Device>>>,
@@ -146,7 +146,7 @@ impl Stream {
         }
     }
 
-    async fn finish(self) -> (usize, usize, usize) {
+    pub(crate) async fn finish(self) -> (usize, usize, usize) {
         self.stop.store(true, Ordering::SeqCst);
         self.task.await.unwrap();
         (
@@ -157,7 +157,7 @@ impl Stream {
     }
 }
 
-async fn revoke(app: &TestApp, by: &Device, target: &Device) {
+pub(crate) async fn revoke(app: &TestApp, by: &Device, target: &Device) {
     let reply = app
         .delete(
             &format!("/api/v1/sessions/{}", target.session_id),

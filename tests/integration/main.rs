@@ -24,4 +24,5 @@ mod openapi;
 mod postgres;
 mod properties;
 mod redis;
+mod redis_cluster;
 mod revocation;

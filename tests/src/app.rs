@@ -9,8 +9,10 @@ use sessiond_app::storage::Storage;
 use sessiond_app::{Application, Settings};
 use sessiond_domain::model::{Email, Password, Role};
 use sessiond_domain::service::{AccountService, CleanupService, NewAccount};
-use sessiond_redis::{RedisSessionCache, RedisSettings};
+use sessiond_redis::{RedisClusterSettings, RedisSessionCache, RedisSettings};
 use uuid::Uuid;
+
+use crate::redis_cluster::shared_cluster_urls;
 
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -97,6 +99,9 @@ pub enum Backend {
     Postgres,
     /// A fresh PostgreSQL database behind the shared Redis, under a key prefix of its own.
     PostgresRedis,
+    /// A fresh PostgreSQL database behind the shared test Redis Cluster
+    /// ([`shared_cluster_urls`]), under a key prefix of its own.
+    PostgresRedisCluster,
 }
 
 impl Backend {
@@ -111,6 +116,14 @@ impl Backend {
                     .expect("the shared Redis");
                 Storage::postgres(fresh_pool().await, Some(cache))
             }
+            Backend::PostgresRedisCluster => {
+                let cache = RedisSessionCache::connect_cluster(redis_cluster_settings(
+                    shared_cluster_urls(),
+                ))
+                .await
+                .expect("the shared test cluster");
+                Storage::postgres(fresh_pool().await, Some(cache))
+            }
         }
     }
 }
@@ -122,6 +135,15 @@ pub const SHARED_REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub fn redis_settings(url: &str) -> RedisSettings {
     RedisSettings {
         url: url.to_owned(),
+        key_prefix: format!("test:{}:", Uuid::new_v4().simple()),
+        command_timeout: std::time::Duration::from_millis(500),
+    }
+}
+
+/// Cluster cache settings for `seeds` under a key prefix no other test uses.
+pub fn redis_cluster_settings(seeds: Vec<String>) -> RedisClusterSettings {
+    RedisClusterSettings {
+        seeds,
         key_prefix: format!("test:{}:", Uuid::new_v4().simple()),
         command_timeout: std::time::Duration::from_millis(500),
     }
@@ -323,7 +345,8 @@ pub async fn read(request: RequestBuilder) -> Reply {
 }
 
 /// Generates, for each named `async fn name(backend: Backend)`, one `#[tokio::test]` per
-/// backend: `memory::name`, `postgres::name`, `postgres_redis::name`.
+/// backend: `memory::name`, `postgres::name`, `postgres_redis::name`,
+/// `postgres_redis_cluster::name`.
 #[macro_export]
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
@@ -348,6 +371,14 @@ macro_rules! on_every_backend {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name($crate::app::Backend::PostgresRedis).await;
+                }
+            )*
+        }
+        mod postgres_redis_cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::app::Backend::PostgresRedisCluster).await;
                 }
             )*
         }
