@@ -13,13 +13,15 @@ use std::time::{Duration, Instant};
 use redis::cluster::ClusterClient;
 use reqwest::StatusCode;
 use sessiond_app::storage::Storage;
-use sessiond_domain::model::Role;
+use sessiond_domain::model::{Role, SessionId, UserId};
+use sessiond_domain::ports::SessionCache;
 use sessiond_postgres::{PgPool, testing};
 use sessiond_redis::RedisSessionCache;
 use sessiond_tests::app::{
     ANDROID, Backend, Device, IPHONE, TestApp, WINDOWS, redis_cluster_settings, test_settings,
 };
 use sessiond_tests::redis_cluster::RedisCluster;
+use uuid::Uuid;
 
 use crate::faults::{Stream, revoke, status};
 
@@ -354,4 +356,64 @@ async fn readiness_and_metrics_show_the_cluster() {
         "{}",
         ready.body
     );
+}
+
+/// While one primary fails over, its slots fail and the others answer: that is one outage
+/// (logged when it starts and when it ends), not one per request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_is_one_outage_for_the_cache_not_one_per_request() {
+    let cluster = RedisCluster::start();
+    let settings = redis_cluster_settings(cluster.urls());
+    let prefix = settings.key_prefix.clone();
+    let cache = RedisSessionCache::connect_cluster(settings).await.unwrap();
+    let first = cluster.ports()[0];
+    // Two users whose slots two different primaries serve.
+    let key_of = |user: UserId| session_key(&prefix, &user.to_string(), "s");
+    let doomed = UserId::from_uuid(Uuid::new_v4());
+    let primary = cluster.primary_of_key(first, &key_of(doomed));
+    let healthy = std::iter::repeat_with(|| UserId::from_uuid(Uuid::new_v4()))
+        .find(|user| cluster.primary_of_key(first, &key_of(*user)) != primary)
+        .unwrap();
+    let session = SessionId::from_uuid(Uuid::new_v4());
+    assert_eq!(cache.get(doomed, session).await.unwrap(), None);
+    assert!(!cache.stats().outage);
+
+    cluster.kill(primary);
+    let (mut failed, mut answered, mut stalled) = (0, 0, 0);
+    for _ in 0..40 {
+        if cache.get(doomed, session).await.is_ok() {
+            break; // failed over
+        }
+        failed += 1;
+        // The other nodes answer, though not always in time: the client refreshes its
+        // slot map meanwhile.
+        match cache.get(healthy, session).await {
+            Ok(found) => {
+                assert_eq!(found, None);
+                answered += 1;
+                assert!(
+                    cache.stats().outage,
+                    "an answer from another node ended the outage"
+                );
+            }
+            Err(_) => stalled += 1,
+        }
+    }
+    println!(
+        "during the failover: {failed} commands to the killed primary's slots failed; \
+         to another primary's, {answered} answered and {stalled} timed out"
+    );
+    assert!(
+        failed > 0,
+        "no command found the killed primary unreachable"
+    );
+    assert!(answered > 0, "no other node answered during the failover");
+    // Once its slots answer again and stay quiet for a second, the outage ends.
+    let quiet = Instant::now();
+    while cache.stats().outage {
+        assert!(quiet.elapsed() < SETTLE_WITHIN, "the outage never ended");
+        let _ = cache.get(doomed, session).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(cache.get(doomed, session).await.unwrap(), None);
 }

@@ -33,6 +33,12 @@ use crate::error::{RedisCacheError, is_unavailable};
 /// trying again: no thundering herd against a Redis that is down.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
 
+/// On a cluster, one node's failure is not the others': while a primary fails over, its
+/// slots fail and the others answer. The outage ends only once no command has found a node
+/// unreachable for this long, so that a failover is one outage (logged twice), not one per
+/// request.
+const CLUSTER_OUTAGE_QUIET: Duration = Duration::from_secs(1);
+
 /// Where and how to reach one Redis server.
 #[derive(Clone)]
 pub struct RedisSettings {
@@ -168,6 +174,9 @@ pub(crate) struct Connections {
     next_id: AtomicU64,
     /// Redis is considered unreachable (logged once when it starts and once when it ends).
     outage: AtomicBool,
+    /// When a command last found Redis unreachable, in ms after `created`.
+    last_unavailable_ms: AtomicU64,
+    created: Instant,
     /// Commands that failed (unreachable, timeout, error reply).
     failed: AtomicU64,
     /// Connections opened (the first one included).
@@ -236,6 +245,8 @@ impl Connections {
             connecting: tokio::sync::Mutex::new(None),
             next_id: AtomicU64::new(0),
             outage: AtomicBool::new(false),
+            last_unavailable_ms: AtomicU64::new(0),
+            created: Instant::now(),
             failed: AtomicU64::new(0),
             opened: AtomicU64::new(0),
         }
@@ -415,7 +426,14 @@ impl Connections {
         }
     }
 
+    /// Milliseconds since this was built.
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     fn mark_down(&self, error: &RedisCacheError) {
+        self.last_unavailable_ms
+            .store(self.elapsed_ms(), Ordering::Relaxed);
         if !self.outage.swap(true, Ordering::AcqRel) {
             tracing::warn!(
                 error = %ErrorChain(error),
@@ -425,7 +443,18 @@ impl Connections {
     }
 
     fn mark_up(&self) {
-        if self.outage.load(Ordering::Relaxed) && self.outage.swap(false, Ordering::AcqRel) {
+        if !self.outage.load(Ordering::Relaxed) {
+            return;
+        }
+        if self.topology() == Topology::Cluster {
+            let since = self
+                .elapsed_ms()
+                .saturating_sub(self.last_unavailable_ms.load(Ordering::Relaxed));
+            if u128::from(since) < CLUSTER_OUTAGE_QUIET.as_millis() {
+                return;
+            }
+        }
+        if self.outage.swap(false, Ordering::AcqRel) {
             tracing::info!("Redis is reachable again");
         }
     }

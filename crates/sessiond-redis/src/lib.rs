@@ -100,6 +100,12 @@
 //! `EVAL` and the body, routed like the `EVALSHA`, never with a `SCRIPT LOAD` sent to every
 //! node, which fails while a dead node is still listed.
 //!
+//! While a primary fails over, commands for its slots fail (and a command for another
+//! node's may time out once while the client refreshes its slot map): callers read
+//! PostgreSQL meanwhile. That is one outage, logged when it starts and when it ends: it
+//! ends once no command has found a node unreachable for a second, not at the first answer
+//! from a healthy node.
+//!
 //! A failover may lose writes the old primary acknowledged (Redis Cluster replicates
 //! asynchronously): a put (harmless: a miss reads PostgreSQL) or a tombstone. A lost
 //! tombstone is the case the revocation feed covers, as after a restart (see "Ordering").
