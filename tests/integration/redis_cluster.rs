@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use redis::cluster::ClusterClient;
 use reqwest::StatusCode;
+use secrecy::SecretString;
 use sessiond_app::storage::Storage;
 use sessiond_domain::model::{Role, SessionId, UserId};
 use sessiond_domain::ports::SessionCache;
@@ -20,7 +21,7 @@ use sessiond_redis::RedisSessionCache;
 use sessiond_tests::app::{
     ANDROID, Backend, Device, IPHONE, TestApp, WINDOWS, redis_cluster_settings, test_settings,
 };
-use sessiond_tests::redis_cluster::RedisCluster;
+use sessiond_tests::redis_cluster::{RedisCluster, shared_cluster_urls};
 use uuid::Uuid;
 
 use crate::faults::{Stream, revoke, status};
@@ -416,4 +417,33 @@ async fn a_failover_is_one_outage_for_the_cache_not_one_per_request() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(cache.get(doomed, session).await.unwrap(), None);
+}
+
+/// The composition root reads `REDIS_CLUSTER_URLS` as `sessiond serve` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_puts_the_cache_on_the_cluster_that_redis_cluster_urls_names() {
+    let mut settings = test_settings();
+    settings.database_url = Some(SecretString::from(
+        testing::fresh_database_url().await.expect("a database"),
+    ));
+    settings.redis_cluster_urls = Some(SecretString::from(shared_cluster_urls().join(",")));
+    settings.redis.key_prefix = format!("test:{}:", Uuid::new_v4().simple());
+    // Every validation reads Redis, so that its hits show the cluster answering.
+    settings.sessions.near_cache_capacity = 0;
+    settings.validate().unwrap();
+    let storage = Storage::connect(&settings).await.unwrap();
+    let cluster = storage.cluster_probe.clone().expect("a cluster probe");
+    assert_eq!(cluster.state().await.map(|state| state.ok), Some(true));
+    assert!(storage.probes().redis.expect("a Redis probe").check().await);
+    let app = TestApp::spawn_on(settings, storage).await;
+    let email = app.create_user(Role::Guest).await;
+    let device = app.login(&email, IPHONE).await;
+    assert_eq!(status(&app, &device).await, StatusCode::OK);
+    let cached = app.metrics().await;
+    assert!(
+        cached
+            .lines()
+            .any(|line| line.starts_with("sessiond_cache_hits_total ") && !line.ends_with(" 0")),
+        "validation was answered from the cluster: {cached}"
+    );
 }
