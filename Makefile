@@ -4,7 +4,7 @@ CARGO ?= cargo
 # nextest runs test binaries in parallel processes; plain cargo test where it is missing.
 TEST_RUNNER := $(shell command -v cargo-nextest >/dev/null 2>&1 && echo "nextest run" || echo test)
 
-.PHONY: help run build test fmt fmt-check lint unit bench fuzz-api quickstart
+.PHONY: help run build test fmt fmt-check lint unit bench fuzz-api quickstart cluster-demo
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ quickstart: ## Run the README's quick start as written against a fresh sessiond 
 
 fuzz-api: ## schemathesis against /api/openapi.json of a live sessiond on PostgreSQL + Redis (~3 min; venv in target/)
 	CARGO="$(CARGO)" scripts/fuzz-api.sh
+
+cluster-demo: ## Redis Cluster + 3 sessiond instances + haproxy on this machine; prints the URL, Ctrl-C stops it (needs haproxy, redis-server)
+	scripts/cluster-demo.sh
 
 bench: ## Measure validate/refresh/sign-in, storage, cleanup against the targets; writes docs/BENCHMARKS.md (needs PostgreSQL and redis-server; ~6 min)
 	$(CARGO) run --release -p sessiond-bench

@@ -12,6 +12,7 @@
 mod admin;
 mod bound;
 mod browser;
+mod cluster_demo;
 mod durability;
 mod edge;
 mod faults;
