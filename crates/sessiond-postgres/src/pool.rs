@@ -9,9 +9,12 @@ use deadpool::managed::Object;
 use diesel::ConnectionError;
 use diesel::migration::{MigrationSource, MigrationVersion};
 use diesel::pg::Pg;
-use diesel::result::ConnectionResult;
+use diesel::result::{ConnectionResult, DatabaseErrorKind, QueryResult};
+use diesel::sql_types::Bool;
 use diesel_async::pooled_connection::deadpool::Pool;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use futures::FutureExt;
@@ -98,6 +101,12 @@ impl PgPool {
         let statement_timeout_ms = settings.statement_timeout.as_millis();
         let mut config = ManagerConfig::<AsyncPgConnection>::default();
         config.custom_setup = Box::new(move |url| establish(url, statement_timeout_ms).boxed());
+        config.recycling_method =
+            RecyclingMethod::CustomFunction(Box::new(|conn| still_writable(conn).boxed()));
+        let settings = PgSettings {
+            url: with_connect_timeout(&settings.url, settings.acquire_timeout),
+            ..settings.clone()
+        };
         let manager = AsyncDieselConnectionManager::new_with_config(settings.url.clone(), config);
         let pool = Pool::builder(manager)
             .max_size(settings.max_connections.max(1))
@@ -109,11 +118,12 @@ impl PgPool {
             .map_err(PgError::Config)?;
         Ok(PgPool {
             pool,
-            settings: Arc::new(settings.clone()),
+            settings: Arc::new(settings),
         })
     }
 
-    /// The settings the pool was built from.
+    /// The settings the pool was built from (the URL with a `connect_timeout` per host
+    /// when it names several and sets none: [`with_connect_timeout`]).
     pub fn settings(&self) -> &PgSettings {
         &self.settings
     }
@@ -157,47 +167,127 @@ async fn establish(url: &str, statement_timeout_ms: u128) -> ConnectionResult<As
     Ok(conn)
 }
 
-/// The driver says only "error connecting to server" when the server cannot be reached:
-/// name the host and port and the operating system's reason, which is what an operator
-/// needs to fix it ("connection refused", "no route to host", a name that does not
-/// resolve). Any other failure (authentication, a missing database) is kept as it is.
-async fn explained(url: &str, error: ConnectionError) -> ConnectionError {
-    let Some((host, port)) = host_and_port(url) else {
-        return error;
-    };
-    let probe = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        tokio::net::TcpStream::connect((host.as_str(), port)),
-    )
-    .await;
-    match probe {
-        Ok(Ok(_)) => error,
-        Ok(Err(os)) => ConnectionError::BadConnection(format!(
-            "cannot reach PostgreSQL at {host}:{port}: {os}"
-        )),
-        Err(_) => ConnectionError::BadConnection(format!(
-            "cannot reach PostgreSQL at {host}:{port}: no answer within 2 s"
-        )),
+/// With several hosts (a primary and its standbys, `target_session_attrs=read-write`), the
+/// driver tries them in turn, each until it answers or its `connect_timeout` runs out.
+/// Without one, a host that swallows packets (the machine of a failed primary) holds every
+/// attempt until the checkout gives up, and the next host, the new primary, is never
+/// tried. Unless the URL sets it, each host gets an equal share of `acquire_timeout`, at
+/// least a second (the driver counts whole seconds).
+pub(crate) fn with_connect_timeout(url: &str, acquire_timeout: Duration) -> String {
+    let hosts = hosts_and_ports(url).len();
+    if hosts < 2 || url.contains("connect_timeout=") {
+        return url.to_owned();
     }
+    let share = (acquire_timeout.as_secs() / hosts as u64).max(1);
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}connect_timeout={share}")
 }
 
-/// The first host and port of a `postgres://` URL (5432 when none is given).
-fn host_and_port(url: &str) -> Option<(String, u16)> {
-    let rest = url.split_once("://")?.1;
+/// The check a pooled connection passes before each use, in the one round trip that
+/// diesel-async's default check (`SELECT 1`) takes: the server answers, and still takes
+/// writes. After a failover, a connection to a server that became read-only (a primary
+/// fenced with `default_transaction_read_only`, or anything answering in recovery) is
+/// dropped instead of being handed out to fail every write; the pool opens a new one, which
+/// `target_session_attrs=read-write` sends to the new primary. A connection to a server that
+/// is gone fails the check, or is dropped before it as closed.
+async fn still_writable(conn: &mut AsyncPgConnection) -> QueryResult<()> {
+    #[derive(diesel::QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = Bool)]
+        read_only: bool,
+    }
+    let mode: Mode =
+        diesel::sql_query("SELECT current_setting('transaction_read_only')::bool AS read_only")
+            .get_result(conn)
+            .await?;
+    if mode.read_only {
+        return Err(diesel::result::Error::DatabaseError(
+            DatabaseErrorKind::ReadOnlyTransaction,
+            Box::new("the server no longer accepts writes".to_owned()),
+        ));
+    }
+    Ok(())
+}
+
+/// The driver says only "error connecting to server" when the server cannot be reached:
+/// name the hosts and ports and the operating system's reasons, which is what an operator
+/// needs to fix it ("connection refused", "no route to host", a name that does not
+/// resolve). With several hosts (a primary and its standbys), the driver reports the last
+/// host's error only: every host is named, and when some answer but none accepts writes,
+/// that is said (a failover under way, or only standbys listed). Any other failure
+/// (authentication, a missing database) is kept as it is.
+async fn explained(url: &str, error: ConnectionError) -> ConnectionError {
+    let hosts = hosts_and_ports(url);
+    if hosts.is_empty() {
+        return error;
+    }
+    let probes = futures::future::join_all(hosts.iter().map(|(host, port)| async move {
+        let probe = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            tokio::net::TcpStream::connect((host.as_str(), *port)),
+        )
+        .await;
+        let reason = match probe {
+            Ok(Ok(_)) => None,
+            Ok(Err(os)) => Some(os.to_string()),
+            Err(_) => Some("no answer within 2 s".to_owned()),
+        };
+        (format!("{host}:{port}"), reason)
+    }))
+    .await;
+    let unreachable: Vec<String> = probes
+        .iter()
+        .filter_map(|(at, reason)| reason.as_ref().map(|reason| format!("{at}: {reason}")))
+        .collect();
+    if unreachable.len() == probes.len() {
+        return ConnectionError::BadConnection(format!(
+            "cannot reach PostgreSQL at {}",
+            unreachable.join("; ")
+        ));
+    }
+    if error.to_string().contains("does not allow writes") {
+        let answering: Vec<&str> = probes
+            .iter()
+            .filter(|(_, reason)| reason.is_none())
+            .map(|(at, _)| at.as_str())
+            .collect();
+        let mut message = format!(
+            "no PostgreSQL primary among the hosts of DATABASE_URL: {} answered read-only \
+             (a standby; a failover may be under way)",
+            answering.join(", ")
+        );
+        if !unreachable.is_empty() {
+            message.push_str(&format!("; cannot reach {}", unreachable.join("; ")));
+        }
+        return ConnectionError::BadConnection(message);
+    }
+    error
+}
+
+/// The hosts and ports of a `postgres://` URL, in order (5432 for a host without a port):
+/// `postgres://u@a:5432,b:5433/db` names two.
+fn hosts_and_ports(url: &str) -> Vec<(String, u16)> {
+    let Some((_, rest)) = url.split_once("://") else {
+        return Vec::new();
+    };
     let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
     let hosts = authority
         .rsplit_once('@')
         .map_or(authority, |(_, hosts)| hosts);
-    let first = hosts.split(',').next()?;
-    let (host, port) = match first.strip_prefix('[') {
+    hosts.split(',').map_while(host_and_port).collect()
+}
+
+/// One `host[:port]` of a URL's host list.
+fn host_and_port(host: &str) -> Option<(String, u16)> {
+    let (host, port) = match host.strip_prefix('[') {
         // [2001:db8::1]:5433
         Some(bracketed) => {
             let (host, after) = bracketed.split_once(']')?;
             (host, after.strip_prefix(':'))
         }
-        None => match first.rsplit_once(':') {
+        None => match host.rsplit_once(':') {
             Some((host, port)) => (host, Some(port)),
-            None => (first, None),
+            None => (host, None),
         },
     };
     let port = port.map_or(Some(5432), |port| port.parse().ok())?;
@@ -262,17 +352,60 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_host_and_port_to_name_come_from_the_first_host_of_the_url() {
-        let at = |url: &str| host_and_port(url);
-        assert_eq!(at("postgres://u:p@db:5433/x"), Some(("db".into(), 5433)));
-        assert_eq!(at("postgres://db/x"), Some(("db".into(), 5432)));
+    fn every_host_of_the_url_is_named_with_its_port() {
+        let at = |url: &str| hosts_and_ports(url);
+        assert_eq!(at("postgres://u:p@db:5433/x"), vec![("db".into(), 5433)]);
+        assert_eq!(at("postgres://db/x"), vec![("db".into(), 5432)]);
         assert_eq!(
             at("postgres://u@a:1,b:2/x?target_session_attrs=read-write"),
-            Some(("a".into(), 1))
+            vec![("a".into(), 1), ("b".into(), 2)]
         );
-        assert_eq!(at("postgres://[::1]:6000/x"), Some(("::1".into(), 6000)));
-        assert_eq!(at("postgres://[::1]/x"), Some(("::1".into(), 5432)));
-        assert_eq!(at("not a url"), None);
+        assert_eq!(
+            at("postgres://a,[::1]:6000,c/x"),
+            vec![("a".into(), 5432), ("::1".into(), 6000), ("c".into(), 5432)]
+        );
+        assert_eq!(at("postgres://[::1]/x"), vec![("::1".into(), 5432)]);
+        assert_eq!(at("not a url"), vec![]);
+    }
+
+    #[test]
+    fn each_of_several_hosts_gets_a_share_of_the_acquire_timeout_to_connect() {
+        let within = |url: &str, secs| with_connect_timeout(url, Duration::from_secs(secs));
+        assert_eq!(within("postgres://u@a/db", 5), "postgres://u@a/db");
+        assert_eq!(
+            within("postgres://u@a:1,b:2/db?target_session_attrs=read-write", 4),
+            "postgres://u@a:1,b:2/db?target_session_attrs=read-write&connect_timeout=2"
+        );
+        assert_eq!(
+            within("postgres://u@a,b,c/db", 2),
+            "postgres://u@a,b,c/db?connect_timeout=1"
+        );
+        assert_eq!(
+            within("postgres://u@a,b/db?connect_timeout=9", 2),
+            "postgres://u@a,b/db?connect_timeout=9"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_primary_and_standby_are_both_named() {
+        // Bound and released: nothing listens there any more (refused at once).
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .map(|addr| addr.port())
+                .unwrap()
+        };
+        let (first, second) = (free(), free());
+        let url = format!(
+            "postgres://postgres@127.0.0.1:{first},127.0.0.1:{second}/x\
+             ?target_session_attrs=read-write"
+        );
+        let error = establish(&url, 0).await.err().unwrap().to_string();
+        assert!(
+            error.contains(&format!("127.0.0.1:{first}: "))
+                && error.contains(&format!("127.0.0.1:{second}: ")),
+            "{error}"
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures::{FutureExt, StreamExt};
 use sessiond_domain::StoreError;
@@ -44,17 +44,28 @@ pub const REVOCATIONS_CHANNEL: &str = "sessiond_revocations";
 /// read starts. The one-row `LEFT JOIN` returns the position even when there is no entry;
 /// xid8 travels as text because diesel has no binding for it (it fits a bigint for the
 /// next few thousand years of transactions).
+///
+/// A position beyond the server's own (`behind`) was handed out by another server: after a
+/// failover to a standby that had not replayed everything the old primary had done, the new
+/// primary gives out again transaction ids the reader believes it has passed, and entries
+/// with those ids would be skipped. The server's history is not the one the position
+/// describes, so the read starts from the beginning of the log (SPEC §8: a reader whose
+/// position means nothing here resynchronises from scratch).
 const READ: &str = "\
-SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS next, \
+WITH here AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS next) \
+SELECT here.next::text::bigint AS next, $1::text::xid8 > here.next AS behind, \
     r.txid::text::bigint AS txid, r.session_id, r.user_id, r.reason::text AS reason, r.revoked_at \
-FROM (SELECT 1) AS one \
-LEFT JOIN session_revocations AS r ON r.txid >= $1::text::xid8 \
+FROM here \
+LEFT JOIN session_revocations AS r ON r.txid >= \
+    CASE WHEN $1::text::xid8 > here.next THEN '0'::xid8 ELSE $1::text::xid8 END \
 ORDER BY r.txid, r.id";
 
 #[derive(QueryableByName)]
 struct LogRow {
     #[diesel(sql_type = BigInt)]
     next: i64,
+    #[diesel(sql_type = Bool)]
+    behind: bool,
     #[diesel(sql_type = Nullable<BigInt>)]
     txid: Option<i64>,
     #[diesel(sql_type = Nullable<diesel::sql_types::Uuid>)]
@@ -193,11 +204,19 @@ impl RevocationLog for PgRevocationLog {
             .load(&mut conn)
             .await
             .map_err(PgError::from)?;
-        let next = <[LogRow]>::first(&rows)
-            .map(|row| row.next)
+        let (next, behind) = <[LogRow]>::first(&rows)
+            .map(|row| (row.next, row.behind))
             .ok_or_else(|| {
                 PgError::corrupt("session_revocations", "the read returned no position")
             })?;
+        if behind {
+            tracing::warn!(
+                position = from,
+                server_position = next,
+                "the revocation log's server has not reached this reader's position (a \
+                 failover to a standby that had not replayed everything?): read it all again"
+            );
+        }
         let next = u64::try_from(next).map_err(|_| {
             PgError::corrupt("session_revocations", format!("negative position {next}"))
         })?;
@@ -527,6 +546,41 @@ mod tests {
         started.elapsed()
     }
 
+    /// Ends `id` through the repository, as an administrator's revocation does.
+    async fn admin_revoke(fixture: &Fixture, id: SessionId) {
+        fixture
+            .sessions
+            .end(
+                id,
+                InvalidationReason::AdminRevoked,
+                EndedBy::System,
+                T0 - time::Duration::minutes(1),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_position_the_server_has_not_reached_reads_the_whole_log() {
+        let fixture = fixture().await;
+        let owner = user(&fixture).await;
+        let ended = session(&fixture, &owner, T0).await;
+        admin_revoke(&fixture, ended.id).await;
+        let now = fixture.log.read(None).await.unwrap();
+        assert_eq!(ids(&now), vec![ended.id]);
+        // Read from there, the log has nothing new.
+        let after = fixture.log.read(Some(now.next)).await.unwrap();
+        assert!(!ids(&after).contains(&ended.id), "{after:?}");
+        // A position far beyond the server's, as a reader brings it from an old primary
+        // to a new one that had not replayed as far: the entries the new primary commits
+        // with the ids the reader believes passed must not be skipped, so all is read.
+        let ahead = LogPosition(now.next.0 + 1_000_000);
+        let resynchronised = fixture.log.read(Some(ahead)).await.unwrap();
+        assert_eq!(ids(&resynchronised), vec![ended.id]);
+        assert!(resynchronised.next < ahead, "{resynchronised:?}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn wait_ends_on_news_or_at_its_timeout() {
         let fixture = fixture().await;
@@ -543,17 +597,7 @@ mod tests {
         let ended = session(&fixture, &owner, T0).await;
         let notify = async {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            fixture
-                .sessions
-                .end(
-                    ended.id,
-                    InvalidationReason::AdminRevoked,
-                    EndedBy::System,
-                    T0 - time::Duration::minutes(1),
-                )
-                .await
-                .unwrap()
-                .unwrap();
+            admin_revoke(&fixture, ended.id).await;
         };
         let (took, ()) = tokio::join!(timed_wait(&fixture.log, long), notify);
         assert!(took < Duration::from_secs(10), "{took:?}");

@@ -918,3 +918,64 @@ async fn a_statement_timeout_behind_a_lock_is_unavailable() {
         .await
         .unwrap();
 }
+
+#[derive(QueryableByName)]
+struct BackendPid {
+    #[diesel(sql_type = Integer)]
+    pid: i32,
+}
+
+async fn backend_pid(conn: &mut AsyncPgConnection) -> i32 {
+    let row: BackendPid = diesel::sql_query("SELECT pg_backend_pid() AS pid")
+        .get_result(conn)
+        .await
+        .unwrap();
+    row.pid
+}
+
+/// Issue 14: after a failover, a pooled connection may reach a server that no longer takes
+/// writes (the old primary, fenced read-only). Its writes are `Unavailable` (a 503 with
+/// `Retry-After`, never a 500), and the pool drops it at the next checkout instead of
+/// handing it out again, so that writes work again as soon as a primary is reachable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_to_a_read_only_server_is_unavailable_and_dropped() {
+    let url = fresh_database_url().await.unwrap();
+    let pool = PgPool::connect(&PgSettings {
+        max_connections: 1,
+        ..settings(url)
+    })
+    .await
+    .unwrap();
+    let users = PgUserRepository::new(pool.clone());
+    let owner = user();
+    users.create(&owner).await.unwrap();
+
+    // The pool's only connection now sees a read-only server, as after a fencing.
+    let fenced = {
+        let mut conn = pool.get().await.unwrap();
+        diesel::sql_query("SET default_transaction_read_only = on")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let refused = diesel::sql_query("UPDATE users SET updated_at = now() WHERE false")
+            .execute(&mut *conn)
+            .await
+            .map_err(crate::PgError::from)
+            .unwrap_err();
+        assert!(refused.is_unavailable(), "{refused:?}");
+        assert!(
+            matches!(StoreError::from(refused), StoreError::Unavailable(_)),
+            "a write refused by a read-only server is a 503"
+        );
+        backend_pid(&mut conn).await
+    };
+
+    // The next checkout finds it read-only and opens another: the write goes through.
+    users.create(&user()).await.unwrap();
+    let mut conn = pool.get().await.unwrap();
+    assert_ne!(
+        backend_pid(&mut conn).await,
+        fenced,
+        "the read-only connection was reused"
+    );
+}
