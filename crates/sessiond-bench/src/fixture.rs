@@ -21,7 +21,7 @@ use sessiond_domain::model::{
 use sessiond_domain::ports::{PasswordHasher, SessionLimit, SignInCheck, TokenCodec};
 use sessiond_jwt::{JwtCodec, JwtSettings, SigningKey};
 use sessiond_postgres::{PgPool, PgSettings, run_migrations};
-use sessiond_redis::{RedisSessionCache, RedisSettings};
+use sessiond_redis::{RedisClusterSettings, RedisSessionCache, RedisSettings};
 
 use crate::env::{self, BenchDatabase, RedisServer, rows};
 use crate::load::{self, GetWithAuth, Plan, Stop};
@@ -131,6 +131,21 @@ async fn postgres_storage(
     redis: &RedisServer,
     database: &BenchDatabase,
 ) -> anyhow::Result<(Storage, PgPool)> {
+    let pool = postgres_pool(database).await?;
+    let cache = RedisSessionCache::connect(RedisSettings {
+        url: redis.url.clone(),
+        key_prefix: String::new(),
+        command_timeout: REDIS_COMMAND_TIMEOUT,
+    })
+    .await?;
+    Ok((Storage::postgres(pool.clone(), Some(cache)), pool))
+}
+
+/// The bench's instances' Redis command timeout.
+const REDIS_COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A pool of its own on the bench's database, migrated.
+async fn postgres_pool(database: &BenchDatabase) -> anyhow::Result<PgPool> {
     let pg_defaults = sessiond_app::Settings::default().database;
     let pool = PgPool::connect(&PgSettings {
         url: database.url.clone(),
@@ -140,13 +155,49 @@ async fn postgres_storage(
     })
     .await?;
     run_migrations(&pool).await?;
-    let cache = RedisSessionCache::connect(RedisSettings {
-        url: redis.url.clone(),
-        key_prefix: String::new(),
-        command_timeout: Duration::from_millis(500),
-    })
-    .await?;
-    Ok((Storage::postgres(pool.clone(), Some(cache)), pool))
+    Ok(pool)
+}
+
+/// Where an extra instance keeps its cache.
+#[derive(Debug, Clone, Copy)]
+pub enum CacheOn<'a> {
+    /// The bench's redis-server.
+    Server(&'a RedisServer),
+    /// A Redis Cluster, by its seed nodes.
+    Cluster(&'a [String]),
+}
+
+/// Another sessiond on the bench's database with its cache `on` a Redis server or cluster
+/// and a near cache of `near_cache_capacity` entries (0: none, so that every validation
+/// reads Redis).
+pub async fn start_instance_on(
+    knobs: Knobs,
+    on: CacheOn<'_>,
+    database: &BenchDatabase,
+    near_cache_capacity: usize,
+) -> anyhow::Result<Instance> {
+    let mut settings = bench_settings(knobs)?;
+    settings.sessions.near_cache_capacity = near_cache_capacity;
+    let pool = postgres_pool(database).await?;
+    let cache = match on {
+        CacheOn::Server(redis) => {
+            RedisSessionCache::connect(RedisSettings {
+                url: redis.url.clone(),
+                key_prefix: String::new(),
+                command_timeout: REDIS_COMMAND_TIMEOUT,
+            })
+            .await?
+        }
+        CacheOn::Cluster(seeds) => {
+            RedisSessionCache::connect_cluster(RedisClusterSettings {
+                seeds: seeds.to_vec(),
+                key_prefix: String::new(),
+                command_timeout: REDIS_COMMAND_TIMEOUT,
+            })
+            .await?
+        }
+    };
+    Instance::serve(settings, Storage::postgres(pool, Some(cache))).await
 }
 
 /// A sessiond running in this process, stopped by [`Instance::stop`].

@@ -15,6 +15,7 @@
 //! validate load, for a profiler; likewise `floor`, `floor-per-worker`, `ceiling` and
 //! `own-ceiling`), `BENCH_ONLY=ratio` (those loads and their ratios, nothing else),
 //! `BENCH_ONLY=activity` (only the synchronised-activity case, `activity.rs`),
+//! `BENCH_ONLY=cluster` (only validation on a Redis Cluster against one node, `cluster.rs`),
 //! `BENCH_ONLY=propagation` (only the revocation propagation, `propagation.rs`, which
 //! writes its own section), `BENCH_OUT` (the
 //! Markdown file; `-` to write none), `BENCH_DATABASE_URL` (the PostgreSQL server, default
@@ -46,6 +47,7 @@
 
 mod activity;
 mod cleanup_and_listing;
+mod cluster;
 mod env;
 mod fixture;
 mod load;
@@ -162,6 +164,9 @@ async fn bench(
     if only == "propagation" {
         return propagation::run(&clients, redis, database, &fixture.sql, load_tokens, knobs).await;
     }
+    if only == "cluster" {
+        return cluster::against_one_node(&clients, redis, database, &fixture, knobs).await;
+    }
     if only == "activity" {
         activity::synchronised(
             &mut report,
@@ -231,6 +236,7 @@ async fn bench(
         knobs.cleanup_sessions,
     )
     .await?;
+    cluster::against_one_node(&clients, redis, database, &fixture, knobs).await?;
     propagation::run(&clients, redis, database, &fixture.sql, load_tokens, knobs).await?;
 
     report.note(format!(

@@ -12,6 +12,8 @@ const BEGIN: &str = "<!-- bench:begin (written by `make bench`; edit outside the
 const END: &str = "<!-- bench:end -->";
 const PROPAGATION_BEGIN: &str = "<!-- bench:propagation:begin (written by `make bench` and `BENCH_ONLY=propagation`; edit outside these markers) -->";
 const PROPAGATION_END: &str = "<!-- bench:propagation:end -->";
+const CLUSTER_BEGIN: &str = "<!-- bench:cluster:begin (written by `make bench` and `BENCH_ONLY=cluster`; edit outside these markers) -->";
+const CLUSTER_END: &str = "<!-- bench:cluster:end -->";
 
 /// One line of the table.
 #[derive(Debug, Clone)]
@@ -76,6 +78,19 @@ impl Report {
             heading: "### Latest propagation run",
             begin: PROPAGATION_BEGIN,
             end: PROPAGATION_END,
+            setup,
+        }
+    }
+
+    /// The Redis Cluster section.
+    pub fn cluster(setup: String) -> Self {
+        Self {
+            rows: Vec::new(),
+            notes: Vec::new(),
+            plans: Vec::new(),
+            heading: "### Latest Redis Cluster run",
+            begin: CLUSTER_BEGIN,
+            end: CLUSTER_END,
             setup,
         }
     }

@@ -294,13 +294,13 @@ pub async fn against_references(
 }
 
 /// One ratio per round, and their median (the target's figure).
-struct Ratios {
+pub struct Ratios {
     each: Vec<f64>,
     median: f64,
 }
 
 impl Ratios {
-    fn of(a: &[f64], b: &[f64]) -> Self {
+    pub fn of(a: &[f64], b: &[f64]) -> Self {
         let each: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
         let mut sorted = each.clone();
         sorted.sort_by(f64::total_cmp);
@@ -313,7 +313,7 @@ impl Ratios {
     }
 
     /// "1.29 (median of rounds 1.29, 0.95, 1.31)".
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         format!(
             "{:.2} (median of rounds {})",
             self.median,
