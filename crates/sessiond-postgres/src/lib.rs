@@ -35,7 +35,7 @@ pub use attempts::PgAttemptCounter;
 pub use cleanup::{CleanupBatch, PgSessionCleanup};
 pub use error::PgError;
 pub use pool::{MIGRATIONS, PgPool, PgSettings, run_migrations};
-pub use revocations::{PgRevocationLog, REVOCATIONS_CHANNEL};
+pub use revocations::{LISTENER_APPLICATION_NAME, PgRevocationLog, REVOCATIONS_CHANNEL};
 pub use sessions::PgSessionRepository;
 pub use users::PgUserRepository;
 

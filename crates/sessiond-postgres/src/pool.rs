@@ -122,8 +122,9 @@ impl PgPool {
         })
     }
 
-    /// The settings the pool was built from (the URL with a `connect_timeout` per host
-    /// when it names several and sets none: [`with_connect_timeout`]).
+    /// The settings the pool was built from; when the URL names several hosts and no
+    /// `connect_timeout`, with one added (each host's share of the acquire timeout, so that
+    /// a dead primary that swallows packets does not hide the next host).
     pub fn settings(&self) -> &PgSettings {
         &self.settings
     }
