@@ -15,6 +15,7 @@ mod browser;
 mod cluster_demo;
 mod durability;
 mod edge;
+mod failover;
 mod faults;
 mod hardening;
 mod hashing;

@@ -14,6 +14,7 @@ pub mod contract;
 pub mod instances;
 pub mod lifecycle_contract;
 pub mod logs;
+pub mod postgres_standby;
 pub mod redis_cluster;
 pub mod redis_server;
 pub mod tcp_proxy;
