@@ -222,6 +222,17 @@ async fn without_heartbeats_an_instance_cut_off_from_postgres_fails_closed() {
     cluster.stop().await;
 }
 
+/// Two instances and two warm sessions; A (instance 0) cut off from PostgreSQL by a
+/// blackhole, past the bound, and still accepting them: the heartbeats vouch for it.
+async fn a_cut_off_and_vouched_for() -> (Cluster, Device, Device) {
+    let cluster = Cluster::start(2).await;
+    let (doomed, kept) = two_warm_sessions(&cluster).await;
+    cluster[0].postgres.set_mode(Mode::Blackhole);
+    tokio::time::sleep(past_the_bound()).await;
+    assert_eq!(verdict(&cluster[0], &doomed).await, Verdict::Accepted);
+    (cluster, doomed, kept)
+}
+
 /// The heartbeats vouch for what the instances have read, not for what has been committed:
 /// when no feed reads a revocation (every instance slow on a loaded database, or, here, B's
 /// feed held the moment the revocation's notification reaches it), no heartbeat shows it.
@@ -230,11 +241,7 @@ async fn without_heartbeats_an_instance_cut_off_from_postgres_fails_closed() {
 /// cache alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_that_no_feed_has_read_is_refused_by_a_vouched_instance() {
-    let cluster = Cluster::start(2).await;
-    let (doomed, kept) = two_warm_sessions(&cluster).await;
-    cluster[0].postgres.set_mode(Mode::Blackhole);
-    tokio::time::sleep(past_the_bound()).await;
-    assert_eq!(verdict(&cluster[0], &doomed).await, Verdict::Accepted);
+    let (cluster, doomed, kept) = a_cut_off_and_vouched_for().await;
 
     // B's feed hears of the revocation and is held there: its reads hang from then on.
     cluster[1]
@@ -275,11 +282,7 @@ async fn a_revocation_that_no_feed_has_read_is_refused_by_a_vouched_instance() {
 /// B's old heartbeat: B falls silent half a bound after its last one, and A fails closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_that_falls_silent_in_the_heartbeats_withdraws_the_others_vouch() {
-    let cluster = Cluster::start(2).await;
-    let (doomed, kept) = two_warm_sessions(&cluster).await;
-    cluster[0].postgres.set_mode(Mode::Blackhole);
-    tokio::time::sleep(past_the_bound()).await;
-    assert_eq!(verdict(&cluster[0], &doomed).await, Verdict::Accepted);
+    let (cluster, doomed, kept) = a_cut_off_and_vouched_for().await;
 
     cluster[1].redis.set_mode(Mode::Reset);
     end_other_device(&cluster[1], &doomed, &kept).await;
