@@ -139,13 +139,30 @@ async fn a_failover_to_a_synchronous_standby_loses_no_acknowledged_write() {
     let listening = pair.psql(pair.primary_port(), &listeners_sql());
     assert_eq!(listening, "2", "both instances listen on the primary");
     let crashed_at = origin.elapsed();
+    let (primary_port, standby_port) = (pair.primary_port(), pair.standby_port());
     pair = tokio::task::spawn_blocking(move || {
         pair.crash_primary();
         pair
     })
     .await
     .expect("the primary crashed");
-    tokio::time::sleep(DETECTION).await;
+    // Meanwhile, a new connection finds no primary, and says so naming both hosts.
+    let detecting = Instant::now();
+    let refused = PgPool::connect(&testing::settings(url.clone()))
+        .await
+        .expect("a pool on both hosts")
+        .ping()
+        .await
+        .expect_err("no host takes writes");
+    let said = error_chain(&refused);
+    assert!(
+        said.contains(&format!(
+            "no PostgreSQL primary among the hosts of DATABASE_URL: 127.0.0.1:{standby_port} \
+             answered read-only"
+        )) && said.contains(&format!("cannot reach 127.0.0.1:{primary_port}: ")),
+        "{said}"
+    );
+    tokio::time::sleep(DETECTION.saturating_sub(detecting.elapsed())).await;
     pair = tokio::task::spawn_blocking(move || {
         pair.promote_standby();
         pair
@@ -512,6 +529,18 @@ async fn refused_within(apps: &[&TestApp], devices: &[Device], within: Duration)
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// An error and its sources, as one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut said = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        said.push_str(": ");
+        said.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    said
 }
 
 /// Counts the revocation listeners connected to the `sessiond` database.

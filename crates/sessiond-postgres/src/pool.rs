@@ -246,23 +246,73 @@ async fn explained(url: &str, error: ConnectionError) -> ConnectionError {
             unreachable.join("; ")
         ));
     }
-    if error.to_string().contains("does not allow writes") {
-        let answering: Vec<&str> = probes
+    // The driver's refusal of a read-only server reaches us as its bare "error connecting
+    // to server" (diesel-async keeps no cause): ask each host that answers, alone, whether
+    // it takes writes.
+    if url.contains("target_session_attrs=read-write") {
+        let answering: Vec<&(String, Option<String>)> = probes
             .iter()
             .filter(|(_, reason)| reason.is_none())
-            .map(|(at, _)| at.as_str())
             .collect();
-        let mut message = format!(
-            "no PostgreSQL primary among the hosts of DATABASE_URL: {} answered read-only \
-             (a standby; a failover may be under way)",
-            answering.join(", ")
-        );
-        if !unreachable.is_empty() {
-            message.push_str(&format!("; cannot reach {}", unreachable.join("; ")));
+        let mut read_only = Vec::new();
+        for ((host, port), (at, reason)) in hosts.iter().zip(&probes) {
+            if reason.is_none() && answers_read_only(url, host, *port).await {
+                read_only.push(at.as_str());
+            }
         }
-        return ConnectionError::BadConnection(message);
+        if !read_only.is_empty() && read_only.len() == answering.len() {
+            let mut message = format!(
+                "no PostgreSQL primary among the hosts of DATABASE_URL: {} answered read-only \
+                 (a standby; a failover may be under way)",
+                read_only.join(", ")
+            );
+            if !unreachable.is_empty() {
+                message.push_str(&format!("; cannot reach {}", unreachable.join("; ")));
+            }
+            return ConnectionError::BadConnection(message);
+        }
     }
     error
+}
+
+/// Whether the server at `host:port`, reached with `url`'s other settings, is up and takes
+/// no writes (a standby), within 2 s.
+async fn answers_read_only(url: &str, host: &str, port: u16) -> bool {
+    let Some(alone) = single_host_url(url, host, port) else {
+        return false;
+    };
+    let asked = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        let mut conn = AsyncPgConnection::establish(&alone).await.ok()?;
+        Some(still_writable(&mut conn).await)
+    })
+    .await;
+    matches!(
+        asked,
+        Ok(Some(Err(diesel::result::Error::DatabaseError(
+            DatabaseErrorKind::ReadOnlyTransaction,
+            _
+        ))))
+    )
+}
+
+/// `url` with `host:port` as its only host and any server accepted.
+fn single_host_url(url: &str, host: &str, port: u16) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let user = authority
+        .rsplit_once('@')
+        .map_or(String::new(), |(user, _)| format!("{user}@"));
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    let tail = tail.replace(
+        "target_session_attrs=read-write",
+        "target_session_attrs=any",
+    );
+    Some(format!("{scheme}://{user}{host}:{port}{tail}"))
 }
 
 /// The hosts and ports of a `postgres://` URL, in order (5432 for a host without a port):
@@ -367,6 +417,23 @@ mod tests {
         );
         assert_eq!(at("postgres://[::1]/x"), vec![("::1".into(), 5432)]);
         assert_eq!(at("not a url"), vec![]);
+    }
+
+    #[test]
+    fn one_host_of_several_is_asked_alone() {
+        assert_eq!(
+            single_host_url(
+                "postgres://u:p@a:1,b:2/db?target_session_attrs=read-write&x=y",
+                "b",
+                2
+            )
+            .as_deref(),
+            Some("postgres://u:p@b:2/db?target_session_attrs=any&x=y")
+        );
+        assert_eq!(
+            single_host_url("postgres://a,[::1]:6000/db", "::1", 6000).as_deref(),
+            Some("postgres://[::1]:6000/db")
+        );
     }
 
     #[test]
