@@ -173,8 +173,20 @@ impl RevocationFeed {
     pub async fn run(&self, poll: Duration) {
         loop {
             let _ = self.catch_up().await;
-            self.log.wait(poll).await;
+            let heard = self.log.wait(poll).await;
+            self.hear(&heard).await;
         }
+    }
+
+    /// Applies revocations that news of the log named, before the read that follows it:
+    /// one round trip sooner out of the caches. Only a read moves the trust
+    /// ([`CacheTrust`]): news can be lost, so it never shows that nothing else happened.
+    pub async fn hear(&self, revocations: &[crate::model::Revocation]) {
+        if revocations.is_empty() {
+            return;
+        }
+        let applied = self.apply(revocations, self.clock.now()).await;
+        self.update_status(|status| status.applied += applied as u64);
     }
 
     /// Publishes how far this instance has read and learns how far the others have; the

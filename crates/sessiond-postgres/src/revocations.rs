@@ -1,7 +1,8 @@
 //! [`RevocationLog`] on `session_revocations` (SPEC §8), which the database fills itself:
 //! triggers on `user_sessions` log every end but expiry, and every deletion of a live
 //! session, in the transaction that makes it, and `NOTIFY sessiond_revocations` (migration
-//! `2026-12-02-000005_revocation_log`).
+//! `2026-12-02-000005_revocation_log`) with the ended session named in the payload
+//! (migration `…000010`), so that a listener drops it before its next read.
 //!
 //! **Reading.** A reader's position is a transaction id: one statement returns the entries
 //! with `txid >=` the position together with `pg_snapshot_xmin` of the statement's own
@@ -12,7 +13,8 @@
 //! re-reading the entries of transactions that were running at the read.
 //!
 //! **Waiting.** One dedicated connection, outside the pool, `LISTEN`s. A notification, or a
-//! (re)connection, ends [`RevocationLog::wait`] at once: a new connection may have missed
+//! (re)connection, ends [`RevocationLog::wait`] at once, with the revocations the
+//! notifications named: a new connection may have missed
 //! notifications, and the caller's next read catches up on them. The notification stream
 //! does not end when the server goes silent (a cut link, a frozen host), so a listener that
 //! heard nothing for a whole wait is probed with a query before the next wait relies on it;
@@ -116,6 +118,31 @@ struct Listener {
 struct Heard {
     news: bool,
     alive: bool,
+    /// The revocations the notifications named.
+    named: Vec<Revocation>,
+}
+
+/// The revocation a notification names (migration `…000010`: `"<session> <user> <reason or
+/// -> <revoked at, unix µs>"`); `None` for one that names none (an older trigger, a bare
+/// `NOTIFY`) or cannot be read: the log read that follows finds it anyway.
+fn named_revocation(payload: &str) -> Option<Revocation> {
+    let mut parts = payload.split(' ');
+    let session_id = Uuid::parse_str(parts.next()?).ok()?;
+    let user_id = Uuid::parse_str(parts.next()?).ok()?;
+    let reason = match parts.next()? {
+        "-" => None,
+        reason => Some(reason.parse::<InvalidationReason>().ok()?),
+    };
+    let micros: i128 = parts.next()?.parse().ok()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Revocation {
+        session_id: SessionId::from_uuid(session_id),
+        user_id: UserId::from_uuid(user_id),
+        reason,
+        revoked_at: OffsetDateTime::from_unix_timestamp_nanos(micros * 1_000).ok()?,
+    })
 }
 
 /// The revocation log in PostgreSQL: reads on the shared pool, waits on a connection of its
@@ -175,28 +202,28 @@ async fn next_notification(conn: &mut AsyncPgConnection, deadline: Instant) -> H
         Err(_elapsed) => Heard {
             news: false,
             alive: true,
+            named: Vec::new(),
         },
-        Ok(Some(Ok(_))) => loop {
-            match stream.next().now_or_never() {
-                Some(Some(Ok(_))) => {}
-                Some(Some(Err(_)) | None) => {
-                    break Heard {
-                        news: true,
-                        alive: false,
-                    };
+        Ok(Some(Ok(first))) => {
+            let mut named: Vec<Revocation> = named_revocation(&first.payload).into_iter().collect();
+            let alive = loop {
+                match stream.next().now_or_never() {
+                    Some(Some(Ok(more))) => named.extend(named_revocation(&more.payload)),
+                    Some(Some(Err(_)) | None) => break false,
+                    None => break true,
                 }
-                None => {
-                    break Heard {
-                        news: true,
-                        alive: true,
-                    };
-                }
+            };
+            Heard {
+                news: true,
+                alive,
+                named,
             }
-        },
+        }
         // The connection failed or closed: its driver reports it once, then stops.
         Ok(Some(Err(_)) | None) => Heard {
             news: false,
             alive: false,
+            named: Vec::new(),
         },
     }
 }
@@ -247,11 +274,11 @@ impl RevocationLog for PgRevocationLog {
         })
     }
 
-    async fn wait(&self, timeout: Duration) {
+    async fn wait(&self, timeout: Duration) -> Vec<Revocation> {
         let deadline = Instant::now() + timeout;
         // Another caller waiting on the listener: this one waits out its own time.
         let Ok(mut guard) = tokio::time::timeout_at(deadline, self.listener.lock()).await else {
-            return;
+            return Vec::new();
         };
         loop {
             let Some(listener) = guard.as_mut() else {
@@ -262,7 +289,7 @@ impl RevocationLog for PgRevocationLog {
                         // read, which starts after it, finds their entries.
                         tracing::info!("listening for revocations");
                         *guard = Some(listener);
-                        return;
+                        return Vec::new();
                     }
                     Ok(Err(error)) => {
                         tracing::warn!(error = %error, "cannot listen for revocations");
@@ -273,7 +300,7 @@ impl RevocationLog for PgRevocationLog {
                 }
                 // No news can be had: the caller polls the log at this pace instead.
                 tokio::time::sleep_until(deadline).await;
-                return;
+                return Vec::new();
             };
 
             // Silent for a whole wait: make sure the server is still there before relying
@@ -300,7 +327,7 @@ impl RevocationLog for PgRevocationLog {
                 *guard = None;
             }
             if heard.news || heard.alive {
-                return;
+                return heard.named;
             }
             // Lost without news: reconnect within what is left of the wait.
         }
@@ -619,6 +646,80 @@ mod tests {
         };
         let (took, ()) = tokio::join!(timed_wait(&fixture.log, long), notify);
         assert!(took < Duration::from_secs(10), "{took:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn news_names_each_revocation_it_announces() {
+        let fixture = fixture().await;
+        let long = Duration::from_secs(30);
+        // The first wait connects.
+        fixture.log.wait(long).await;
+        let owner = user(&fixture).await;
+        let ended = session(&fixture, &owner, T0).await;
+        let deleted = session(&fixture, &owner, T0).await;
+        let notify = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            admin_revoke(&fixture, ended.id).await;
+        };
+        let (named, ()) = tokio::join!(fixture.log.wait(long), notify);
+        assert_eq!(
+            named,
+            vec![Revocation {
+                session_id: ended.id,
+                user_id: owner.id,
+                reason: Some(InvalidationReason::AdminRevoked),
+                revoked_at: T0 - time::Duration::minutes(1),
+            }]
+        );
+
+        // A live session deleted with SQL: named, with no reason.
+        let mut conn = connect(&fixture.url).await;
+        let delete = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            diesel::sql_query("DELETE FROM user_sessions WHERE id = $1")
+                .bind::<SqlUuid, _>(deleted.id.as_uuid())
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        };
+        let (named, ()) = tokio::join!(fixture.log.wait(long), delete);
+        assert_eq!(named.len(), 1, "{named:?}");
+        assert_eq!(named[0].session_id, deleted.id);
+        assert_eq!(named[0].reason, None);
+
+        // A bare NOTIFY names nothing: only the read that follows can tell.
+        let notify = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            diesel::sql_query(format!("NOTIFY {REVOCATIONS_CHANNEL}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        };
+        let (named, ()) = tokio::join!(fixture.log.wait(long), notify);
+        assert!(named.is_empty(), "{named:?}");
+    }
+
+    #[test]
+    fn a_payload_that_does_not_name_a_revocation_names_none() {
+        let session = Uuid::new_v4();
+        let user = Uuid::new_v4();
+        let named =
+            named_revocation(&format!("{session} {user} admin_revoked 1700000000123456")).unwrap();
+        assert_eq!(named.session_id.as_uuid(), session);
+        assert_eq!(named.reason, Some(InvalidationReason::AdminRevoked));
+        assert_eq!(
+            named.revoked_at,
+            OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_000).unwrap()
+        );
+        for payload in [
+            String::new(),
+            format!("{session} {user} made_up 1"),
+            format!("{session} {user} - x"),
+            format!("{session} {user} - 1 extra"),
+            format!("{session} not-a-uuid - 1"),
+        ] {
+            assert_eq!(named_revocation(&payload), None, "{payload:?}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

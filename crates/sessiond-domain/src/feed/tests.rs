@@ -651,3 +651,26 @@ async fn leaving_publishes_the_final_heartbeat() {
         .returning(|_, _| Ok(()));
     feed.leave(&heartbeats, Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn a_revocation_named_by_news_leaves_the_caches_before_the_log_is_read() {
+    // No read at all: the news alone drops the session.
+    let log = MockRevocationLog::new();
+    let memory = memory();
+    let mut near = MockNearCache::new();
+    near.expect_remove()
+        .with(eq(session(20)))
+        .times(1)
+        .return_const(());
+    let trust = Arc::new(CacheTrust::new(BOUND));
+    let feed = feed(log, &memory, None)
+        .with_near_cache(Arc::new(near))
+        .with_trust(Arc::clone(&trust), INSTANCE);
+    feed.hear(&[revocation(user(1), session(20), NOW)]).await;
+    assert!(memory.recall(session(20)).is_some());
+    assert_eq!(feed.status().applied, 1);
+    // News never shows that nothing else happened: only a read moves the trust.
+    assert_eq!(trust.caught_up_to(), None);
+    feed.hear(&[revocation(user(1), session(20), NOW)]).await;
+    assert_eq!(feed.status().applied, 1);
+}

@@ -38,6 +38,8 @@ pub trait RevocationLog: Send + Sync {
 
     /// Returns when a revocation may have been committed since the last call, or after
     /// `timeout` at the latest; never sooner than that when news cannot be received (the
-    /// store is unreachable), so that a caller that reads in a loop does not spin.
-    async fn wait(&self, timeout: Duration);
+    /// store is unreachable), so that a caller that reads in a loop does not spin. Returns
+    /// the revocations the news named, if it named any: a head start on the next
+    /// [`Self::read`], which stays the record (news can be lost, and may name none).
+    async fn wait(&self, timeout: Duration) -> Vec<Revocation>;
 }
