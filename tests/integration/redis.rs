@@ -15,15 +15,13 @@ use std::time::{Duration as StdDuration, Instant};
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Value};
 use sessiond_domain::StoreError;
 use sessiond_domain::model::{
     DeviceClass, DeviceInfo, InvalidationReason, Role, RolePolicies, SessionId, SessionStatus,
     SessionSummary, UserId,
 };
 use sessiond_domain::ports::SessionCache;
-use sessiond_redis::{RedisClusterSettings, RedisSessionCache, RedisSettings};
+use sessiond_redis::{RedisClusterSettings, RedisConnection, RedisSessionCache, RedisSettings};
 use sessiond_tests::redis_cluster::shared_cluster_urls;
 use sessiond_tests::redis_server::RedisServer;
 use sessiond_tests::tcp_proxy::TcpProxy;
@@ -98,11 +96,11 @@ impl Target {
         (cache, prefix)
     }
 
-    /// A connection to look at what the cache wrote.
-    async fn admin(self) -> Admin {
+    /// A connection to look at what the cache wrote (routed by key on the cluster).
+    async fn admin(self) -> RedisConnection {
         match self {
-            Target::Single => Admin::Single(admin(&shared_url()).await),
-            Target::Cluster => Admin::Cluster(
+            Target::Single => RedisConnection::Single(admin(&shared_url()).await),
+            Target::Cluster => RedisConnection::Cluster(
                 ClusterClient::new(shared_cluster_urls())
                     .unwrap()
                     .get_async_connection()
@@ -117,41 +115,6 @@ impl Target {
     async fn clean(self, prefix: &str) {
         if let Target::Single = self {
             clean(prefix).await;
-        }
-    }
-}
-
-/// A connection to either target, for the tests' own commands (routed by key on the
-/// cluster).
-enum Admin {
-    Single(MultiplexedConnection),
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for Admin {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Admin::Single(conn) => conn.req_packed_command(cmd),
-            Admin::Cluster(conn) => conn.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Admin::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
-            Admin::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Admin::Single(conn) => conn.get_db(),
-            Admin::Cluster(conn) => conn.get_db(),
         }
     }
 }

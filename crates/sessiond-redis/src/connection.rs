@@ -91,11 +91,20 @@ fn redacted(url: &str) -> &str {
 }
 
 /// The connection a command runs on: to one server, or to the cluster (routed by the
-/// command's first key).
+/// command's first key). Public so that tools and tests speak to either topology alike.
 #[derive(Clone)]
-pub(crate) enum RedisConnection {
+pub enum RedisConnection {
     Single(MultiplexedConnection),
     Cluster(ClusterConnection),
+}
+
+impl std::fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Single(_) => "RedisConnection::Single",
+            Self::Cluster(_) => "RedisConnection::Cluster",
+        })
+    }
 }
 
 impl ConnectionLike for RedisConnection {

@@ -172,5 +172,5 @@ mod scripts;
 
 pub use cache::{CacheStats, RedisSessionCache};
 pub use cluster::ClusterHealth;
-pub use connection::{RedisClusterSettings, RedisSettings, Topology};
+pub use connection::{RedisClusterSettings, RedisConnection, RedisSettings, Topology};
 pub use error::RedisCacheError;
