@@ -85,6 +85,14 @@ async fn end_other_device(instance: &Instance, doomed: &Device, kept: &Device) {
     assert_eq!(ended.status, StatusCode::OK, "{:?}", ended.body);
 }
 
+/// Heals every link and waits until every instance has read the log on.
+async fn heal_and_catch_up(cluster: &Cluster, doomed: &Device, kept: &Device) {
+    cluster.heal().await;
+    for instance in &cluster.instances {
+        caught_up(instance, doomed, kept).await;
+    }
+}
+
 /// Waits until `instance`, back in touch with PostgreSQL, has read the log on: it refuses
 /// `doomed` and accepts `kept` again.
 async fn caught_up(instance: &Instance, doomed: &Device, kept: &Device) {
@@ -140,8 +148,7 @@ async fn an_instance_cut_off_from_postgres_refuses_what_others_revoke(fault: Mod
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    cluster.heal().await;
-    caught_up(&cluster[0], &doomed, &kept).await;
+    heal_and_catch_up(&cluster, &doomed, &kept).await;
     assert_eq!(readiness(&cluster[0]).await, StatusCode::OK);
     cluster.stop().await;
 }
@@ -189,12 +196,9 @@ async fn when_no_instance_reaches_postgres_cached_sessions_keep_validating() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    cluster.heal().await;
     // Back in touch: each feed reads on, and a session the caches miss is asked of
     // PostgreSQL again (while vouched, it was 503 rather than a wait on the dead link).
-    for instance in &cluster.instances {
-        caught_up(instance, &doomed, &kept).await;
-    }
+    heal_and_catch_up(&cluster, &doomed, &kept).await;
     cluster.stop().await;
 }
 
@@ -217,8 +221,7 @@ async fn without_heartbeats_an_instance_cut_off_from_postgres_fails_closed() {
     end_other_device(&cluster[1], &doomed, &kept).await;
     assert_eq!(verdict(&cluster[0], &doomed).await, Verdict::Unavailable);
 
-    cluster.heal().await;
-    caught_up(&cluster[0], &doomed, &kept).await;
+    heal_and_catch_up(&cluster, &doomed, &kept).await;
     cluster.stop().await;
 }
 
@@ -270,10 +273,7 @@ async fn a_revocation_that_no_feed_has_read_is_refused_by_a_vouched_instance() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    cluster.heal().await;
-    for instance in &cluster.instances {
-        caught_up(instance, &doomed, &kept).await;
-    }
+    heal_and_catch_up(&cluster, &doomed, &kept).await;
     cluster.stop().await;
 }
 
@@ -296,8 +296,7 @@ async fn an_instance_that_falls_silent_in_the_heartbeats_withdraws_the_others_vo
         StatusCode::SERVICE_UNAVAILABLE
     );
 
-    cluster.heal().await;
-    caught_up(&cluster[0], &doomed, &kept).await;
+    heal_and_catch_up(&cluster, &doomed, &kept).await;
     cluster.stop().await;
 }
 
