@@ -582,6 +582,15 @@ mod tests {
         started.elapsed()
     }
 
+    /// A `NOTIFY` on the channel with no payload, sent 200 ms from now on `conn`.
+    async fn bare_notify_soon(conn: &mut AsyncPgConnection) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        diesel::sql_query(format!("NOTIFY {REVOCATIONS_CHANNEL}"))
+            .execute(conn)
+            .await
+            .unwrap();
+    }
+
     /// Ends `id` through the repository, as an administrator's revocation does.
     async fn admin_revoke(fixture: &Fixture, id: SessionId) {
         fixture
@@ -637,13 +646,7 @@ mod tests {
 
         // A bare NOTIFY on the channel wakes it too.
         let mut conn = connect(&fixture.url).await;
-        let notify = async {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            diesel::sql_query(format!("NOTIFY {REVOCATIONS_CHANNEL}"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        };
+        let notify = bare_notify_soon(&mut conn);
         let (took, ()) = tokio::join!(timed_wait(&fixture.log, long), notify);
         assert!(took < Duration::from_secs(10), "{took:?}");
     }
@@ -688,13 +691,7 @@ mod tests {
         assert_eq!(named[0].reason, None);
 
         // A bare NOTIFY names nothing: only the read that follows can tell.
-        let notify = async {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            diesel::sql_query(format!("NOTIFY {REVOCATIONS_CHANNEL}"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        };
+        let notify = bare_notify_soon(&mut conn);
         let (named, ()) = tokio::join!(fixture.log.wait(long), notify);
         assert!(named.is_empty(), "{named:?}");
     }
@@ -742,13 +739,7 @@ mod tests {
         // The wait notices, reconnects and returns, so that the caller reads what it may
         // have missed.
         assert!(timed_wait(&fixture.log, long).await < Duration::from_secs(10));
-        let notify = async {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            diesel::sql_query(format!("NOTIFY {REVOCATIONS_CHANNEL}"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        };
+        let notify = bare_notify_soon(&mut conn);
         let (took, ()) = tokio::join!(timed_wait(&fixture.log, long), notify);
         assert!(took < Duration::from_secs(10), "{took:?}");
     }
