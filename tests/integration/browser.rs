@@ -41,6 +41,15 @@ async fn current_session_id(browser: &Browser) -> String {
     id
 }
 
+/// `email` signs in on another device (`user_agent`) and ends `session` from there.
+async fn end_from_another_device(app: &TestApp, email: &str, user_agent: &str, session: &str) {
+    let other = app.login(email, user_agent).await;
+    let ended = app
+        .delete(&format!("/api/v1/sessions/{session}"), &other.access_token)
+        .await;
+    assert_eq!(ended.status, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn sign_in_and_manage_the_other_devices() {
     let app = TestApp::spawn().await;
@@ -251,11 +260,7 @@ async fn short_lived_access_tokens_are_refreshed_without_signing_in_again() {
 
         // The session is ended from another device: the page notices on its own (its next
         // check is refused, or the refresh it needs first) and signs out with the reason.
-        let other = app.login(&email, IPHONE).await;
-        let ended = app
-            .delete(&format!("/api/v1/sessions/{session}"), &other.access_token)
-            .await;
-        assert_eq!(ended.status, StatusCode::OK);
+        end_from_another_device(&app, &email, IPHONE, &session).await;
         browser
             .wait_for_text(
                 "#signed-out-notice",
@@ -358,11 +363,7 @@ async fn the_open_pages_follow_other_devices_without_a_click() {
 
         // This session is ended from another device while the History page is open: the
         // page signs out with the reason, without any click.
-        let laptop = app.login(&email, ANDROID).await;
-        let ended = app
-            .delete(&format!("/api/v1/sessions/{session}"), &laptop.access_token)
-            .await;
-        assert_eq!(ended.status, StatusCode::OK);
+        end_from_another_device(&app, &email, ANDROID, &session).await;
         browser
             .wait_for_text(
                 "#signed-out-notice",
@@ -394,11 +395,7 @@ async fn a_hidden_page_checks_nothing_and_checks_at_once_when_shown() {
                  return true;",
             )
             .await;
-        let other = app.login(&email, IPHONE).await;
-        let ended = app
-            .delete(&format!("/api/v1/sessions/{session}"), &other.access_token)
-            .await;
-        assert_eq!(ended.status, StatusCode::OK);
+        end_from_another_device(&app, &email, IPHONE, &session).await;
 
         // Longer than the checks' period: a hidden page asks nothing, even on focus.
         tokio::time::sleep(Duration::from_secs(4)).await;
@@ -713,11 +710,7 @@ async fn screenshots_at_phone_and_desktop_widths_in_light_and_dark() {
         pictures("alone").await;
 
         // Signed out from another device: the sign-in page says why.
-        let laptop = app.login(&email, ANDROID).await;
-        let ended = app
-            .delete(&format!("/api/v1/sessions/{session}"), &laptop.access_token)
-            .await;
-        assert_eq!(ended.status, StatusCode::OK);
+        end_from_another_device(&app, &email, ANDROID, &session).await;
         browser.wait_for_count("#signed-out-notice", 1).await;
         pictures("signed-out").await;
     })
