@@ -16,7 +16,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use diesel::QueryableByName;
-use diesel::sql_types::Text;
+use diesel::sql_types::{Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
@@ -105,6 +105,14 @@ async fn prepare_template(admin: &str) -> Result<(), PgError> {
     let pool = PgPool::connect(&settings(with_database(admin, &building))).await?;
     run_migrations(&pool).await?;
     drop(pool);
+    // Stamped with its time: other checkouts (other migrations, other templates) testing on
+    // this server at the same time leave it alone until it is stale.
+    diesel::sql_query(format!(
+        "COMMENT ON DATABASE {building} IS '{}'",
+        unix_seconds()
+    ))
+    .execute(&mut conn)
+    .await?;
     retry_while_in_use(
         || diesel::sql_query(format!("ALTER DATABASE {building} RENAME TO {TEMPLATE}")),
         &mut conn,
@@ -118,18 +126,29 @@ struct DatabaseName {
     datname: String,
 }
 
-/// Drops the test and template databases (of any process) created over an hour ago.
+#[derive(QueryableByName)]
+struct TestDatabase {
+    #[diesel(sql_type = Text)]
+    datname: String,
+    /// A template's build time (unix seconds), from its comment.
+    #[diesel(sql_type = Nullable<Text>)]
+    built: Option<String>,
+}
+
+/// Drops the test databases (of any process) created over an hour ago, and the templates of
+/// other migrations built over an hour ago (or unstamped).
 async fn drop_stale_databases(conn: &mut AsyncPgConnection) -> Result<(), PgError> {
-    let names: Vec<DatabaseName> = diesel::sql_query(
-        "SELECT datname FROM pg_database \
+    let names: Vec<TestDatabase> = diesel::sql_query(
+        "SELECT datname, shobj_description(oid, 'pg_database') AS built FROM pg_database \
          WHERE datname LIKE 'sessiond\\_test\\_%' OR datname LIKE 'sessiond\\_tpl\\_%'",
     )
     .load(conn)
     .await?;
     let cutoff = unix_seconds().saturating_sub(STALE_AFTER.as_secs());
-    for DatabaseName { datname } in names {
+    for TestDatabase { datname, built } in names {
         if datname.starts_with(TEMPLATE_PREFIX) {
-            if datname != TEMPLATE {
+            let built = built.and_then(|built| built.parse::<u64>().ok());
+            if datname != TEMPLATE && built.is_none_or(|built| built < cutoff) {
                 drop_best_effort(conn, &datname).await;
             }
             continue;
