@@ -17,6 +17,7 @@ mod durability;
 mod edge;
 mod failover;
 mod faults;
+mod forward_auth;
 mod hardening;
 mod hashing;
 mod http;

@@ -184,6 +184,7 @@ fn summary(user_id: UserId, role: Role, now: OffsetDateTime) -> SessionSummary {
         id: SessionId::from_uuid(Uuid::new_v4()),
         user_id,
         role,
+        hotel_id: None,
         device: DeviceInfo {
             class: DeviceClass::Android,
             browser: Some("Chrome".into()),

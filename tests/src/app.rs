@@ -252,13 +252,19 @@ impl TestApp {
 
     /// Creates a user of `role` with [`PASSWORD`] and returns its e-mail.
     pub async fn create_user(&self, role: Role) -> String {
+        self.create_account(role, None).await
+    }
+
+    /// Creates a user of `role` at `hotel_id` (or none) with [`PASSWORD`] and returns its
+    /// e-mail.
+    pub async fn create_account(&self, role: Role, hotel_id: Option<i64>) -> String {
         let email = Self::email();
         self.accounts
             .create(NewAccount {
                 email: Email::parse(&email).expect("valid e-mail"),
                 password: Password::presented(PASSWORD.into()).expect("valid password"),
                 role,
-                hotel_id: None,
+                hotel_id,
             })
             .await
             .expect("user created");

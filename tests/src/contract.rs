@@ -57,6 +57,7 @@ pub fn session(user: &User, created_at: OffsetDateTime) -> Session {
         id,
         user_id: user.id,
         role: user.role,
+        hotel_id: user.hotel_id,
         device: DeviceInfo {
             class: DeviceClass::Android,
             browser: Some("Chrome".into()),

@@ -11,9 +11,11 @@
 pub mod app;
 pub mod browser;
 pub mod contract;
+pub mod header_echo;
 pub mod instances;
 pub mod lifecycle_contract;
 pub mod logs;
+pub mod nginx;
 pub mod postgres_standby;
 pub mod redis_cluster;
 pub mod redis_server;

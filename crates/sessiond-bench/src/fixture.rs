@@ -293,6 +293,7 @@ pub async fn start_in_memory(
             id: SessionId::from_uuid(uuid::Uuid::new_v4()),
             user_id: user.id,
             role: Role::Guest,
+            hotel_id: None,
             device: DeviceInfo {
                 class: DeviceClass::IPhone,
                 browser: Some("Safari".into()),

@@ -149,6 +149,7 @@ fn summary(at: OffsetDateTime) -> SessionSummary {
         id: SessionId::from_uuid(uuid::Uuid::new_v4()),
         user_id: UserId::from_uuid(uuid::Uuid::new_v4()),
         role: Role::Guest,
+        hotel_id: None,
         device: DeviceInfo {
             class: DeviceClass::IPhone,
             browser: Some("Safari".into()),

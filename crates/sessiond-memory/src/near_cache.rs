@@ -61,6 +61,7 @@ mod tests {
             id: SessionId::from_uuid(uuid::Uuid::from_u128(n)),
             user_id: UserId::from_uuid(uuid::Uuid::from_u128(1)),
             role: Role::Guest,
+            hotel_id: None,
             device: DeviceInfo::unknown(),
             device_name: None,
             ip_address: None,

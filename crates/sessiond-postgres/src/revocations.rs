@@ -400,6 +400,7 @@ mod tests {
             id,
             user_id: owner.id,
             role: owner.role,
+            hotel_id: None,
             device: DeviceInfo::unknown(),
             device_name: None,
             ip_address: None,

@@ -102,6 +102,7 @@ pub(crate) struct SessionRow {
     version: i64,
     ended_by: Option<String>,
     ended_by_admin: Option<Uuid>,
+    hotel_id: Option<i64>,
 }
 
 /// How `ended_by` and `ended_by_admin` spell who ended a session.
@@ -148,6 +149,7 @@ pub(crate) struct NewSessionRow<'a> {
     refresh_rotated_at: Option<OffsetDateTime>,
     ended_by: Option<&'static str>,
     ended_by_admin: Option<Uuid>,
+    hotel_id: Option<i64>,
 }
 
 impl<'a> From<&'a Session> for NewSessionRow<'a> {
@@ -184,6 +186,7 @@ impl<'a> From<&'a Session> for NewSessionRow<'a> {
             refresh_rotated_at: session.refresh.rotated_at,
             ended_by,
             ended_by_admin,
+            hotel_id: session.hotel_id,
         }
     }
 }
@@ -234,6 +237,7 @@ impl TryFrom<SessionRow> for Session {
                 .role
                 .parse::<Role>()
                 .map_err(|e| corrupt(e.to_string()))?,
+            hotel_id: row.hotel_id,
             device: DeviceInfo {
                 class: device_class,
                 browser: row.browser,

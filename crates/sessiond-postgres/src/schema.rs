@@ -63,6 +63,7 @@ diesel::table! {
         #[max_length = 16]
         ended_by -> Nullable<Varchar>,
         ended_by_admin -> Nullable<Uuid>,
+        hotel_id -> Nullable<Int8>,
     }
 }
 

@@ -289,6 +289,7 @@ async fn migrated_from_scratch() -> String {
             "2026-12-16-000007_email_normal_form".to_owned(),
             "2026-12-18-000009_ended_from_other_device".to_owned(),
             "2026-12-20-000010_revocation_notify_payload".to_owned(),
+            "2026-12-21-000011_session_hotel_id".to_owned(),
         ]
     );
     assert!(
@@ -407,6 +408,45 @@ async fn the_email_migration_rewrites_lone_addresses_and_reports_collisions() {
     let alice = Email::parse("ALICE@example.com").unwrap();
     let found = users.find_by_email(&alice).await.unwrap();
     assert_eq!(found.map(|u| u.id), Some(id(1)));
+}
+
+/// Issue 17: sessions opened before sessions carried their user's hotel get it from their
+/// users, so that forward-auth names it for them too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hotel_migration_gives_open_sessions_their_users_hotel() {
+    let url = migrated_before("2026-12-21-000011_session_hotel_id").await;
+    let pool = PgPool::connect(&settings(url)).await.unwrap();
+    let users = PgUserRepository::new(pool.clone());
+    let at_hotel = User {
+        role: Role::HotelEmployee,
+        hotel_id: Some(4711),
+        ..user()
+    };
+    let guest = user();
+    let mut sessions = Vec::new();
+    for owner in [&at_hotel, &guest] {
+        users.create(owner).await.unwrap();
+        let id = Uuid::new_v4();
+        let mut conn = pool.get().await.unwrap();
+        diesel::sql_query(
+            "INSERT INTO user_sessions (id, user_id, device_info, created_at, last_activity, \
+                 expires_at, role, refresh_token_hash) \
+             VALUES ($1, $2, 'Unknown', now(), now(), now() + interval '1 hour', $3, sha256('x'))",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .bind::<diesel::sql_types::Uuid, _>(owner.id.as_uuid())
+        .bind::<Text, _>(owner.role.as_str())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        sessions.push(SessionId::from_uuid(id));
+    }
+
+    run_migrations(&pool).await.unwrap();
+    let repository = PgSessionRepository::new(pool);
+    let hotel_of = async |id| repository.find(id).await.unwrap().unwrap().hotel_id;
+    assert_eq!(hotel_of(sessions[0]).await, Some(4711));
+    assert_eq!(hotel_of(sessions[1]).await, None);
 }
 
 #[derive(QueryableByName)]
@@ -548,6 +588,7 @@ fn session_of(owner: &User, at: time::OffsetDateTime) -> Session {
         id,
         user_id: owner.id,
         role: owner.role,
+        hotel_id: None,
         device: DeviceInfo::unknown(),
         device_name: None,
         ip_address: None,

@@ -1,11 +1,11 @@
 //! The cached value: a hand-written, versioned binary encoding of a [`SessionSummary`], or
 //! a tombstone.
 //!
-//! Layout version 3 (integers big-endian):
+//! Layout version 4 (integers big-endian):
 //!
 //! | offset | size | field |
 //! |---|---|---|
-//! | 0 | 1 | layout version (`3`) |
+//! | 0 | 1 | layout version (`4`) |
 //! | 1 | 8 | the session's generation ([`SessionSummary::version`]), u64 (compared by the put script) |
 //! | 9 | 16 | session id (UUID bytes) |
 //! | 25 | 16 | user id (UUID bytes) |
@@ -15,11 +15,12 @@
 //! | 65 | 1 | role |
 //! | 66 | 1 | device class |
 //! | 67 | 1 | status: `0` active; `1` ended, then 8 bytes `at` (micros) and 1 byte reason |
-//! | .. | 1 | flags: bit 0 browser present, bit 1 device name present, bits 2–3 IP (0 none, 1 v4, 2 v6), bit 4 User-Agent present |
+//! | .. | 1 | flags: bit 0 browser present, bit 1 device name present, bits 2–3 IP (0 none, 1 v4, 2 v6), bit 4 User-Agent present, bit 5 hotel id present |
 //! | .. | var | browser: LEB128 length, then UTF-8 bytes (when present) |
 //! | .. | var | device name: LEB128 length, then UTF-8 bytes (when present) |
 //! | .. | var | User-Agent: LEB128 length, then UTF-8 bytes (when present) |
 //! | .. | 4/16 | IP address octets (when present) |
+//! | .. | 8 | hotel id, i64 (when present) |
 //!
 //! The ids duplicate the key's, on purpose: a reader checks that the value belongs to the key
 //! it asked for (32 bytes well spent against a mixed-up write). No token material is ever
@@ -27,9 +28,11 @@
 //!
 //! A tombstone (a session marked ended) is the single byte `TOMBSTONE` (`0`): no layout
 //! version is `0`, so the scripts and `is_tombstone` tell it from any encoded session by
-//! its first byte. Layout 1 had no generation, layout 2 no User-Agent; this build reads only
-//! layout 3 and treats any other value as unreadable (a miss that PostgreSQL answers and the
-//! refill replaces), so instances of the layout-2 release may serve beside it.
+//! its first byte. Layout 1 had no generation, layout 2 no User-Agent, layout 3 no hotel id;
+//! this build reads only layout 4 and treats any other value as unreadable (a miss that
+//! PostgreSQL answers and the refill replaces), so instances of the layout-3 release may
+//! serve beside it. Layouts 3 and 4 keep the generation at one offset, and the put script
+//! compares it across both, so neither release rolls back a copy the other wrote.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -41,7 +44,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// The layout version byte this build writes (and the only one it reads).
-pub(crate) const VERSION: u8 = 3;
+pub(crate) const VERSION: u8 = 4;
+/// The previous release's layout: unreadable here, but its generation is where ours is.
+pub(crate) const PREVIOUS_VERSION: u8 = 3;
 /// The first (and only) byte of a tombstone; never a layout version.
 pub(crate) const TOMBSTONE: u8 = 0;
 /// Byte offset of the generation, which the put script compares.
@@ -54,6 +59,7 @@ const FIXED_LEN: usize = 68;
 const FLAG_BROWSER: u8 = 0b0001;
 const FLAG_DEVICE_NAME: u8 = 0b0010;
 const FLAG_USER_AGENT: u8 = 0b1_0000;
+const FLAG_HOTEL: u8 = 0b10_0000;
 const IP_SHIFT: u8 = 2;
 const IP_MASK: u8 = 0b1100;
 
@@ -106,6 +112,9 @@ pub(crate) fn encode(session: &SessionSummary) -> Vec<u8> {
     if session.user_agent.is_some() {
         flags |= FLAG_USER_AGENT;
     }
+    if session.hotel_id.is_some() {
+        flags |= FLAG_HOTEL;
+    }
     flags |= match session.ip_address {
         None => 0,
         Some(IpAddr::V4(_)) => 1 << IP_SHIFT,
@@ -127,6 +136,9 @@ pub(crate) fn encode(session: &SessionSummary) -> Vec<u8> {
         None => {}
         Some(IpAddr::V4(ip)) => out.extend_from_slice(&ip.octets()),
         Some(IpAddr::V6(ip)) => out.extend_from_slice(&ip.octets()),
+    }
+    if let Some(hotel) = session.hotel_id {
+        out.extend_from_slice(&hotel.to_be_bytes());
     }
     out
 }
@@ -168,7 +180,7 @@ pub(crate) fn decode(
         other => return Err(DecodeError::Tag("status", other)),
     };
     let flags = r.u8()?;
-    if flags & !(FLAG_BROWSER | FLAG_DEVICE_NAME | FLAG_USER_AGENT | IP_MASK) != 0 {
+    if flags & !(FLAG_BROWSER | FLAG_DEVICE_NAME | FLAG_USER_AGENT | IP_MASK | FLAG_HOTEL) != 0 {
         return Err(DecodeError::Tag("flags", flags));
     }
     let browser = (flags & FLAG_BROWSER != 0)
@@ -186,6 +198,9 @@ pub(crate) fn decode(
         2 => Some(IpAddr::V6(Ipv6Addr::from(r.array::<16>()?))),
         _ => return Err(DecodeError::Tag("flags", flags)),
     };
+    let hotel_id = (flags & FLAG_HOTEL != 0)
+        .then(|| r.array::<8>().map(i64::from_be_bytes))
+        .transpose()?;
     if !r.bytes.is_empty() {
         return Err(DecodeError::Trailing(r.bytes.len()));
     }
@@ -193,6 +208,7 @@ pub(crate) fn decode(
         id: session_id,
         user_id: owner,
         role,
+        hotel_id,
         device: DeviceInfo { class, browser },
         device_name,
         ip_address,
@@ -364,6 +380,7 @@ mod tests {
             id: SessionId::from_uuid(Uuid::from_u128(0x1234)),
             user_id: UserId::from_uuid(Uuid::from_u128(0x5678)),
             role: Role::HotelEmployee,
+            hotel_id: Some(42),
             device: DeviceInfo {
                 class: DeviceClass::Android,
                 browser: Some("Chrome".into()),
@@ -383,7 +400,7 @@ mod tests {
     fn a_typical_session_is_small_and_round_trips() {
         let s = summary();
         let bytes = encode(&s);
-        assert_eq!(bytes.len(), FIXED_LEN + 1 + 7 + 6 + 4);
+        assert_eq!(bytes.len(), FIXED_LEN + 1 + 7 + 6 + 4 + 8);
         assert_eq!(decode(&bytes, s.user_id, s.id), Ok(s));
     }
 
@@ -402,6 +419,7 @@ mod tests {
                 s.device.browser = None;
                 s.device_name = Some(long_name.clone());
                 s.ip_address = Some("2001:db8::1".parse().unwrap());
+                s.hotel_id = [None, Some(i64::MIN), Some(0), Some(i64::MAX)][i % 4];
                 let bytes = encode(&s);
                 assert_eq!(decode(&bytes, s.user_id, s.id), Ok(s.clone()));
                 s.ip_address = None;
@@ -443,11 +461,16 @@ mod tests {
     }
 
     #[test]
-    fn a_value_of_the_previous_layout_is_unreadable() {
+    fn a_value_of_an_earlier_layout_is_unreadable() {
         let s = summary();
-        let mut old = encode(&s);
-        old[0] = 1;
-        assert_eq!(decode(&old, s.user_id, s.id), Err(DecodeError::Version(1)));
+        for layout in [1, PREVIOUS_VERSION] {
+            let mut old = encode(&s);
+            old[0] = layout;
+            assert_eq!(
+                decode(&old, s.user_id, s.id),
+                Err(DecodeError::Version(layout))
+            );
+        }
     }
 
     #[test]
@@ -457,7 +480,7 @@ mod tests {
         for len in 0..bytes.len() {
             assert!(decode(&bytes[..len], s.user_id, s.id).is_err());
         }
-        // The previous layout (no User-Agent) is unreadable here, as is any other.
+        // Layout 2 (no User-Agent) is unreadable here, as is any other.
         let mut other = bytes.clone();
         other[0] = 2;
         assert_eq!(

@@ -9,7 +9,7 @@
 //!
 //! - `<prefix>session:{<user_id>}:<session_id>`: one string per session, either
 //!   - a live session: a compact binary encoding of its `SessionSummary` (about 90 bytes;
-//!     see [`codec`]) that starts with the layout version (`2`) and the
+//!     see [`codec`]) that starts with the layout version (`4`) and the
 //!     session's generation (`SessionSummary::version`, bumped by PostgreSQL on every change
 //!     of state), and expires at the session's `expires_at` (`SET ... PXAT`, an absolute
 //!     unix-ms instant); or

@@ -17,7 +17,7 @@ use redis::aio::ConnectionLike;
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisResult, Script, ServerErrorKind, ToRedisArgs};
 use time::OffsetDateTime;
 
-use crate::codec::{self, GENERATION_OFFSET, TOMBSTONE, VERSION};
+use crate::codec::{self, GENERATION_OFFSET, PREVIOUS_VERSION, TOMBSTONE, VERSION};
 
 /// An instant as the scripts take it (`PXAT`, index scores): unix milliseconds, rounded
 /// down, so that an entry's `PXAT` never outlasts its `expires_at`.
@@ -115,7 +115,8 @@ impl ScriptCall {
 /// Stores a session and indexes it, in one round trip, unless that would go backwards:
 /// nothing is written when the key holds a tombstone, holds a greater generation of the
 /// session, or when the session's expiry has passed (on the caller's clock or Redis's).
-/// A value of another layout (an older release's) is overwritten. Returns 1 when written,
+/// A value of the previous layout is compared by its generation too (it sits at the same
+/// offset); a value of any other layout is overwritten. Returns 1 when written,
 /// 0 when not.
 ///
 /// `KEYS[1]` the session key, `KEYS[2]` the user's index; `ARGV[1]` the value, `ARGV[2]`
@@ -139,7 +140,7 @@ local cached = redis.call('GET', KEYS[1])
 if cached then
   local layout = string.byte(cached, 1)
   if layout == {TOMBSTONE} then return 0 end
-  if layout == {VERSION} and string.len(cached) >= {generation_at} + 7 then
+  if (layout == {VERSION} or layout == {PREVIOUS_VERSION}) and string.len(cached) >= {generation_at} + 7 then
     local old_hi, old_lo = struct.unpack('>I4I4', cached, {generation_at})
     local new_hi, new_lo = struct.unpack('>I4I4', ARGV[1], {generation_at})
     if old_hi > new_hi or (old_hi == new_hi and old_lo > new_lo) then return 0 end

@@ -17,7 +17,7 @@ use utoipa::openapi::{Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
 use super::problem::Problem;
-use super::routes::{account, admin, auth, health, sessions};
+use super::routes::{account, admin, auth, forward_auth, health, sessions};
 use super::views::{
     CurrentView, EndedSessionView, EndedView, Liveness, PrincipalView, Readiness, ReadinessChecks,
     ReasonSchema, RedisClusterCheck, RoleSchema, SessionView, StoreStatus, TokenView, UserView,
@@ -45,6 +45,7 @@ pub const BEARER: &str = "bearer";
         auth::login,
         auth::refresh,
         auth::logout,
+        forward_auth::check,
         sessions::list,
         sessions::end_others,
         sessions::current,

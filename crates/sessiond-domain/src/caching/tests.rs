@@ -19,6 +19,7 @@ fn session() -> Session {
         id,
         user_id: UserId::from_random_bytes([4; 16]),
         role: Role::Guest,
+        hotel_id: None,
         device: DeviceInfo::unknown(),
         device_name: None,
         ip_address: None,

@@ -256,6 +256,7 @@ mod tests {
                 id,
                 user_id: UserId::from_random_bytes([0; 16]),
                 role: Role::Guest,
+                hotel_id: None,
                 device: DeviceInfo::unknown(),
                 device_name: None,
                 ip_address: None,

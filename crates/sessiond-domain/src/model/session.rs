@@ -131,6 +131,9 @@ pub struct Session {
     /// The user's role at sign-in; a role change ends the session, so while the session is
     /// live this is the user's role.
     pub role: Role,
+    /// The user's hotel, copied at sign-in (an account's hotel never changes), so that
+    /// whoever checks the session learns it without reading the user.
+    pub hotel_id: Option<i64>,
     pub device: DeviceInfo,
     /// A name the user gave this device at sign-in, if any.
     pub device_name: Option<String>,
@@ -190,6 +193,8 @@ pub struct SessionSummary {
     pub id: SessionId,
     pub user_id: UserId,
     pub role: Role,
+    /// See [`Session::hotel_id`].
+    pub hotel_id: Option<i64>,
     pub device: DeviceInfo,
     pub device_name: Option<String>,
     pub ip_address: Option<IpAddr>,
@@ -215,6 +220,7 @@ impl From<&Session> for SessionSummary {
             id: session.id,
             user_id: session.user_id,
             role: session.role,
+            hotel_id: session.hotel_id,
             device: session.device.clone(),
             device_name: session.device_name.clone(),
             ip_address: session.ip_address,

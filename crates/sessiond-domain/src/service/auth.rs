@@ -176,6 +176,7 @@ impl AuthService {
             id,
             user_id: user.id,
             role: user.role,
+            hotel_id: user.hotel_id,
             device,
             device_name: context.device_name,
             ip_address: context.ip_address,

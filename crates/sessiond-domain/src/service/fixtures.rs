@@ -88,7 +88,7 @@ pub fn user(role: Role) -> User {
         email: Email::parse("alice@example.com").unwrap(),
         password_hash: PasswordHash::new("$argon2id$fixture".into()),
         role,
-        hotel_id: None,
+        hotel_id: (role == Role::HotelEmployee).then_some(7),
         is_active: true,
         created_at: NOW - time::Duration::days(10),
         updated_at: NOW - time::Duration::days(10),
@@ -111,6 +111,7 @@ pub fn session() -> Session {
         id: session_id(),
         user_id: user(Role::Guest).id,
         role: Role::Guest,
+        hotel_id: None,
         device: DeviceInfo {
             class: DeviceClass::Mac,
             browser: Some("Safari".into()),

@@ -1,4 +1,4 @@
-//! `/auth`: register, sign in, refresh, sign out.
+//! `/auth`: register, sign in, refresh, sign out, and the proxies' check (`forward_auth`).
 
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpResponse, Scope, web};
@@ -19,6 +19,7 @@ pub fn scope() -> Scope {
         .service(web::resource("/login").route(web::post().to(login)))
         .service(web::resource("/refresh").route(web::post().to(refresh)))
         .service(web::resource("/logout").route(web::post().to(logout)))
+        .service(super::forward_auth::resource())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -4,6 +4,7 @@ pub mod account;
 pub mod admin;
 pub mod assets;
 pub mod auth;
+pub mod forward_auth;
 pub mod health;
 pub mod metrics;
 pub mod sessions;

@@ -51,6 +51,7 @@ fn summary() -> Arc<SessionSummary> {
         id: SessionId::from_random_bytes([3; 16]),
         user_id: UserId::from_random_bytes([4; 16]),
         role: Role::Guest,
+        hotel_id: None,
         device: DeviceInfo::unknown(),
         device_name: None,
         ip_address: None,

@@ -169,6 +169,8 @@ async fn sign_in_opens_a_session_under_the_roles_policy() {
                 && limit.on_limit == LimitAction::EvictOldest
                 && session.expires_at == NOW + Duration::hours(8)
                 && session.role == Role::HotelEmployee
+                // The hotel is the account's, carried so checks need not read the user.
+                && session.hotel_id == Some(7)
                 && session.device.class == DeviceClass::Mac
                 && session.device_name.as_deref() == Some("work laptop")
                 && session.status == SessionStatus::Active
