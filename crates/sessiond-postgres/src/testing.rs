@@ -88,11 +88,13 @@ async fn prepare_template(admin: &str) -> Result<(), PgError> {
         .execute(&mut conn)
         .await?;
     drop_stale_databases(&mut conn).await?;
-    let existing: Vec<DatabaseName> =
-        diesel::sql_query("SELECT datname FROM pg_database WHERE datname = $1")
-            .bind::<Text, _>(TEMPLATE)
-            .load(&mut conn)
-            .await?;
+    let existing: Vec<TestDatabase> = diesel::sql_query(
+        "SELECT datname, shobj_description(oid, 'pg_database') AS built FROM pg_database \
+         WHERE datname = $1",
+    )
+    .bind::<Text, _>(TEMPLATE)
+    .load(&mut conn)
+    .await?;
     if !existing.is_empty() {
         return Ok(());
     }
@@ -118,12 +120,6 @@ async fn prepare_template(admin: &str) -> Result<(), PgError> {
         &mut conn,
     )
     .await
-}
-
-#[derive(QueryableByName)]
-struct DatabaseName {
-    #[diesel(sql_type = Text)]
-    datname: String,
 }
 
 #[derive(QueryableByName)]
