@@ -12,7 +12,7 @@
 //! the best of each is shown, the targets take the median of each round's ratios; 3), `BENCH_USERS` (10 000), `BENCH_CLEANUP_SESSIONS` (1 000 000),
 //! `BENCH_SERVER_WORKERS` (actix workers of each server, 2), `BENCH_CLIENT_THREADS` (load
 //! generator threads, 2), `BENCH_ONLY=validate` (set up and run only the sessiond
-//! validate load, for a profiler; likewise `floor`, `floor-per-worker`, `ceiling` and
+//! validate load, for a profiler; likewise `forward-auth`, `floor`, `floor-per-worker`, `ceiling` and
 //! `own-ceiling`), `BENCH_ONLY=ratio` (those loads and their ratios, nothing else),
 //! `BENCH_ONLY=activity` (only the synchronised-activity case, `activity.rs`),
 //! `BENCH_ONLY=cluster` (only validation on a Redis Cluster against one node, `cluster.rs`),
@@ -31,7 +31,7 @@
 //!    steady state, the feed's and the heartbeats' background per second beside them;
 //! 5. `validation.rs`: validation throughput against the floor, the per-worker floor, the
 //!    in-process ceiling and sessiond's own ceiling (a second sessiond on the in-memory
-//!    store), and the near cache's hit rate during it;
+//!    store), forward-auth against validation, and the near cache's hit rate during it;
 //! 6. `activity.rs`: validation while the whole population falls due for its activity
 //!    write, against the steady state;
 //! 7. `sign_in_and_refresh.rs`: sign-ins and refresh rotations;

@@ -1,5 +1,6 @@
 //! Validation throughput: sessiond's `GET /api/v1/sessions/current` (near cache on, in
-//! front of Redis and PostgreSQL) beside the reference servers (`reference.rs`: the Redis
+//! front of Redis and PostgreSQL) and its forward-auth check (`GET /api/v1/auth/check`, the
+//! same validation answered with headers only) beside the reference servers (`reference.rs`: the Redis
 //! floor, the floor per worker, the in-process ceiling) and beside sessiond's own ceiling
 //! (the same route of a second sessiond on the in-memory store, `fixture::start_in_memory`),
 //! at 32 and 128 connections, `BENCH_ROUNDS` rounds, alternating. The throughput rows are
@@ -27,8 +28,9 @@ use crate::report::{Report, Row};
 use crate::{Knobs, reference};
 
 /// The loads, by the name `BENCH_ONLY` gives them.
-const LOADS: [&str; 5] = [
+const LOADS: [&str; 6] = [
     "validate",
+    "forward-auth",
     "floor",
     "floor-per-worker",
     "ceiling",
@@ -113,6 +115,12 @@ pub async fn against_references(
             CURRENT,
             Arc::clone(&fixture.tokens),
         ),
+        (
+            "forward-auth",
+            fixture.addr,
+            CHECK,
+            Arc::clone(&fixture.tokens),
+        ),
         ("floor", floor_addr, "/floor", Arc::clone(&floor_tokens)),
         (
             "floor, per worker",
@@ -195,12 +203,14 @@ pub async fn against_references(
     }
     for connections in [32usize, 128] {
         let v = &best[&("validate", connections)];
+        let a = &best[&("forward-auth", connections)];
         let f = &best[&("floor", connections)];
         let w = &best[&("floor, per worker", connections)];
         let c = &best[&("ceiling", connections)];
         let o = &best[&("own ceiling", connections)];
         for (name, outcome) in [
             ("validate", v),
+            ("forward-auth", a),
             ("floor", f),
             ("floor, per worker", w),
             ("ceiling", c),
@@ -236,6 +246,17 @@ pub async fn against_references(
             ),
             &format!("≥ {OWN_CEILING_TARGET:.2}"),
             own_ceiling.median >= OWN_CEILING_TARGET,
+        ));
+        let forward_auth = ratios("forward-auth", "validate");
+        report.row(Row::target(
+            format!("forward-auth / validate, {connections} connections"),
+            format!(
+                "{} (`GET /api/v1/auth/check` against `GET /api/v1/sessions/current`, the same token and validation; best rounds: {:.2})",
+                forward_auth.describe(),
+                a.ok_rate() / v.ok_rate(),
+            ),
+            &format!("≥ {FORWARD_AUTH_TARGET:.2}"),
+            forward_auth.median >= FORWARD_AUTH_TARGET,
         ));
         report.row(Row::info(
             format!("validate / floor per worker, {connections} connections"),
@@ -326,10 +347,14 @@ impl Ratios {
     }
 }
 
-/// The target's ratios (issue 13).
+/// The targets' ratios (issues 13 and 17).
 const FLOOR_TARGET: f64 = 1.4;
 const OWN_CEILING_TARGET: f64 = 0.9;
+/// Forward-auth costs no more than `GET /sessions/current`: its throughput is at least as high.
+const FORWARD_AUTH_TARGET: f64 = 1.0;
 const CURRENT: &str = "/api/v1/sessions/current";
+/// Forward authentication: costs no more than `CURRENT` (issue 17).
+const CHECK: &str = "/api/v1/auth/check";
 
 /// How long PostgreSQL may take to publish a backend's statistics (at most once a second
 /// while busy, after 10 s when idle).

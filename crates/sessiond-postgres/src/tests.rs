@@ -410,8 +410,27 @@ async fn the_email_migration_rewrites_lone_addresses_and_reports_collisions() {
     assert_eq!(found.map(|u| u.id), Some(id(1)));
 }
 
+/// A live session of `owner` inserted as the release before issue 17 did: no hotel.
+async fn insert_without_hotel(pool: &PgPool, owner: &User) -> SessionId {
+    let id = Uuid::new_v4();
+    let mut conn = pool.get().await.unwrap();
+    diesel::sql_query(
+        "INSERT INTO user_sessions (id, user_id, device_info, created_at, last_activity, \
+             expires_at, role, refresh_token_hash) \
+         VALUES ($1, $2, 'Unknown', now(), now(), now() + interval '1 hour', $3, sha256('x'))",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .bind::<diesel::sql_types::Uuid, _>(owner.id.as_uuid())
+    .bind::<Text, _>(owner.role.as_str())
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    SessionId::from_uuid(id)
+}
+
 /// Issue 17: sessions opened before sessions carried their user's hotel get it from their
-/// users, so that forward-auth names it for them too.
+/// users, and so do sessions the previous release opens after the migration, so that
+/// forward-auth names it for them too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hotel_migration_gives_open_sessions_their_users_hotel() {
     let url = migrated_before("2026-12-21-000011_session_hotel_id").await;
@@ -426,27 +445,18 @@ async fn the_hotel_migration_gives_open_sessions_their_users_hotel() {
     let mut sessions = Vec::new();
     for owner in [&at_hotel, &guest] {
         users.create(owner).await.unwrap();
-        let id = Uuid::new_v4();
-        let mut conn = pool.get().await.unwrap();
-        diesel::sql_query(
-            "INSERT INTO user_sessions (id, user_id, device_info, created_at, last_activity, \
-                 expires_at, role, refresh_token_hash) \
-             VALUES ($1, $2, 'Unknown', now(), now(), now() + interval '1 hour', $3, sha256('x'))",
-        )
-        .bind::<diesel::sql_types::Uuid, _>(id)
-        .bind::<diesel::sql_types::Uuid, _>(owner.id.as_uuid())
-        .bind::<Text, _>(owner.role.as_str())
-        .execute(&mut conn)
-        .await
-        .unwrap();
-        sessions.push(SessionId::from_uuid(id));
+        sessions.push(insert_without_hotel(&pool, owner).await);
     }
 
     run_migrations(&pool).await.unwrap();
+    // The previous release, still serving during a rolling deploy, inserts without it.
+    let late = insert_without_hotel(&pool, &at_hotel).await;
+
     let repository = PgSessionRepository::new(pool);
     let hotel_of = async |id| repository.find(id).await.unwrap().unwrap().hotel_id;
     assert_eq!(hotel_of(sessions[0]).await, Some(4711));
     assert_eq!(hotel_of(sessions[1]).await, None);
+    assert_eq!(hotel_of(late).await, Some(4711));
 }
 
 #[derive(QueryableByName)]

@@ -31,8 +31,10 @@
 //! its first byte. Layout 1 had no generation, layout 2 no User-Agent, layout 3 no hotel id;
 //! this build reads only layout 4 and treats any other value as unreadable (a miss that
 //! PostgreSQL answers and the refill replaces), so instances of the layout-3 release may
-//! serve beside it. Layouts 3 and 4 keep the generation at one offset, and the put script
-//! compares it across both, so neither release rolls back a copy the other wrote.
+//! serve beside it. Layouts 3 and 4 keep the generation at one offset, and this build's put
+//! script compares it across both, so it never rolls back a copy the previous release wrote.
+//! The previous release's script overwrites a layout-4 copy whatever its generation, which
+//! this build then reads as a miss; neither overwrites a tombstone.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
