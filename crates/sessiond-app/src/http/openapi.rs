@@ -46,6 +46,7 @@ pub const BEARER: &str = "bearer";
         auth::refresh,
         auth::logout,
         forward_auth::check,
+        forward_auth::check_below,
         sessions::list,
         sessions::end_others,
         sessions::current,

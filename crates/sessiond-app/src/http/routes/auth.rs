@@ -20,6 +20,7 @@ pub fn scope() -> Scope {
         .service(web::resource("/refresh").route(web::post().to(refresh)))
         .service(web::resource("/logout").route(web::post().to(logout)))
         .service(super::forward_auth::resource())
+        .service(super::forward_auth::resource_below())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

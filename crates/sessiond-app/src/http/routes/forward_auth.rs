@@ -22,20 +22,25 @@ pub const SESSION_ID: HeaderName = HeaderName::from_static("x-session-id");
 /// The user's hotel, only when the account has one.
 pub const HOTEL_ID: HeaderName = HeaderName::from_static("x-session-hotel-id");
 
-/// `/check` and everything below it, every method.
+/// `/check`, every method.
 pub fn resource() -> Resource {
-    web::resource(["/check", "/check/{path:.*}"]).to(check)
+    web::resource("/check").to(check)
+}
+
+/// Everything below `/check`, every method.
+pub fn resource_below() -> Resource {
+    web::resource("/check/{path:.*}").to(check_below)
 }
 
 /// Forward authentication: is this Bearer token a live session, and whose?
 ///
 /// 200 with no body and the `X-Session-*` headers for the proxy to copy to the upstream;
 /// 401 (problem body, `WWW-Authenticate`) otherwise. The same answer for any method and for
-/// any path below `/api/v1/auth/check`; a request body is ignored. Note that nginx's
-/// `auth_request` turns any status but 2xx, 401 and 403 (a 503 while a store is down) into
-/// a 500 of its own.
+/// any path below `/api/v1/auth/check` (also `HEAD` and `OPTIONS`); a request body is
+/// ignored. Note that nginx's `auth_request` turns any status but 2xx, 401 and 403 (a 503
+/// while a store is down) into a 500 of its own.
 #[utoipa::path(
-    method(get, post, put, patch, delete, head, options),
+    method(get, post, put, patch, delete),
     path = "/api/v1/auth/check",
     tag = "auth",
     security(("bearer" = [])),
@@ -53,6 +58,30 @@ pub fn resource() -> Resource {
     )
 )]
 async fn check(caller: Authenticated) -> HttpResponse {
+    vouch(&caller)
+}
+
+/// The same check, for proxies that append the original request's path (Envoy's
+/// `ext_authz`); the path is not read.
+#[utoipa::path(
+    method(get, post, put, patch, delete),
+    path = "/api/v1/auth/check/{path}",
+    tag = "auth",
+    security(("bearer" = [])),
+    params(("path" = String, Path, description = "Any path, such as the original request's")),
+    responses(
+        (status = 200, description = "A live session; no body; the headers of `/api/v1/auth/check`"),
+        (status = 400, description = "More than one `Authorization` header"),
+        (status = 401, description = "No, a bad or an expired access token, or the session ended (`reason` says why)"),
+        (status = 503, description = "A store is unavailable; retry shortly"),
+    )
+)]
+async fn check_below(caller: Authenticated) -> HttpResponse {
+    vouch(&caller)
+}
+
+/// 200 with the caller's `X-Session-*` headers and no body.
+fn vouch(caller: &Authenticated) -> HttpResponse {
     let principal = &caller.0;
     let session = &principal.session;
     let mut answer = HttpResponse::Ok();
