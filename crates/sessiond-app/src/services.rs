@@ -15,7 +15,7 @@ use sessiond_domain::service::{
     AccountService, AdminService, AuthService, CleanupService, Ports, SessionService,
 };
 use sessiond_domain::trust::CacheTrust;
-use sessiond_jwt::{JwtCodec, JwtSettings, SigningKey};
+use sessiond_jwt::{JwtCodec, JwtSettings, SigningKey, TokenKeys};
 use sessiond_memory::QuickNearCache;
 use sessiond_useragent::WootheeClassifier;
 
@@ -101,19 +101,21 @@ impl Services {
 /// The token codec with the configured signing keys.
 fn jwt_codec(settings: &Settings) -> anyhow::Result<JwtCodec> {
     JwtCodec::new(JwtSettings {
-        current: SigningKey {
-            kid: settings.jwt.kid.clone(),
-            secret: settings.jwt_secret(),
+        keys: TokenKeys::Hs256 {
+            current: SigningKey {
+                kid: settings.jwt.kid.clone(),
+                secret: settings.jwt_secret(),
+            },
+            previous: settings
+                .jwt
+                .previous_keys
+                .iter()
+                .map(|key| SigningKey {
+                    kid: key.kid.clone(),
+                    secret: key.secret.clone(),
+                })
+                .collect(),
         },
-        previous: settings
-            .jwt
-            .previous_keys
-            .iter()
-            .map(|key| SigningKey {
-                kid: key.kid.clone(),
-                secret: key.secret.clone(),
-            })
-            .collect(),
         issuer: settings.jwt.issuer.clone(),
         audience: settings.jwt.audience.clone(),
         leeway_seconds: u64::from(settings.jwt.leeway),
