@@ -5,6 +5,7 @@ pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod health;
+pub mod keys;
 pub mod metrics;
 pub mod sessions;
 pub mod ui_auth;
