@@ -21,6 +21,7 @@ mod hardening;
 mod hashing;
 mod http;
 mod invariants;
+mod keys;
 mod memory;
 mod openapi;
 mod postgres;
