@@ -38,6 +38,11 @@ fn algorithm(configured: JwtAlgorithm) -> (AsymmetricAlgorithm, Algorithm) {
 
 /// `GET /.well-known/jwks.json`, checked for what every answer of it must carry.
 async fn jwks(app: &TestApp) -> JwkSet {
+    serde_json::from_str(&jwks_body(app).await).unwrap()
+}
+
+/// The body of `GET /.well-known/jwks.json`, its status and headers checked.
+async fn jwks_body(app: &TestApp) -> String {
     let response = app
         .client
         .get(format!("{}/.well-known/jwks.json", app.base_url))
@@ -45,17 +50,11 @@ async fn jwks(app: &TestApp) -> JwkSet {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    assert_eq!(header("cache-control"), "public, max-age=300");
-    assert!(header("content-type").starts_with("application/json"));
-    response.json().await.unwrap()
+    let headers = response.headers();
+    // Public and cacheable: not the API's `no-store`.
+    assert_eq!(headers["cache-control"], "public, max-age=300");
+    assert_eq!(headers["content-type"], "application/json");
+    response.text().await.unwrap()
 }
 
 /// The claims of `token` as a service that only knows the JWKS reads them.
@@ -174,17 +173,6 @@ async fn a_rotation_keeps_the_previous_keys_tokens_accepted_and_published() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_hs256_the_jwks_is_empty() {
     let app = TestApp::spawn().await;
-    let keys = jwks(&app).await;
-    assert!(keys.keys.is_empty());
-    let body = app
-        .client
-        .get(format!("{}/.well-known/jwks.json", app.base_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(body, r#"{"keys":[]}"#);
+    assert_eq!(jwks_body(&app).await, r#"{"keys":[]}"#);
     app.stop().await;
 }

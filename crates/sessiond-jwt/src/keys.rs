@@ -126,17 +126,15 @@ impl PrivateKey {
                 ed25519_dalek::SigningKey::from_pkcs8_pem(pem).map(Private::EdDsa)
             }
         };
-        match key {
-            Ok(key) => Ok(Self {
-                kid,
-                key: Box::new(key),
-            }),
-            Err(source) => Err(UnusableKey::PrivateKey {
-                kid,
-                algorithm,
-                source,
-            }),
-        }
+        let key = key.map_err(|source| UnusableKey::PrivateKey {
+            kid: kid.clone(),
+            algorithm,
+            source,
+        })?;
+        Ok(Self {
+            kid,
+            key: Box::new(key),
+        })
     }
 
     pub fn kid(&self) -> &str {

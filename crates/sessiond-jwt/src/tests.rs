@@ -134,14 +134,22 @@ fn alg_none_and_missing_claims_are_refused() {
 
 /// A token with exactly this header and these claims, signed with `secret`.
 fn signed_by_hand(header: &str, claims: &str, secret: &str) -> String {
+    signed_with(header, claims, |signed| {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(signed);
+        mac.finalize().into_bytes().to_vec()
+    })
+}
+
+/// A token with exactly this header and these claims, and the signature `sign` makes of
+/// its first two segments.
+fn signed_with(header: &str, claims: &str, sign: impl FnOnce(&[u8]) -> Vec<u8>) -> String {
     let signed = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header),
         URL_SAFE_NO_PAD.encode(claims)
     );
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(signed.as_bytes());
-    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(sign(signed.as_bytes()));
     format!("{signed}.{signature}")
 }
 

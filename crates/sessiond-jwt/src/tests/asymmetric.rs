@@ -45,25 +45,19 @@ fn signed_by_hand(
     claims: &str,
     pair: &KeyPair,
 ) -> String {
-    let signed = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header),
-        URL_SAFE_NO_PAD.encode(claims)
-    );
-    let signature = match algorithm {
+    signed_with(header, claims, |signed| match algorithm {
         AsymmetricAlgorithm::Es256 => {
             use p256::ecdsa::signature::Signer as _;
             let key = p256::ecdsa::SigningKey::from_pkcs8_pem(&pair.private_pem).unwrap();
-            let signature: p256::ecdsa::Signature = key.sign(signed.as_bytes());
+            let signature: p256::ecdsa::Signature = key.sign(signed);
             signature.to_bytes().to_vec()
         }
         AsymmetricAlgorithm::EdDsa => {
             use ed25519_dalek::Signer as _;
             let key = ed25519_dalek::SigningKey::from_pkcs8_pem(&pair.private_pem).unwrap();
-            key.sign(signed.as_bytes()).to_bytes().to_vec()
+            key.sign(signed).to_bytes().to_vec()
         }
-    };
-    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature))
+    })
 }
 
 /// The claims of `token` as a third party reads them: with `jsonwebtoken`'s own validation
