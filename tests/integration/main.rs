@@ -22,6 +22,7 @@ mod hardening;
 mod hashing;
 mod http;
 mod invariants;
+mod keys;
 mod memory;
 mod openapi;
 mod postgres;

@@ -256,6 +256,7 @@ async fn the_document_is_openapi_3_1_with_bearer_auth_and_problem_details() {
         "/api/v1/auth/refresh",
         "/health/live",
         "/health/ready",
+        "/.well-known/jwks.json",
     ];
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {

@@ -3,7 +3,7 @@
 //! every other setting.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -90,12 +90,22 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JwtConfig {
-    /// `JWT_SECRET`: at least 32 bytes outside dev mode.
+    /// `JWT_ALGORITHM`: HS256 (a shared secret), or ES256 / EdDSA (a private key signs,
+    /// the public keys are published at `/.well-known/jwks.json`).
+    pub algorithm: JwtAlgorithm,
+    /// `JWT_SECRET`, HS256 only: at least 32 bytes outside dev mode.
     pub secret: Option<SecretString>,
-    /// The `kid` of `secret`.
+    /// The `kid` of the current key: `secret`, or the private key.
     pub kid: String,
-    /// Keys still accepted for verification after a rotation.
+    /// HS256 secrets still accepted for verification after a rotation.
     pub previous_keys: Vec<PreviousKey>,
+    /// `JWT_PRIVATE_KEY_FILE`, ES256 / EdDSA: a PKCS#8 PEM file holding the private key.
+    pub private_key_file: Option<PathBuf>,
+    /// `JWT_PRIVATE_KEY`, ES256 / EdDSA: the PKCS#8 PEM itself (instead of a file).
+    pub private_key: Option<SecretString>,
+    /// ES256 / EdDSA public keys still accepted, and published, after a rotation (or
+    /// published ahead of one).
+    pub previous_public_keys: Vec<PreviousPublicKey>,
     pub issuer: String,
     pub audience: String,
     /// `ACCESS_TOKEN_TTL`, seconds.
@@ -108,13 +118,39 @@ impl Default for JwtConfig {
     fn default() -> Self {
         let policy = SessionPolicy::default();
         Self {
+            algorithm: JwtAlgorithm::Hs256,
             secret: None,
             kid: "k1".into(),
             previous_keys: Vec::new(),
+            private_key_file: None,
+            private_key: None,
+            previous_public_keys: Vec::new(),
             issuer: "sessiond".into(),
             audience: "sessiond".into(),
             access_token_ttl: seconds(policy.access_token_ttl),
             leeway: seconds(policy.token_leeway),
+        }
+    }
+}
+
+/// The signing algorithm of access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum JwtAlgorithm {
+    #[serde(rename = "HS256")]
+    Hs256,
+    #[serde(rename = "ES256")]
+    Es256,
+    #[serde(rename = "EdDSA")]
+    EdDsa,
+}
+
+impl JwtAlgorithm {
+    /// The asymmetric algorithm, if this is one.
+    pub fn asymmetric(self) -> Option<sessiond_jwt::AsymmetricAlgorithm> {
+        match self {
+            Self::Hs256 => None,
+            Self::Es256 => Some(sessiond_jwt::AsymmetricAlgorithm::Es256),
+            Self::EdDsa => Some(sessiond_jwt::AsymmetricAlgorithm::EdDsa),
         }
     }
 }
@@ -124,6 +160,16 @@ impl Default for JwtConfig {
 pub struct PreviousKey {
     pub kid: String,
     pub secret: SecretString,
+}
+
+/// A public key of ES256 / EdDSA tokens other than the current one: in a PEM file, or the
+/// PEM itself (one of the two).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousPublicKey {
+    pub kid: String,
+    pub public_key_file: Option<PathBuf>,
+    pub public_key: Option<String>,
 }
 
 /// Session timings shared by all roles, in seconds unless named otherwise.
@@ -434,8 +480,9 @@ fn setting_as_written(path: &str) -> String {
     }
 }
 
-/// The seed's variable names (SPEC §1, §7) and where they land.
-const SEED_ENV_VARS: [(&str, &str); 20] = [
+/// The seed's variable names (SPEC §1, §7), the asymmetric keys' (issue 17), and where they
+/// land.
+const SEED_ENV_VARS: [(&str, &str); 23] = [
     ("SESSION_TIMEOUT_GUEST", "roles.guest.timeout"),
     ("SESSION_TIMEOUT_EMPLOYEE", "roles.hotel_employee.timeout"),
     ("SESSION_TIMEOUT_VENDOR", "roles.vendor_admin.timeout"),
@@ -449,6 +496,9 @@ const SEED_ENV_VARS: [(&str, &str); 20] = [
     ("REDIS_URL", "redis_url"),
     ("REDIS_CLUSTER_URLS", "redis_cluster_urls"),
     ("JWT_SECRET", "jwt.secret"),
+    ("JWT_ALGORITHM", "jwt.algorithm"),
+    ("JWT_PRIVATE_KEY_FILE", "jwt.private_key_file"),
+    ("JWT_PRIVATE_KEY", "jwt.private_key"),
     ("ACCESS_TOKEN_TTL", "jwt.access_token_ttl"),
     ("BIND_ADDR", "bind_addr"),
     ("METRICS_ADDR", "metrics_addr"),
@@ -468,7 +518,7 @@ fn seed_path(variable: &str) -> Option<&'static str> {
 
 /// Settings that are text whatever their value looks like (a secret of digits, a `kid` of
 /// `1`): taken from the environment verbatim instead of parsed.
-const TEXT_SETTINGS: [&str; 12] = [
+const TEXT_SETTINGS: [&str; 15] = [
     "env",
     "database_url",
     "redis_url",
@@ -477,6 +527,9 @@ const TEXT_SETTINGS: [&str; 12] = [
     "admin_password",
     "log_format",
     "jwt.secret",
+    "jwt.algorithm",
+    "jwt.private_key_file",
+    "jwt.private_key",
     "jwt.kid",
     "jwt.issuer",
     "jwt.audience",
@@ -638,7 +691,7 @@ impl Settings {
         self.env == DEV_ENV
     }
 
-    /// The JWT secret in force: the configured one, or the dev secret in dev mode.
+    /// The HS256 secret in force: the configured one, or the dev secret in dev mode.
     pub fn jwt_secret(&self) -> SecretString {
         self.jwt
             .secret
@@ -655,9 +708,54 @@ impl Settings {
         self.validate_all_but_signing_keys()
     }
 
-    /// Refuses missing, weak or published signing keys outside dev mode.
+    /// Refuses missing, weak or published signing keys outside dev mode, and keys of
+    /// another algorithm than `jwt.algorithm` anywhere. (Whether a PEM key can be read is
+    /// for start-up, `crate::keys`: a check here would read the files twice.)
     fn validate_signing_keys(&self) -> Result<(), ConfigError> {
         let invalid = |message: String| Err(ConfigError::Invalid(message));
+        let jwt = &self.jwt;
+        if let Some(algorithm) = jwt.algorithm.asymmetric() {
+            // JWT_SECRET is no signing key here: set or not, weak or not, it is not used.
+            match (&jwt.private_key_file, &jwt.private_key) {
+                (None, None) => {
+                    return invalid(format!(
+                        "jwt.algorithm {algorithm} needs its private key: JWT_PRIVATE_KEY_FILE \
+                         (a PKCS#8 PEM file) or JWT_PRIVATE_KEY (the PEM itself)"
+                    ));
+                }
+                (Some(_), Some(_)) => {
+                    return invalid(
+                        "JWT_PRIVATE_KEY_FILE and JWT_PRIVATE_KEY are both set; keep one".into(),
+                    );
+                }
+                _ => {}
+            }
+            if !jwt.previous_keys.is_empty() {
+                return invalid(format!(
+                    "jwt.previous_keys are HS256 secrets; with {algorithm}, list the previous \
+                     public keys in jwt.previous_public_keys"
+                ));
+            }
+            for key in &jwt.previous_public_keys {
+                if key.public_key_file.is_some() == key.public_key.is_some() {
+                    return invalid(format!(
+                        "previous public key {:?}: set one of public_key_file and public_key",
+                        key.kid
+                    ));
+                }
+            }
+            return Ok(());
+        }
+        if jwt.private_key_file.is_some()
+            || jwt.private_key.is_some()
+            || !jwt.previous_public_keys.is_empty()
+        {
+            return invalid(
+                "JWT_PRIVATE_KEY_FILE, JWT_PRIVATE_KEY and jwt.previous_public_keys are for \
+                 ES256 and EdDSA; set jwt.algorithm (JWT_ALGORITHM), or remove them"
+                    .into(),
+            );
+        }
         if !self.is_dev() {
             let Some(secret) = &self.jwt.secret else {
                 return invalid("JWT_SECRET is required outside dev mode".into());

@@ -3,24 +3,23 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
-use secrecy::ExposeSecret;
 use sessiond_argon2::{Argon2Cost, Argon2Hasher};
 use sessiond_domain::activity::ActivityBuffer;
 use sessiond_domain::caching::{CachedSessionRepository, NearSessions};
 use sessiond_domain::feed::RevocationFeed;
-use sessiond_domain::model::{DeviceKeys, RevocationMemory, SessionPolicy};
+use sessiond_domain::model::{RevocationMemory, SessionPolicy};
 use sessiond_domain::ports::{Clock, SessionRepository};
 use sessiond_domain::service::{
     AccountService, AdminService, AuthService, CleanupService, Ports, SessionService,
 };
 use sessiond_domain::trust::CacheTrust;
-use sessiond_jwt::{JwtCodec, JwtSettings, SigningKey};
+use sessiond_jwt::PublicJwk;
 use sessiond_memory::QuickNearCache;
 use sessiond_useragent::WootheeClassifier;
 
 use crate::audit::AuditLog;
 use crate::config::Settings;
+use crate::keys;
 use crate::storage::Storage;
 use crate::system::{OsRandom, SystemClock};
 
@@ -41,6 +40,9 @@ pub struct Services {
     /// The activity validation noted, waiting for its batched write (to the durable
     /// sessions: the caches keep no activity of their own).
     pub activity: Arc<ActivityBuffer>,
+    /// The keys that verify access tokens, as `/.well-known/jwks.json` publishes them (none
+    /// with HS256).
+    pub public_keys: Arc<[PublicJwk]>,
 }
 
 impl Services {
@@ -52,7 +54,10 @@ impl Services {
         let policy = Arc::new(settings.session_policy());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let caching = Caching::build(settings, storage, &policy, &clock);
-        let tokens = jwt_codec(settings)?;
+        let keys = keys::token_keys(settings)?;
+        let device_keys = keys::device_keys(&keys)?;
+        let tokens = keys::jwt_codec(settings, keys)?;
+        let public_keys: Arc<[PublicJwk]> = tokens.public_keys().into();
         let hasher = Argon2Hasher::with_bounds(
             Argon2Cost {
                 memory_kib: settings.argon2.memory_kib,
@@ -75,7 +80,7 @@ impl Services {
         let activity = Arc::new(ActivityBuffer::new(ActivityBuffer::DEFAULT_CAPACITY));
         let mut auth = AuthService::new(ports.clone(), Arc::clone(&policy))
             .with_activity_buffer(Arc::clone(&activity))
-            .with_device_keys(device_keys(settings)?);
+            .with_device_keys(device_keys);
         if let Some(near) = &caching.near {
             auth = auth.with_near_cache(Arc::clone(near));
         }
@@ -94,46 +99,9 @@ impl Services {
             trust: caching.trust,
             near: caching.near,
             activity,
+            public_keys,
         })
     }
-}
-
-/// The token codec with the configured signing keys.
-fn jwt_codec(settings: &Settings) -> anyhow::Result<JwtCodec> {
-    JwtCodec::new(JwtSettings {
-        current: SigningKey {
-            kid: settings.jwt.kid.clone(),
-            secret: settings.jwt_secret(),
-        },
-        previous: settings
-            .jwt
-            .previous_keys
-            .iter()
-            .map(|key| SigningKey {
-                kid: key.kid.clone(),
-                secret: key.secret.clone(),
-            })
-            .collect(),
-        issuer: settings.jwt.issuer.clone(),
-        audience: settings.jwt.audience.clone(),
-        leeway_seconds: u64::from(settings.jwt.leeway),
-    })
-    .context("the JWT signing keys")
-}
-
-/// The keys of device tokens, derived from the JWT signing secrets: every instance that
-/// verifies the others' access tokens knows the others' devices too, and a JWT key kept as
-/// a previous one keeps its devices known.
-fn device_keys(settings: &Settings) -> anyhow::Result<DeviceKeys> {
-    let current = settings.jwt_secret();
-    let previous: Vec<&[u8]> = settings
-        .jwt
-        .previous_keys
-        .iter()
-        .map(|key| key.secret.expose_secret().as_bytes())
-        .collect();
-    DeviceKeys::derive(current.expose_secret().as_bytes(), &previous)
-        .context("the device-token keys")
 }
 
 /// What stands between validation and the durable sessions: the near cache and Redis, the

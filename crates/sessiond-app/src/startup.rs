@@ -65,8 +65,14 @@ impl Application {
     /// # Errors
     /// When the address cannot be bound or the settings are unusable.
     pub async fn build_with_storage(settings: Settings, storage: Storage) -> anyhow::Result<Self> {
-        if settings.is_dev() && settings.jwt.secret.is_none() {
-            tracing::warn!("dev mode: signing tokens with the built-in development JWT secret");
+        match settings.jwt.algorithm.asymmetric() {
+            None if settings.is_dev() && settings.jwt.secret.is_none() => {
+                tracing::warn!("dev mode: signing tokens with the built-in development JWT secret");
+            }
+            Some(algorithm) if settings.jwt.secret.is_some() => {
+                tracing::warn!(%algorithm, "JWT_SECRET is set and unused: tokens are signed with the private key");
+            }
+            _ => {}
         }
         let services = Services::build(&settings, &storage)?;
         bootstrap_admin(&settings, &services.accounts).await?;

@@ -19,7 +19,7 @@ use sessiond_domain::model::{
     RefreshTokenHash, Role, Session, SessionId, SessionStatus, User, UserId,
 };
 use sessiond_domain::ports::{PasswordHasher, SessionLimit, SignInCheck, TokenCodec};
-use sessiond_jwt::{JwtCodec, JwtSettings, SigningKey};
+use sessiond_jwt::{JwtCodec, JwtSettings, SigningKey, TokenKeys};
 use sessiond_postgres::{PgPool, PgSettings, run_migrations};
 use sessiond_redis::{RedisClusterSettings, RedisSessionCache, RedisSettings};
 
@@ -393,11 +393,13 @@ fn mint_access_tokens(
     sessions: &[(UserId, SessionId)],
 ) -> Vec<HeaderValue> {
     let jwt = JwtCodec::new(JwtSettings {
-        current: SigningKey {
-            kid: settings.jwt.kid.clone(),
-            secret: settings.jwt_secret(),
+        keys: TokenKeys::Hs256 {
+            current: SigningKey {
+                kid: settings.jwt.kid.clone(),
+                secret: settings.jwt_secret(),
+            },
+            previous: Vec::new(),
         },
-        previous: Vec::new(),
         issuer: settings.jwt.issuer.clone(),
         audience: settings.jwt.audience.clone(),
         leeway_seconds: u64::from(settings.jwt.leeway),

@@ -17,7 +17,8 @@
 //! `BENCH_ONLY=activity` (only the synchronised-activity case, `activity.rs`),
 //! `BENCH_ONLY=cluster` (only validation on a Redis Cluster against one node, `cluster.rs`),
 //! `BENCH_ONLY=propagation` (only the revocation propagation, `propagation.rs`, which
-//! writes its own section), `BENCH_OUT` (the
+//! writes its own section), `BENCH_ONLY=token-verify` (only the access tokens' verify and
+//! sign cost per algorithm, `token_verify.rs`: no stores, its own section), `BENCH_OUT` (the
 //! Markdown file; `-` to write none), `BENCH_DATABASE_URL` (the PostgreSQL server, default
 //! the local `postgres` superuser).
 //!
@@ -27,6 +28,7 @@
 //!    caches (Redis and the near cache) filled through the API;
 //! 2. `storage.rs`: bytes per session in Redis and PostgreSQL;
 //! 3. `near_cache.rs`: the near cache's hit cost, `QuickNearCache::get` alone;
+//!    `token_verify.rs`: an access token's verify and sign cost, HS256 / ES256 / EdDSA;
 //! 4. `per_request.rs`: Redis commands and PostgreSQL statements per validated request in
 //!    steady state, the feed's and the heartbeats' background per second beside them;
 //! 5. `validation.rs`: validation throughput against the floor, the per-worker floor, the
@@ -60,6 +62,7 @@ mod report;
 mod scenarios;
 mod sign_in_and_refresh;
 mod storage;
+mod token_verify;
 mod validation;
 
 use std::sync::Arc;
@@ -106,6 +109,10 @@ struct Knobs {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
+    // CPU only: no store to set up.
+    if std::env::var("BENCH_ONLY").is_ok_and(|only| only == "token-verify") {
+        return token_verify::run();
+    }
     let knobs = Knobs {
         duration: Duration::from_secs(knob("BENCH_DURATION_SECS", 6)),
         warm_up: Duration::from_secs(knob("BENCH_WARMUP_SECS", 2)),
@@ -188,6 +195,7 @@ async fn bench(
             report
         })
         .await?;
+        tokio::task::spawn_blocking(token_verify::run).await??;
         // Right after the cache fill, seconds after the bulk insert set every
         // `last_activity`: no session's activity falls due inside the window (the bench's
         // `activity_interval` is 600 s), which so sees what a validation itself sends.

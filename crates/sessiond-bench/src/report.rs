@@ -1,6 +1,7 @@
 //! The table: printed, and written into `docs/BENCHMARKS.md` between the markers
 //! [`BEGIN`] and [`END`] (what is outside them, the hand-written analysis, is kept). The
-//! propagation scenario writes a section of its own, between markers of its own.
+//! propagation, Redis Cluster and token scenarios each write a section of their own,
+//! between markers of their own.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -14,6 +15,8 @@ const PROPAGATION_BEGIN: &str = "<!-- bench:propagation:begin (written by `make 
 const PROPAGATION_END: &str = "<!-- bench:propagation:end -->";
 const CLUSTER_BEGIN: &str = "<!-- bench:cluster:begin (written by `make bench` and `BENCH_ONLY=cluster`; edit outside these markers) -->";
 const CLUSTER_END: &str = "<!-- bench:cluster:end -->";
+const TOKENS_BEGIN: &str = "<!-- bench:tokens:begin (written by `make bench` and `BENCH_ONLY=token-verify`; edit outside these markers) -->";
+const TOKENS_END: &str = "<!-- bench:tokens:end -->";
 
 /// One line of the table.
 #[derive(Debug, Clone)]
@@ -56,43 +59,57 @@ pub struct Report {
 impl Report {
     /// The main table ("Latest run").
     pub fn new(server_workers: usize, client_threads: usize) -> Self {
+        Self::section(
+            "## Latest run",
+            BEGIN,
+            END,
+            format!(
+                "sessiond (release), the floor and the ceiling each on {server_workers} actix workers; the load generator on its own tokio runtime ({client_threads} threads); all on the same cores, so compare ratios, not absolute numbers"
+            ),
+        )
+    }
+
+    /// A section of its own, between its own markers.
+    fn section(
+        heading: &'static str,
+        begin: &'static str,
+        end: &'static str,
+        setup: String,
+    ) -> Self {
         Self {
             rows: Vec::new(),
             notes: Vec::new(),
             plans: Vec::new(),
-            heading: "## Latest run",
-            begin: BEGIN,
-            end: END,
-            setup: format!(
-                "sessiond (release), the floor and the ceiling each on {server_workers} actix workers; the load generator on its own tokio runtime ({client_threads} threads); all on the same cores, so compare ratios, not absolute numbers"
-            ),
+            heading,
+            begin,
+            end,
+            setup,
         }
     }
 
     /// The revocation propagation section.
     pub fn propagation(setup: String) -> Self {
-        Self {
-            rows: Vec::new(),
-            notes: Vec::new(),
-            plans: Vec::new(),
-            heading: "### Latest propagation run",
-            begin: PROPAGATION_BEGIN,
-            end: PROPAGATION_END,
+        Self::section(
+            "### Latest propagation run",
+            PROPAGATION_BEGIN,
+            PROPAGATION_END,
             setup,
-        }
+        )
     }
 
     /// The Redis Cluster section.
     pub fn cluster(setup: String) -> Self {
-        Self {
-            rows: Vec::new(),
-            notes: Vec::new(),
-            plans: Vec::new(),
-            heading: "### Latest Redis Cluster run",
-            begin: CLUSTER_BEGIN,
-            end: CLUSTER_END,
+        Self::section(
+            "### Latest Redis Cluster run",
+            CLUSTER_BEGIN,
+            CLUSTER_END,
             setup,
-        }
+        )
+    }
+
+    /// The access-token verification section.
+    pub fn tokens(setup: String) -> Self {
+        Self::section("### Latest token run", TOKENS_BEGIN, TOKENS_END, setup)
     }
 
     pub fn row(&mut self, row: Row) {

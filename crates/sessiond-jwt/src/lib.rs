@@ -1,17 +1,22 @@
-//! Access tokens as JWTs (SPEC §2): HS256, a `kid` naming the key, the current key plus
-//! previous keys accepted for rotation, and strict validation: an algorithm allow-list of
-//! one, required `exp`/`iss`/`aud`/`sub`/`sid`, a leeway of seconds rather than the
-//! library's minute.
+//! Access tokens as JWTs (SPEC §2): HS256 by default, or ES256 / EdDSA (issue 17) so that
+//! other services verify tokens offline with the published public keys and cannot mint
+//! one; a `kid` naming the key, the current key plus previous keys accepted for rotation,
+//! and strict validation: an algorithm allow-list of one, required
+//! `exp`/`iss`/`aud`/`sub`/`sid`, a leeway of seconds rather than the library's minute.
 //!
 //! `jsonwebtoken` signs; verification, on every request, is the one pass of
-//! `signature` and one parse of the claims.
+//! `signature` and one parse of the claims. What it is not: a JWKS client, or a judge of
+//! whether the token's session is live (the domain asks the session stores for that).
 
+mod keys;
 mod signature;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 use std::borrow::Cow;
 use std::fmt;
 
-use jsonwebtoken::EncodingKey;
+use jsonwebtoken::{Algorithm, EncodingKey};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sessiond_domain::model::{AccessClaims, Role, SessionId, UserId};
@@ -19,23 +24,37 @@ use sessiond_domain::ports::{TokenCodec, TokenError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use signature::UnusableKey;
-use signature::Verifier;
+pub use keys::{AsymmetricAlgorithm, PrivateKey, PublicJwk, PublicKey, UnusableKey};
+use signature::{Check, Verifier};
 
-/// A signing key and the id it is published under.
+/// An HS256 secret and the id it is known under.
 #[derive(Debug, Clone)]
 pub struct SigningKey {
     pub kid: String,
     pub secret: SecretString,
 }
 
+/// The keys of the tokens: the current one signs new tokens and verifies them; the previous
+/// ones still verify tokens they signed, so that a key rotation signs nobody out.
+#[derive(Debug, Clone)]
+pub enum TokenKeys {
+    /// HS256: shared secrets; whoever can verify a token can mint one.
+    Hs256 {
+        current: SigningKey,
+        previous: Vec<SigningKey>,
+    },
+    /// ES256 or EdDSA (the private key's): only the private key mints, and the public keys,
+    /// published, let anyone verify.
+    Asymmetric {
+        current: PrivateKey,
+        previous: Vec<PublicKey>,
+    },
+}
+
 /// What the codec needs to know.
 #[derive(Debug, Clone)]
 pub struct JwtSettings {
-    /// Signs new tokens and verifies them.
-    pub current: SigningKey,
-    /// Still verify tokens they signed, so that a key rotation signs nobody out.
-    pub previous: Vec<SigningKey>,
+    pub keys: TokenKeys,
     pub issuer: String,
     pub audience: String,
     /// Clock skew tolerated on `exp`, in seconds.
@@ -45,8 +64,11 @@ pub struct JwtSettings {
 /// The `TokenCodec` port.
 pub struct JwtCodec {
     kid: String,
+    algorithm: Algorithm,
     encoding_key: EncodingKey,
     verifier: Verifier,
+    /// The verifying keys as published: none for HS256, whose keys are secrets.
+    public_keys: Vec<PublicJwk>,
     issuer: String,
     audience: String,
     leeway_seconds: i64,
@@ -56,6 +78,7 @@ impl fmt::Debug for JwtCodec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtCodec")
             .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
             .field("issuer", &self.issuer)
             .finish_non_exhaustive()
     }
@@ -79,26 +102,72 @@ struct WireClaims<'a> {
 
 impl JwtCodec {
     /// # Errors
-    /// [`UnusableKey`] when a key cannot key HMAC-SHA256 (none in practice: HMAC takes keys
-    /// of any length).
+    /// [`UnusableKey`] when two keys share a `kid`, a previous key is of another algorithm
+    /// than the current one, or a key cannot be used (an HS256 key always can).
     pub fn new(settings: JwtSettings) -> Result<Self, UnusableKey> {
-        let verifier = Verifier::new(std::iter::once(&settings.current).chain(&settings.previous))?;
+        let (kid, algorithm, encoding_key, verifier, public_keys) = match &settings.keys {
+            TokenKeys::Hs256 { current, previous } => {
+                let checks = std::iter::once(current)
+                    .chain(previous)
+                    .map(|key| {
+                        Check::hmac(&key.kid, key.secret.expose_secret().as_bytes())
+                            .map(|check| (key.kid.clone(), check))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                (
+                    current.kid.clone(),
+                    Algorithm::HS256,
+                    EncodingKey::from_secret(current.secret.expose_secret().as_bytes()),
+                    Verifier::new(Algorithm::HS256, checks)?,
+                    Vec::new(),
+                )
+            }
+            TokenKeys::Asymmetric { current, previous } => {
+                let expected = current.algorithm();
+                let public: Vec<PublicKey> = std::iter::once(current.public_key())
+                    .chain(previous.iter().cloned())
+                    .collect();
+                if let Some(other) = public.iter().find(|key| key.algorithm() != expected) {
+                    return Err(UnusableKey::OtherAlgorithm {
+                        kid: other.kid().to_owned(),
+                        expected,
+                        found: other.algorithm(),
+                    });
+                }
+                let checks = public
+                    .iter()
+                    .map(|key| (key.kid().to_owned(), Check::Public(key.key().clone())));
+                (
+                    current.kid().to_owned(),
+                    expected.jsonwebtoken(),
+                    current.encoding_key()?,
+                    Verifier::new(expected.jsonwebtoken(), checks)?,
+                    public.iter().map(PublicKey::jwk).collect(),
+                )
+            }
+        };
         Ok(Self {
-            kid: settings.current.kid.clone(),
-            encoding_key: EncodingKey::from_secret(
-                settings.current.secret.expose_secret().as_bytes(),
-            ),
+            kid,
+            algorithm,
+            encoding_key,
             verifier,
+            public_keys,
             issuer: settings.issuer,
             audience: settings.audience,
             leeway_seconds: i64::try_from(settings.leeway_seconds).unwrap_or(i64::MAX),
         })
     }
+
+    /// The keys that verify this codec's tokens, as a JWKS publishes them (current first):
+    /// empty for HS256, whose keys are secrets.
+    pub fn public_keys(&self) -> &[PublicJwk] {
+        &self.public_keys
+    }
 }
 
 impl TokenCodec for JwtCodec {
     fn encode(&self, claims: &AccessClaims) -> Result<String, TokenError> {
-        let header = signature::header(&self.kid);
+        let header = signature::header(self.algorithm, &self.kid);
         let wire = WireClaims {
             sub: claims.user_id.as_uuid(),
             sid: claims.session_id.as_uuid(),

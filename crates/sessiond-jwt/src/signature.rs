@@ -1,92 +1,125 @@
-//! HS256 signature checks in one pass over the token.
+//! Signature checks in one pass over the token.
 //!
 //! Every authenticated request pays for this, so it does the least that is safe: the
 //! header segment is compared byte for byte with the ones this service mints (no base64,
-//! no JSON), the HMAC starts from a state with the key already absorbed, and the signature
-//! is compared in constant time. A header minted differently (another field order from a
-//! future `jsonwebtoken`) is parsed the slow way, and must still say HS256 and a known
-//! `kid`, and name no critical extension (`crit`).
+//! no JSON), the signature is checked against that key alone, and for HS256 the HMAC starts
+//! from a state with the key already absorbed and is compared in constant time. A header
+//! minted differently (another field order from a future `jsonwebtoken`) is parsed the slow
+//! way, and must still name the one configured algorithm and a known `kid`, and no critical
+//! extension (`crit`). One algorithm per verifier: an HS256 token "signed" with a public key
+//! as its HMAC secret is refused by an ES256 or EdDSA verifier before any key is used.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, Header};
-use secrecy::ExposeSecret;
+use p256::ecdsa::signature::Verifier as _;
 use sha2::Sha256;
 
-use crate::SigningKey;
+use crate::keys::{Public, UnusableKey};
 use sessiond_domain::ports::TokenError;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// A signing key that HMAC-SHA256 cannot take (none: HMAC takes keys of any length).
-#[derive(Debug, thiserror::Error)]
-#[error("the JWT key {kid:?} cannot key HMAC-SHA256")]
-pub struct UnusableKey {
-    pub kid: String,
-}
-
-/// The header this service puts on the tokens a key signs.
-pub(crate) fn header(kid: &str) -> Header {
-    let mut header = Header::new(Algorithm::HS256);
+/// The header this service puts on the tokens `kid` signs with `algorithm`.
+pub(crate) fn header(algorithm: Algorithm, kid: &str) -> Header {
+    let mut header = Header::new(algorithm);
     header.kid = Some(kid.to_owned());
     header
+}
+
+/// How a key checks a signature.
+pub(crate) enum Check {
+    /// HMAC state with the key absorbed; cloned per token instead of re-keyed.
+    Hmac(HmacSha256),
+    Public(Public),
+}
+
+impl Check {
+    /// An HS256 key.
+    pub(crate) fn hmac(kid: &str, secret: &[u8]) -> Result<Self, UnusableKey> {
+        HmacSha256::new_from_slice(secret)
+            .map(Self::Hmac)
+            .map_err(|_| UnusableKey::Hmac {
+                kid: kid.to_owned(),
+            })
+    }
+
+    /// Whether `signature` (decoded) signs `signed` under this key.
+    fn verifies(&self, signed: &[u8], signature: &[u8]) -> bool {
+        match self {
+            Self::Hmac(mac) => {
+                let mut mac = mac.clone();
+                mac.update(signed);
+                mac.verify_slice(signature).is_ok()
+            }
+            Self::Public(Public::Es256(key)) => p256::ecdsa::Signature::from_slice(signature)
+                .is_ok_and(|signature| key.verify(signed, &signature).is_ok()),
+            // Strict: no small-order key or non-canonical signature passes.
+            Self::Public(Public::EdDsa(key)) => ed25519_dalek::Signature::from_slice(signature)
+                .is_ok_and(|signature| key.verify_strict(signed, &signature).is_ok()),
+        }
+    }
 }
 
 struct VerifyingKey {
     kid: String,
     /// The first segment of every token this service signs with the key.
     header_segment: String,
-    /// HMAC state with the key absorbed; cloned per token instead of re-keyed.
-    mac: HmacSha256,
+    check: Check,
 }
 
-/// The keys tokens are checked against: the current one and the previous ones.
+/// The keys tokens are checked against: the current one and the previous ones, all of one
+/// algorithm.
 pub(crate) struct Verifier {
+    algorithm: Algorithm,
     keys: Vec<VerifyingKey>,
 }
 
 impl Verifier {
-    pub(crate) fn new<'k>(
-        keys: impl IntoIterator<Item = &'k SigningKey>,
+    /// # Errors
+    /// [`UnusableKey::DuplicateKid`] when two keys share a `kid`.
+    pub(crate) fn new(
+        algorithm: Algorithm,
+        keys: impl IntoIterator<Item = (String, Check)>,
     ) -> Result<Self, UnusableKey> {
-        let keys = keys
-            .into_iter()
-            .map(|key| {
-                let unusable = || UnusableKey {
-                    kid: key.kid.clone(),
-                };
-                let header_json = serde_json::to_vec(&header(&key.kid)).map_err(|_| unusable())?;
-                Ok(VerifyingKey {
-                    kid: key.kid.clone(),
-                    header_segment: URL_SAFE_NO_PAD.encode(header_json),
-                    mac: HmacSha256::new_from_slice(key.secret.expose_secret().as_bytes())
-                        .map_err(|_| unusable())?,
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self { keys })
+        let mut verifying: Vec<VerifyingKey> = Vec::new();
+        for (kid, check) in keys {
+            if verifying.iter().any(|known| known.kid == kid) {
+                return Err(UnusableKey::DuplicateKid { kid });
+            }
+            // A header is a few plain strings: serialising it cannot fail.
+            let header_json = serde_json::to_vec(&header(algorithm, &kid)).unwrap_or_default();
+            verifying.push(VerifyingKey {
+                header_segment: URL_SAFE_NO_PAD.encode(header_json),
+                kid,
+                check,
+            });
+        }
+        Ok(Self {
+            algorithm,
+            keys: verifying,
+        })
     }
 
     /// The claims segment of `token`, decoded, once the signature checks out.
     ///
     /// # Errors
-    /// [`TokenError::Invalid`] for anything but three segments, a known HS256 key and a
-    /// matching signature.
+    /// [`TokenError::Invalid`] for anything but three segments, a known key of the
+    /// configured algorithm and a matching signature.
     pub(crate) fn verified_claims(&self, token: &str) -> Result<Vec<u8>, TokenError> {
         let (signed, signature) = token.rsplit_once('.').ok_or(TokenError::Invalid)?;
         let (header, claims) = signed.split_once('.').ok_or(TokenError::Invalid)?;
         let key = self.key_for(header, token)?;
-        // Room for any signature HMAC-SHA256 could have made, with base64's slack; a longer
-        // one fails to decode, a shorter one fails the length check of `verify_slice`.
-        let mut decoded = [0_u8; 64];
+        // Room for the 64 bytes of an ES256 or EdDSA signature (32 of HS256) with base64's
+        // slack; a longer one fails to decode, one of the wrong length fails the check.
+        let mut decoded = [0_u8; 72];
         let length = URL_SAFE_NO_PAD
             .decode_slice(signature, &mut decoded)
             .map_err(|_| TokenError::Invalid)?;
-        let mut mac = key.mac.clone();
-        mac.update(signed.as_bytes());
-        mac.verify_slice(&decoded[..length])
-            .map_err(|_| TokenError::Invalid)?;
+        if !key.check.verifies(signed.as_bytes(), &decoded[..length]) {
+            return Err(TokenError::Invalid);
+        }
         URL_SAFE_NO_PAD
             .decode(claims)
             .map_err(|_| TokenError::Invalid)
@@ -97,7 +130,7 @@ impl Verifier {
             return Ok(key);
         }
         let parsed = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
-        if parsed.alg != Algorithm::HS256 {
+        if parsed.alg != self.algorithm {
             return Err(TokenError::Invalid);
         }
         // RFC 7515 §4.1.11: a recipient must refuse critical extensions it does not

@@ -19,8 +19,10 @@ fn key(kid: &str, secret: &str) -> SigningKey {
 
 fn settings() -> JwtSettings {
     JwtSettings {
-        current: key("k2", SECRET),
-        previous: vec![key("k1", OLD_SECRET)],
+        keys: TokenKeys::Hs256 {
+            current: key("k2", SECRET),
+            previous: vec![key("k1", OLD_SECRET)],
+        },
         issuer: "sessiond".into(),
         audience: "sessiond".into(),
         leeway_seconds: 2,
@@ -31,6 +33,14 @@ const NOW: OffsetDateTime = time::macros::datetime!(2026-03-01 12:00 UTC);
 
 fn codec() -> JwtCodec {
     JwtCodec::new(settings()).unwrap()
+}
+
+/// `settings()` with these HS256 keys.
+fn with_keys(current: SigningKey, previous: Vec<SigningKey>) -> JwtSettings {
+    JwtSettings {
+        keys: TokenKeys::Hs256 { current, previous },
+        ..settings()
+    }
 }
 
 fn claims(lifetime: Duration) -> AccessClaims {
@@ -65,9 +75,7 @@ fn expired_tokens_are_told_apart_from_invalid_ones() {
 
 #[test]
 fn tokens_signed_by_a_previous_key_still_verify() {
-    let mut old = settings();
-    old.current = key("k1", OLD_SECRET);
-    old.previous.clear();
+    let old = with_keys(key("k1", OLD_SECRET), Vec::new());
     let token = JwtCodec::new(old)
         .unwrap()
         .encode(&claims(Duration::minutes(5)))
@@ -78,14 +86,15 @@ fn tokens_signed_by_a_previous_key_still_verify() {
 #[test]
 fn unknown_keys_issuers_audiences_and_garbage_are_invalid() {
     let claims = claims(Duration::minutes(5));
-    let mut unknown_kid = settings();
-    unknown_kid.current = key("k9", SECRET);
+    let unknown_kid = with_keys(key("k9", SECRET), Vec::new());
     let mut wrong_issuer = settings();
     wrong_issuer.issuer = "someone-else".into();
     let mut wrong_audience = settings();
     wrong_audience.audience = "another-service".into();
-    let mut wrong_secret = settings();
-    wrong_secret.current = key("k2", "a-different-secret-of-enough-length!!");
+    let wrong_secret = with_keys(
+        key("k2", "a-different-secret-of-enough-length!!"),
+        Vec::new(),
+    );
     let codec = codec();
     for forged in [unknown_kid, wrong_issuer, wrong_audience, wrong_secret] {
         let token = JwtCodec::new(forged).unwrap().encode(&claims).unwrap();
@@ -125,14 +134,22 @@ fn alg_none_and_missing_claims_are_refused() {
 
 /// A token with exactly this header and these claims, signed with `secret`.
 fn signed_by_hand(header: &str, claims: &str, secret: &str) -> String {
+    signed_with(header, claims, |signed| {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(signed);
+        mac.finalize().into_bytes().to_vec()
+    })
+}
+
+/// A token with exactly this header and these claims, and the signature `sign` makes of
+/// its first two segments.
+fn signed_with(header: &str, claims: &str, sign: impl FnOnce(&[u8]) -> Vec<u8>) -> String {
     let signed = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header),
         URL_SAFE_NO_PAD.encode(claims)
     );
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(signed.as_bytes());
-    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(sign(signed.as_bytes()));
     format!("{signed}.{signature}")
 }
 
@@ -224,6 +241,11 @@ fn escaped_claims_mean_what_they_say() {
 fn any_change_to_a_signed_token_is_refused() {
     let codec = codec();
     let token = codec.encode(&claims(Duration::minutes(5))).unwrap();
+    assert_every_change_is_refused(&codec, &token);
+}
+
+/// Every truncation, extension, and single-character change of `token` is invalid.
+fn assert_every_change_is_refused(codec: &JwtCodec, token: &str) {
     let (signed, signature) = token.rsplit_once('.').unwrap();
     let mut tampered = vec![
         format!("{signed}."),
@@ -236,7 +258,7 @@ fn any_change_to_a_signed_token_is_refused() {
     // Every single-character change anywhere in the token.
     for (at, c) in token.char_indices() {
         let replacement = if c == 'A' { 'B' } else { 'A' };
-        let mut changed = token.clone();
+        let mut changed = token.to_owned();
         changed.replace_range(at..=at, &replacement.to_string());
         tampered.push(changed);
     }
@@ -248,3 +270,5 @@ fn any_change_to_a_signed_token_is_refused() {
         );
     }
 }
+
+mod asymmetric;

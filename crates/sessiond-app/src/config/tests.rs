@@ -283,3 +283,91 @@ fn a_redis_cluster_is_named_by_its_seeds_and_excludes_redis_url() {
         Ok(())
     });
 }
+
+/// A PEM-shaped private key: the settings only check that one is there, start-up reads it.
+const SOME_PEM: &str =
+    "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
+
+#[test]
+fn an_asymmetric_algorithm_needs_a_private_key_and_no_jwt_secret() {
+    Jail::expect_with(|jail| {
+        jail.set_env("JWT_ALGORITHM", "ES256");
+        let missing = Settings::load(jail.directory()).unwrap_err().to_string();
+        assert!(missing.contains("JWT_PRIVATE_KEY_FILE"), "{missing}");
+        jail.set_env("JWT_PRIVATE_KEY_FILE", "/etc/sessiond/jwt.pem");
+        // Outside dev mode, no JWT_SECRET, and none of its strength rules.
+        let settings = Settings::load(jail.directory()).map_err(|e| e.to_string())?;
+        assert_eq!(settings.jwt.algorithm, JwtAlgorithm::Es256);
+        assert_eq!(
+            settings.jwt.private_key_file.as_deref(),
+            Some(Path::new("/etc/sessiond/jwt.pem"))
+        );
+        jail.set_env("JWT_SECRET", "short");
+        assert!(
+            Settings::load(jail.directory()).is_ok(),
+            "an unused secret is not judged"
+        );
+        jail.set_env("JWT_PRIVATE_KEY", SOME_PEM);
+        let both = Settings::load(jail.directory()).unwrap_err().to_string();
+        assert!(both.contains("both set"), "{both}");
+        Ok(())
+    });
+}
+
+#[test]
+fn the_private_key_may_come_from_the_environment_as_text() {
+    Jail::expect_with(|jail| {
+        jail.set_env("JWT_ALGORITHM", "EdDSA");
+        jail.set_env("JWT_PRIVATE_KEY", SOME_PEM);
+        jail.set_env("SESSIOND_JWT__KID", "2026-03");
+        let settings = Settings::load(jail.directory()).map_err(|e| e.to_string())?;
+        assert_eq!(settings.jwt.algorithm, JwtAlgorithm::EdDsa);
+        assert_eq!(
+            settings
+                .jwt
+                .private_key
+                .as_ref()
+                .map(ExposeSecret::expose_secret),
+            Some(SOME_PEM)
+        );
+        assert_eq!(settings.jwt.kid, "2026-03");
+        Ok(())
+    });
+}
+
+#[test]
+fn keys_of_the_other_kind_are_refused() {
+    Jail::expect_with(|jail| {
+        // HS256 (the default) with a private key: a forgotten JWT_ALGORITHM.
+        jail.set_env("JWT_SECRET", SECRET);
+        jail.set_env("JWT_PRIVATE_KEY", SOME_PEM);
+        let error = Settings::load(jail.directory()).unwrap_err().to_string();
+        assert!(error.contains("JWT_ALGORITHM"), "{error}");
+
+        // ES256 with HS256 previous secrets, or a previous public key with two sources.
+        jail.set_env("JWT_ALGORITHM", "ES256");
+        jail.create_file(
+            "production.toml",
+            "[[jwt.previous_keys]]\nkid = \"k0\"\nsecret = \"an-old-hs256-secret-of-32-bytes-or-more\"\n",
+        )?;
+        let error = Settings::load(jail.directory()).unwrap_err().to_string();
+        assert!(error.contains("previous_public_keys"), "{error}");
+        jail.create_file(
+            "production.toml",
+            "[[jwt.previous_public_keys]]\nkid = \"k0\"\npublic_key_file = \"old.pem\"\npublic_key = \"PEM\"\n",
+        )?;
+        let error = Settings::load(jail.directory()).unwrap_err().to_string();
+        assert!(error.contains("\"k0\""), "{error}");
+        jail.create_file(
+            "production.toml",
+            "[[jwt.previous_public_keys]]\nkid = \"k0\"\npublic_key_file = \"old.pem\"\n",
+        )?;
+        let settings = Settings::load(jail.directory()).map_err(|e| e.to_string())?;
+        assert_eq!(settings.jwt.previous_public_keys.len(), 1);
+
+        jail.set_env("JWT_ALGORITHM", "RS256");
+        let error = Settings::load(jail.directory()).unwrap_err().to_string();
+        assert!(error.contains("JWT_ALGORITHM"), "{error}");
+        Ok(())
+    });
+}

@@ -33,6 +33,7 @@ pub fn configure(config: &mut web::ServiceConfig, json_limit: usize) {
             }),
         )
         .service(routes::health::scope())
+        .service(routes::keys::resource())
         .service(
             web::scope("/api/v1")
                 .service(routes::auth::scope())

@@ -17,10 +17,11 @@ use utoipa::openapi::{Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
 use super::problem::Problem;
-use super::routes::{account, admin, auth, forward_auth, health, sessions};
+use super::routes::{account, admin, auth, forward_auth, health, keys, sessions};
 use super::views::{
-    CurrentView, EndedSessionView, EndedView, Liveness, PrincipalView, Readiness, ReadinessChecks,
-    ReasonSchema, RedisClusterCheck, RoleSchema, SessionView, StoreStatus, TokenView, UserView,
+    CurrentView, EndedSessionView, EndedView, JwkSetView, JwkView, Liveness, PrincipalView,
+    Readiness, ReadinessChecks, ReasonSchema, RedisClusterCheck, RoleSchema, SessionView,
+    StoreStatus, TokenView, UserView,
 };
 
 /// The name of the Bearer security scheme in the document.
@@ -34,7 +35,12 @@ pub const BEARER: &str = "bearer";
         description = "Session management: sign-in on many devices, token refresh, listing and \
             ending sessions, administration. JSON under `/api/v1`; errors are RFC 9457 \
             `application/problem+json` with a stable `code`. Authenticated routes take \
-            `Authorization: Bearer <access token>`. Not described here: the web UI (`/`) and \
+            `Authorization: Bearer <access token>`. With `jwt.algorithm` ES256 or EdDSA, \
+            other services can verify access tokens offline with the public keys at \
+            `GET /.well-known/jwks.json`; a token verified so may belong to a session ended \
+            since (it stays valid until it expires): for a live answer ask sessiond \
+            (`GET /api/v1/sessions/current`, or forward-auth's `/api/v1/auth/check`). Not \
+            described here: the web UI (`/`) and \
             its cookie endpoints under `/ui/auth`, which serve only the same-origin page, and \
             `GET /metrics` (Prometheus text), which is served on a listener of its own \
             (`METRICS_ADDR`, default `127.0.0.1:9464`), never on this one.",
@@ -61,6 +67,7 @@ pub const BEARER: &str = "bearer";
         admin::end_session,
         health::live,
         health::ready,
+        keys::jwks,
     ),
     components(schemas(
         Problem,
@@ -77,8 +84,9 @@ pub const BEARER: &str = "bearer";
         Readiness,
         ReadinessChecks,
         RedisClusterCheck,
-        RedisClusterCheck,
         StoreStatus,
+        JwkSetView,
+        JwkView,
     )),
     modifiers(&BearerScheme, &ProblemResponses),
     tags(
@@ -87,6 +95,7 @@ pub const BEARER: &str = "bearer";
         (name = "account", description = "The caller's account"),
         (name = "admin", description = "System administrators only (403 for other roles)"),
         (name = "operations", description = "Health"),
+        (name = "keys", description = "Public keys of the access tokens, for offline verification"),
     )
 )]
 pub struct ApiDoc;

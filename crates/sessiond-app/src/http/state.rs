@@ -8,7 +8,10 @@ use sessiond_domain::feed::RevocationFeed;
 use sessiond_domain::service::{AccountService, AdminService, AuthService, SessionService};
 use sessiond_domain::trust::CacheTrust;
 
+use actix_web::web;
+
 use crate::config::HttpConfig;
+use crate::http::routes;
 use crate::probes::StoreProbes;
 use crate::services::Services;
 
@@ -30,6 +33,8 @@ pub struct AppState {
     pub near: Option<Arc<NearSessions>>,
     /// The activity waiting for its write, for metrics.
     pub activity: Arc<ActivityBuffer>,
+    /// The body of `GET /.well-known/jwks.json`, rendered once.
+    pub jwks: web::Bytes,
 }
 
 impl AppState {
@@ -46,6 +51,7 @@ impl AppState {
             trust: services.trust.clone(),
             near: services.near.clone(),
             activity: Arc::clone(&services.activity),
+            jwks: routes::keys::render(&services.public_keys),
         }
     }
 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 use sessiond_domain::model::{DeviceToken, Role, Session, SessionId, SessionSummary, User};
 use sessiond_domain::service::{Principal, SignedIn};
 use sessiond_domain::trust::ValidationMode;
+use sessiond_jwt::PublicJwk;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -239,6 +240,63 @@ pub struct Liveness {
 impl Liveness {
     /// The process answers.
     pub const OK: Self = Self { status: "ok" };
+}
+
+/// `GET /.well-known/jwks.json`: a JSON Web Key Set (RFC 7517 §5), the public keys that
+/// verify access tokens offline; empty with HS256, whose keys are secrets.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = JwkSet)]
+pub struct JwkSetView<'a> {
+    /// The current key first, then the previous ones.
+    pub keys: Vec<JwkView<'a>>,
+}
+
+impl<'a> JwkSetView<'a> {
+    pub fn new(keys: &'a [PublicJwk]) -> Self {
+        Self {
+            keys: keys.iter().map(JwkView::new).collect(),
+        }
+    }
+}
+
+/// One public key (RFC 7517 §4, RFC 7518 §6.2, RFC 8037 §2).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Jwk)]
+pub struct JwkView<'a> {
+    /// The key id: the `kid` in the header of the tokens it verifies.
+    pub kid: &'a str,
+    /// `EC` for ES256, `OKP` for EdDSA.
+    #[schema(pattern = "^(EC|OKP)$")]
+    pub kty: &'a str,
+    /// `P-256` for ES256, `Ed25519` for EdDSA.
+    #[schema(pattern = "^(P-256|Ed25519)$")]
+    pub crv: &'a str,
+    /// The public key (EdDSA) or its x coordinate (ES256), base64url without padding.
+    pub x: &'a str,
+    /// ES256 only: the y coordinate, base64url without padding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub y: Option<&'a str>,
+    /// `ES256` or `EdDSA`: the only `alg` a token verified with this key may name.
+    #[schema(pattern = "^(ES256|EdDSA)$")]
+    pub alg: &'a str,
+    /// Always `sig`.
+    #[serde(rename = "use")]
+    #[schema(pattern = "^sig$")]
+    pub key_use: &'a str,
+}
+
+impl<'a> JwkView<'a> {
+    fn new(key: &'a PublicJwk) -> Self {
+        Self {
+            kid: &key.kid,
+            kty: key.kty,
+            crv: key.crv,
+            x: &key.x,
+            y: key.y.as_deref(),
+            alg: key.alg,
+            key_use: key.key_use,
+        }
+    }
 }
 
 /// `GET /health/ready`: 200 while this instance can validate requests correctly, 503 only

@@ -2,8 +2,9 @@
 //! that strangers' failed sign-ins cannot lock its owner out (OWASP's "device cookies").
 //!
 //! A device token is signed, not stored: an HMAC-SHA256, under a key derived from the JWT
-//! signing secret, of the user id, the time of issue, a random device id, and a digest of
-//! the user's password hash at that time. So every instance can check one with no storage
+//! signing secret (with ES256 / EdDSA access tokens, from the private key's), of the user
+//! id, the time of issue, a random device id, and a digest of the user's password hash at
+//! that time. So every instance can check one with no storage
 //! and no migration; it names one account and works for no other; it lapses after
 //! [`DeviceKeys::LIFETIME`]; and changing the password (or the signing secret) retires every
 //! token issued before, which a stored design would need a table and a revocation for.

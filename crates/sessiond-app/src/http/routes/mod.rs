@@ -6,6 +6,7 @@ pub mod assets;
 pub mod auth;
 pub mod forward_auth;
 pub mod health;
+pub mod keys;
 pub mod metrics;
 pub mod sessions;
 pub mod ui_auth;
