@@ -699,7 +699,10 @@ export function adminViews(ui) {
     const known = new Set(ENDED_GROUPS.flatMap((group) => group.reasons));
     const reasons = new Map();
     for (const hour of hours) {
-      for (const [reason, n] of Object.entries(hour.ended ?? {})) reasons.set(reason, (reasons.get(reason) ?? 0) + n);
+      // The API lists every reason, zeros included: only those that happened count here.
+      for (const [reason, n] of Object.entries(hour.ended ?? {})) {
+        if (n > 0) reasons.set(reason, (reasons.get(reason) ?? 0) + n);
+      }
     }
     const other = [...reasons.keys()].filter((reason) => !known.has(reason));
     const groups = other.length ? [...ENDED_GROUPS, { key: 'other', name: 'Other', reasons: other }] : ENDED_GROUPS;
