@@ -50,6 +50,12 @@ function statusChip(active) {
     : h('span', { class: 'chip chip-disabled' }, 'Disabled');
 }
 
+/** An e-mail address that wraps before its "@" first, where it must wrap. */
+function emailNodes(email) {
+  const at = email.lastIndexOf('@');
+  return at > 0 ? [email.slice(0, at), h('wbr'), email.slice(at)] : [email];
+}
+
 function showMessage(node, message) {
   node.textContent = message;
   node.hidden = !message;
@@ -294,7 +300,7 @@ export function adminViews(ui) {
     return h(
       'tr',
       { 'data-key': user.id, 'data-user-id': user.id },
-      h('th', { scope: 'row', class: 'cell-email' }, h('a', { href: `#/admin/users/${encodeURIComponent(user.id)}`, class: 'user-link' }, user.email)),
+      h('th', { scope: 'row', class: 'cell-email' }, h('a', { href: `#/admin/users/${encodeURIComponent(user.id)}`, class: 'user-link' }, emailNodes(user.email))),
       h('td', { 'data-label': 'Role' }, roleLabel(user.role)),
       h('td', { 'data-label': 'Status' }, statusChip(user.is_active)),
       h('td', { 'data-label': 'Created' }, ui.when(user.created_at, dateTime(user.created_at))),
@@ -361,7 +367,7 @@ export function adminViews(ui) {
     const draw = () => {
       const { user, live_sessions: sessions, history: ended } = detail;
       account.hidden = false;
-      if (title().textContent !== user.email) title().textContent = user.email;
+      if (title().textContent !== user.email) mount(title(), emailNodes(user.email));
       document.title = `${user.email} · Admin · sessiond`;
       mount(
         facts,
