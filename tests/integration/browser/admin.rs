@@ -1,8 +1,8 @@
 //! The web UI's Admin section (issue 19) in a real headless Chromium: search as you type
 //! (a slow earlier answer never replaces a later one), a user's page and its actions (end a
 //! session and see that device signed out, disable and enable, change the role), the
-//! last-admin rule explained, no Admin section for other roles, the console by keyboard, and
-//! screenshots at 390 and 1280 px, light and dark.
+//! last-admin rule explained, no Admin section for other roles, the console by keyboard
+//! ("Load more" included), and screenshots at 390 and 1280 px, light and dark.
 
 use std::time::Duration;
 
@@ -405,10 +405,36 @@ async fn the_console_works_by_keyboard_alone() {
     let email = app.create_user(Role::HotelEmployee).await;
     let phone = app.login(&email, IPHONE).await;
     let laptop = app.login(&email, WINDOWS).await;
+    // More users than a page holds (20).
+    for _ in 0..21 {
+        app.create_user(Role::Guest).await;
+    }
     Browser::run(1280, |admin| async move {
         admin.sign_in(&app.base_url, &admin_email, PASSWORD).await;
         admin.open(&format!("{}/#/admin", app.base_url)).await;
         admin.wait_for_focus("user-search-email").await;
+
+        // "Load more" brings the next page and the focus goes to its first user.
+        admin
+            .wait_for_text("#user-search-count", "20 users shown; there are more.")
+            .await;
+        admin
+            .eval("document.getElementById('load-more').focus(); return true;")
+            .await;
+        press(&admin, ENTER).await;
+        admin.wait_for_text("#user-search-count", "23 users.").await;
+        admin.wait_for_count(USER_ROWS, 23).await;
+        admin.wait_for_count("#load-more[hidden]", 1).await;
+        let first_new = admin
+            .eval(
+                "return [...document.querySelectorAll('.user-link')]\
+                 .indexOf(document.activeElement);",
+            )
+            .await;
+        assert_eq!(first_new, 20, "the focus is on the first user of page 2");
+        admin
+            .eval("document.getElementById('user-search-email').focus(); return true;")
+            .await;
 
         // Type, go down to the result, open it.
         press(&admin, prefix(&email)).await;
