@@ -38,7 +38,7 @@ pub struct Email(String);
 
 impl Email {
     /// Longest address SMTP allows (RFC 5321 path limit).
-    const MAX_LEN: usize = 254;
+    pub(crate) const MAX_LEN: usize = 254;
 
     /// Validates and normalises an address.
     ///
@@ -122,7 +122,7 @@ impl fmt::Display for Email {
 /// NFKC, lower case, NFKC again: lower-casing can undo the normal form (a character whose
 /// lower case decomposes), and the second pass makes the result a fixed point, so that a
 /// stored address parses to itself.
-fn normal_form(text: &str) -> String {
+pub(crate) fn normal_form(text: &str) -> String {
     let lower = text.nfkc().collect::<String>().to_lowercase();
     if is_nfkc_quick(lower.chars()) == IsNormalized::Yes {
         lower
