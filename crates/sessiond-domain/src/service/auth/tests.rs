@@ -546,6 +546,38 @@ async fn failed_sign_ins_are_counted_per_account_and_address() {
 }
 
 #[tokio::test]
+async fn a_wrong_password_is_one_failed_sign_in_in_the_statistics_and_a_store_failure_changes_nothing()
+ {
+    let mut mocks = alice_exists(Role::Guest);
+    mocks.statistics = crate::ports::MockSessionStatistics::new();
+    mocks
+        .statistics
+        .expect_record_failed_sign_in()
+        .with(eq(NOW))
+        .times(1)
+        .returning(|_| {
+            Err(crate::StoreError::Unavailable(
+                std::io::Error::other("down").into(),
+            ))
+        });
+    let error = service(mocks).sign_in(attempt("wrong")).await.unwrap_err();
+    assert!(matches!(error, DomainError::InvalidCredentials));
+
+    // A refused sign-in that was not a wrong credential is not counted.
+    let mut mocks = Mocks::unthrottled();
+    mocks.users.expect_find_by_email().returning(|_| {
+        let mut user = fixtures::user(Role::Guest);
+        user.is_active = false;
+        Ok(Some(user))
+    });
+    mocks.hasher.expect_verify().returning(|_, _| Ok(true));
+    mocks.statistics = crate::ports::MockSessionStatistics::new();
+    mocks.statistics.expect_record_failed_sign_in().times(0);
+    let error = service(mocks).sign_in(attempt("right")).await.unwrap_err();
+    assert!(matches!(error, DomainError::AccountDisabled));
+}
+
+#[tokio::test]
 async fn a_full_activity_buffer_does_not_refuse_a_valid_request() {
     let mut session = fixtures::session();
     session.last_activity = NOW - Duration::minutes(5);
