@@ -1,6 +1,6 @@
 //! The administrators' statistics (issue 19: `GET /admin/stats`), end to end.
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::Value;
 use sessiond_domain::model::{InvalidationReason, Role};
 use sessiond_tests::app::{ANDROID, Backend, IPHONE, TestApp, WINDOWS};
@@ -47,14 +47,7 @@ async fn the_statistics_count_sign_ins_failures_and_every_kind_of_end(backend: B
         .try_login(&TestApp::email(), "wrong password", IPHONE)
         .await;
     assert_eq!(unknown.code(), "invalid_credentials");
-    let logout = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/logout",
-            Some(&phone.access_token),
-            None,
-        )
-        .await;
+    let logout = app.logout(&phone).await;
     assert_eq!(logout.status, StatusCode::NO_CONTENT);
     let revoked = app
         .delete(

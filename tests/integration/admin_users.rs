@@ -301,14 +301,7 @@ async fn the_account_view_shows_sessions_history_and_the_admin_who_ended_one(bac
         )
         .await;
     assert_eq!(revoked.status, StatusCode::OK);
-    let logout = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/logout",
-            Some(&tablet.access_token),
-            None,
-        )
-        .await;
+    let logout = app.logout(&tablet).await;
     assert_eq!(logout.status, StatusCode::NO_CONTENT);
 
     let detail = app

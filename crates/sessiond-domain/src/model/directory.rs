@@ -8,7 +8,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
 
-use super::user::{is_invisible, normal_form};
 use super::{Email, InvalidInput, Role, User, UserId};
 
 /// The start of an e-mail address, in the normal form of [`Email`] (NFKC, lower case), so
@@ -28,32 +27,11 @@ impl EmailPrefix {
     /// [`InvalidInput`] for text no address starts with: too long, invisible characters,
     /// spaces or control characters.
     pub fn parse(raw: &str) -> Result<Option<Self>, InvalidInput> {
-        let invalid = |message| InvalidInput {
-            field: "email",
-            message,
-        };
         let raw = raw.trim();
         if raw.is_empty() {
             return Ok(None);
         }
-        // Bounded before normalising, as in `Email::parse`.
-        if raw.len() > Email::MAX_LEN * 4 {
-            return Err(invalid("must be at most 254 characters"));
-        }
-        if raw.chars().any(is_invisible) {
-            return Err(invalid(
-                "must not contain invisible characters (zero-width spaces or joiners, soft \
-                 hyphens, direction controls)",
-            ));
-        }
-        let prefix = normal_form(raw);
-        if prefix.len() > Email::MAX_LEN {
-            return Err(invalid("must be at most 254 characters"));
-        }
-        if prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(invalid("must not contain spaces or control characters"));
-        }
-        Ok(Some(Self(prefix)))
+        Email::normalised(raw).map(|prefix| Some(Self(prefix)))
     }
 
     /// The normalised prefix.
