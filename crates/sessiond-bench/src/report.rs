@@ -14,6 +14,8 @@ const PROPAGATION_BEGIN: &str = "<!-- bench:propagation:begin (written by `make 
 const PROPAGATION_END: &str = "<!-- bench:propagation:end -->";
 const CLUSTER_BEGIN: &str = "<!-- bench:cluster:begin (written by `make bench` and `BENCH_ONLY=cluster`; edit outside these markers) -->";
 const CLUSTER_END: &str = "<!-- bench:cluster:end -->";
+const ADMIN_BEGIN: &str = "<!-- bench:admin:begin (written by `make bench` and `BENCH_ONLY=admin`; edit outside these markers) -->";
+const ADMIN_END: &str = "<!-- bench:admin:end -->";
 
 /// One line of the table.
 #[derive(Debug, Clone)]
@@ -91,6 +93,18 @@ impl Report {
             heading: "### Latest Redis Cluster run",
             begin: CLUSTER_BEGIN,
             end: CLUSTER_END,
+            setup,
+        }
+    }
+
+    pub fn admin(setup: String) -> Self {
+        Self {
+            rows: Vec::new(),
+            notes: Vec::new(),
+            plans: Vec::new(),
+            heading: "### Latest administration run",
+            begin: ADMIN_BEGIN,
+            end: ADMIN_END,
             setup,
         }
     }

@@ -3,7 +3,7 @@
 //! One statement per page: the filters given, `(created_at, id) < (…)` after a position,
 //! newest first, `LIMIT`. Each filter shape has an index that answers it in order
 //! (migration `2026-12-22-000012_user_search_indexes`), so a page costs the same among a
-//! hundred users or a million; [`search_statement`] shows the SQL, for `EXPLAIN` (make
+//! hundred users or a million; [`PgUserRepository::explain_search`] shows the plans (make
 //! bench).
 
 use async_trait::async_trait;
@@ -11,7 +11,7 @@ use diesel::debug_query;
 use diesel::dsl::sql;
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Timestamptz};
+use diesel::sql_types::{BigInt, Bool, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
 use sessiond_domain::StoreError;
 use sessiond_domain::model::{User, UserFilter, UserPosition};
@@ -73,10 +73,54 @@ fn search_query<'a>(
         .limit(i64::from(limit))
 }
 
-/// The statement a search runs, with its parameters shown apart (diesel's debug form): for
-/// `EXPLAIN` in the benchmark, so that the plans it reports are the service's own.
-pub fn search_statement(filter: &UserFilter, after: Option<UserPosition>, limit: u32) -> String {
-    debug_query::<Pg, _>(&search_query(filter, after, limit)).to_string()
+#[derive(QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+    line: String,
+}
+
+impl PgUserRepository {
+    /// `EXPLAIN (ANALYZE, BUFFERS)` of the very statement a search with these arguments
+    /// runs, with the same parameters bound (make bench reports one per search shape).
+    ///
+    /// # Errors
+    /// [`PgError`] when no connection is available or the statement fails.
+    pub async fn explain_search(
+        &self,
+        filter: &UserFilter,
+        after: Option<UserPosition>,
+        limit: u32,
+    ) -> Result<String, PgError> {
+        let statement = debug_query::<Pg, _>(&search_query(filter, after, limit)).to_string();
+        // diesel's debug form: the SQL with `$n` placeholders, then " -- binds: [...]".
+        let sql = statement.split(" -- binds: ").next().unwrap_or_default();
+        // Bound in the order the filters were added in `search_query`.
+        let mut query = diesel::sql_query(format!("EXPLAIN (ANALYZE, BUFFERS) {sql}")).into_boxed();
+        if let Some(prefix) = &filter.email_prefix {
+            query = query
+                .bind::<Text, _>(prefix_pattern(prefix.as_str()))
+                .bind::<Text, _>(LIKE_ESCAPE.to_string());
+        }
+        if let Some(role) = filter.role {
+            query = query.bind::<Text, _>(role.as_str());
+        }
+        if let Some(is_active) = filter.is_active {
+            query = query.bind::<Bool, _>(is_active);
+        }
+        if let Some(after) = after {
+            query = query
+                .bind::<Timestamptz, _>(after.created_at)
+                .bind::<diesel::sql_types::Uuid, _>(after.id.as_uuid());
+        }
+        let query = query.bind::<BigInt, _>(i64::from(limit));
+        let mut conn = self.pool().get().await?;
+        let lines: Vec<PlanLine> = query.load(&mut conn).await?;
+        Ok(lines
+            .into_iter()
+            .map(|line| line.line)
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
 }
 
 #[async_trait]
@@ -102,6 +146,27 @@ impl UserDirectory for PgUserRepository {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_statement_binds_in_the_order_explain_search_binds() {
+        let filter = UserFilter {
+            email_prefix: sessiond_domain::model::EmailPrefix::parse("a").unwrap(),
+            role: Some(sessiond_domain::model::Role::Guest),
+            is_active: Some(true),
+        };
+        let after = UserPosition {
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            id: sessiond_domain::model::UserId::from_uuid(uuid::Uuid::nil()),
+        };
+        let sql = debug_query::<Pg, _>(&search_query(&filter, Some(after), 3)).to_string();
+        let binds = sql.split(" -- binds: ").nth(1).unwrap();
+        assert!(
+            binds.starts_with(r#"["a%", "\\", "guest", true, "#),
+            "{binds}"
+        );
+        assert!(binds.ends_with(", 3]"), "{binds}");
+        assert!(sql.contains("LIKE $1 ESCAPE $2"), "{sql}");
+    }
 
     #[test]
     fn like_metacharacters_in_a_prefix_match_themselves() {
