@@ -1,7 +1,7 @@
 //! The web UI in a real headless Chromium (SPEC §6, issues 6 and 18): sign-in, the Active
 //! sessions page, history, password change, token refresh with short-lived access tokens,
 //! background checks that notice a session ended elsewhere, focus, and the throttling
-//! countdown. Screenshots (390 and 1280 px, light and dark) go to
+//! countdown; the Admin section in `admin`. Screenshots (390 and 1280 px, light and dark) go to
 //! `<target dir>/ui-screenshots/`.
 
 use std::time::Duration;
@@ -11,6 +11,9 @@ use serde_json::json;
 use sessiond_domain::model::Role;
 use sessiond_tests::app::{ANDROID, IPHONE, PASSWORD, TestApp};
 use sessiond_tests::browser::{Browser, wait_until};
+
+/// The Admin section's tests (`browser/admin.rs`).
+mod admin;
 
 const CURRENT_ROW: &str = "#session-list > li.session-current";
 const ROWS: &str = "#session-list > li";

@@ -10,6 +10,8 @@
 )]
 
 mod admin;
+mod admin_stats;
+mod admin_users;
 mod bound;
 mod browser;
 mod cluster_demo;

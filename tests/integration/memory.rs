@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use sessiond_memory::{MemoryAttemptCounter, MemorySessionRepository, MemoryUserRepository};
+use sessiond_tests::admin_contract::AdminStores;
 use sessiond_tests::contract::Stores;
 use sessiond_tests::lifecycle_contract::LifecycleStores;
 
@@ -33,4 +34,22 @@ mod lifecycle {
     use super::lifecycle_stores;
 
     sessiond_tests::lifecycle_contract_tests!(lifecycle_stores().await);
+}
+
+async fn admin_stores() -> AdminStores {
+    let users = Arc::new(MemoryUserRepository::new());
+    let sessions = Arc::new(MemorySessionRepository::new(users.clone()));
+    AdminStores {
+        users: users.clone(),
+        directory: users,
+        sessions: sessions.clone(),
+        cleanup: sessions.clone(),
+        statistics: sessions,
+    }
+}
+
+mod admin {
+    use super::admin_stores;
+
+    sessiond_tests::admin_contract_tests!(admin_stores().await);
 }

@@ -5,8 +5,10 @@
 use std::sync::Arc;
 
 use sessiond_postgres::{
-    PgAttemptCounter, PgSessionCleanup, PgSessionRepository, PgUserRepository, testing,
+    PgAttemptCounter, PgSessionCleanup, PgSessionRepository, PgSessionStatistics, PgUserRepository,
+    testing,
 };
+use sessiond_tests::admin_contract::AdminStores;
 use sessiond_tests::contract::Stores;
 use sessiond_tests::lifecycle_contract::LifecycleStores;
 
@@ -45,6 +47,28 @@ mod lifecycle {
     use super::lifecycle_stores;
 
     sessiond_tests::lifecycle_contract_tests!(lifecycle_stores().await);
+}
+
+/// The administrators' read adapters on one pool of one fresh database.
+#[expect(clippy::expect_used, reason = "a test without its database cannot run")]
+async fn admin_stores() -> AdminStores {
+    let pool = testing::fresh_pool()
+        .await
+        .expect("a fresh PostgreSQL test database");
+    let users = Arc::new(PgUserRepository::new(pool.clone()));
+    AdminStores {
+        users: users.clone(),
+        directory: users,
+        sessions: Arc::new(PgSessionRepository::new(pool.clone())),
+        cleanup: Arc::new(PgSessionCleanup::new(pool.clone())),
+        statistics: Arc::new(PgSessionStatistics::new(pool)),
+    }
+}
+
+mod admin {
+    use super::admin_stores;
+
+    sessiond_tests::admin_contract_tests!(admin_stores().await);
 }
 
 /// What the shared contract cannot show: that sign-in really takes the lock security events

@@ -268,6 +268,7 @@ impl World {
             random: Arc::new(CountingRandom::default()),
             attempts: Arc::new(MemoryAttemptCounter::new()),
             events: Arc::new(sessiond_app::audit::AuditLog),
+            statistics: sessions_repo.clone(),
         };
         let mut policy = SessionPolicy::default();
         for (role, (max_sessions, on_limit)) in ROLES.into_iter().zip(limits) {

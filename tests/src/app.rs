@@ -303,6 +303,17 @@ impl TestApp {
         .await
     }
 
+    /// Signs `device` out (`POST /auth/logout`).
+    pub async fn logout(&self, device: &Device) -> Reply {
+        self.call(
+            Method::POST,
+            "/api/v1/auth/logout",
+            Some(&device.access_token),
+            None,
+        )
+        .await
+    }
+
     pub async fn refresh(&self, refresh_token: &str) -> Reply {
         self.call(
             Method::POST,

@@ -8,6 +8,7 @@
     reason = "test support: a failed expectation here is a failed test"
 )]
 
+pub mod admin_contract;
 pub mod app;
 pub mod browser;
 pub mod contract;

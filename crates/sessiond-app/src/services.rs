@@ -76,6 +76,7 @@ impl Services {
             random: Arc::new(OsRandom),
             attempts: Arc::clone(&storage.attempts),
             events: Arc::new(AuditLog),
+            statistics: Arc::clone(&storage.statistics),
         };
         let activity = Arc::new(ActivityBuffer::new(ActivityBuffer::DEFAULT_CAPACITY));
         let mut auth = AuthService::new(ports.clone(), Arc::clone(&policy))
@@ -90,11 +91,16 @@ impl Services {
             accounts: AccountService::new(ports.clone()).with_throttle(policy.sign_in_throttle),
             cleanup: CleanupService::new(
                 ports.clone(),
-                policy,
+                Arc::clone(&policy),
                 Arc::clone(&storage.cleanup),
                 storage.session_cache(),
             ),
-            admin: AdminService::new(ports, Arc::clone(&storage.administration)),
+            admin: AdminService::new(
+                ports,
+                policy,
+                Arc::clone(&storage.administration),
+                Arc::clone(&storage.directory),
+            ),
             feed: caching.feed,
             trust: caching.trust,
             near: caching.near,

@@ -11,12 +11,12 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use sessiond_domain::ports::{
     AttemptCounter, Heartbeats, RevocationLog, SessionCache, SessionCleanup, SessionRepository,
-    UserAdministration, UserRepository,
+    SessionStatistics, UserAdministration, UserDirectory, UserRepository,
 };
 use sessiond_memory::{MemoryAttemptCounter, MemorySessionRepository, MemoryUserRepository};
 use sessiond_postgres::{
-    PgAttemptCounter, PgPool, PgRevocationLog, PgSessionCleanup, PgSessionRepository, PgSettings,
-    PgUserRepository, run_migrations,
+    PgAttemptCounter, PgPool, PgRevocationLog, PgSessionCleanup, PgSessionRepository,
+    PgSessionStatistics, PgSettings, PgUserRepository, run_migrations,
 };
 use sessiond_redis::{RedisClusterSettings, RedisSessionCache, RedisSettings, Topology};
 
@@ -28,10 +28,14 @@ use crate::probes::{CacheStatistics, ClusterProbe, ReadinessProbe, StoreProbes};
 pub struct Storage {
     pub users: Arc<dyn UserRepository>,
     pub administration: Arc<dyn UserAdministration>,
+    /// The administrators' search of the same users.
+    pub directory: Arc<dyn UserDirectory>,
     /// The durable record of sessions.
     pub sessions: Arc<dyn SessionRepository>,
     pub cleanup: Arc<dyn SessionCleanup>,
     pub attempts: Arc<dyn AttemptCounter>,
+    /// The counts behind the administrators' statistics.
+    pub statistics: Arc<dyn SessionStatistics>,
     /// The live-session cache in front of `sessions`, when one is configured.
     pub cache: Option<Arc<dyn ObservableCache>>,
     /// The revocation log that keeps every instance's cache honest; only a store shared by
@@ -68,9 +72,11 @@ impl Storage {
         let sessions = Arc::new(MemorySessionRepository::new(Arc::clone(&users)));
         Self {
             users: users.clone(),
-            administration: users,
+            administration: users.clone(),
+            directory: users,
             sessions: sessions.clone(),
-            cleanup: sessions,
+            cleanup: sessions.clone(),
+            statistics: sessions,
             attempts: Arc::new(MemoryAttemptCounter::new()),
             cache: None,
             revocation_log: None,
@@ -90,7 +96,9 @@ impl Storage {
             .map(|_| Arc::new(PgRevocationLog::new(pool.clone())) as Arc<dyn RevocationLog>);
         Self {
             users: users.clone(),
-            administration: users,
+            administration: users.clone(),
+            directory: users,
+            statistics: Arc::new(PgSessionStatistics::new(pool.clone())),
             sessions: Arc::new(PgSessionRepository::new(pool.clone())),
             cleanup: Arc::new(PgSessionCleanup::new(pool.clone())),
             attempts: Arc::new(PgAttemptCounter::new(pool.clone())),

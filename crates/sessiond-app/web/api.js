@@ -77,7 +77,7 @@ async function problemOf(response) {
   return { status: response.status, title: response.statusText, ...body, retryAfter };
 }
 
-async function send(path, { method = 'GET', body, headers = {} } = {}) {
+async function send(path, { method = 'GET', body, headers = {}, signal } = {}) {
   try {
     return await fetch(path, {
       method,
@@ -85,10 +85,18 @@ async function send(path, { method = 'GET', body, headers = {} } = {}) {
       body: body === undefined ? undefined : JSON.stringify(body),
       credentials: 'same-origin',
       cache: 'no-store',
+      signal,
     });
-  } catch {
+  } catch (error) {
+    // A call its caller abandoned (a newer search) is not a network failure.
+    if (signal?.aborted) throw error;
     throw new ApiProblem({ code: 'network', detail: 'network error' });
   }
+}
+
+/** Whether `error` is a call abandoned through its `AbortSignal`. */
+export function isAborted(error) {
+  return error?.name === 'AbortError';
 }
 
 /** Signs in with e-mail and password; the refresh cookie is set by the answer. */
@@ -163,7 +171,8 @@ const ENDED = new Set(['session_revoked', 'session_expired', 'token_invalid', 'u
  * Calls the API with the access token, refreshing it first when it is about to expire and
  * once more on a 401 `token_expired` (then retrying). An ended session signs this device out.
  * `background: true` marks a call the user did not ask for (`X-Sessiond-Background: 1`, on
- * the refresh it may need too).
+ * the refresh it may need too). `signal` (an AbortSignal) abandons the call: it then rejects
+ * with an AbortError (see `isAborted`).
  */
 export async function api(path, { background = false, ...options } = {}) {
   if (background) options.headers = { ...(options.headers ?? {}), ...BACKGROUND };

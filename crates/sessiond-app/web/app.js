@@ -1,5 +1,6 @@
 // The sessiond web UI: a few hash-routed views over the API (see README.md).
 
+import { adminViews } from './admin.js';
 import * as client from './api.js';
 import { ApiProblem, SignedOut } from './api.js';
 import { h, icon, mount, reconcile } from './dom.js';
@@ -19,8 +20,9 @@ const main = document.getElementById('main');
 const topbar = document.getElementById('topbar');
 const toastNode = document.getElementById('toast');
 const dialog = document.getElementById('confirm-dialog');
+const adminLink = document.querySelector('[data-nav="admin"]');
 
-let user = null; // { email, role }
+let user = null; // { id, email, role, ... } from GET /users/me
 let notice = null; // a message for the sign-in page: why this device was signed out
 let leaving = []; // what the view on screen must stop (timers) when another one replaces it
 
@@ -31,10 +33,15 @@ const TITLES = {
   sessions: 'Active sessions',
   history: 'Session history',
   password: 'Change password',
+  admin: 'Users · Admin',
+  'admin/user': 'User · Admin',
+  'admin/overview': 'Overview · Admin',
 };
 
+/** The view of the address's hash: `#/<name>[?query]`; a user page is `#/admin/users/<id>`. */
 function route() {
   const name = location.hash.replace(/^#\/?/, '').split('?')[0];
+  if (/^admin\/users\/[^/]+$/.test(name)) return 'admin/user';
   return name in TITLES ? name : null;
 }
 
@@ -185,11 +192,22 @@ async function render() {
   }
   document.title = `${TITLES[name]} · sessiond`;
   topbar.hidden = PUBLIC.has(name);
+  // Until GET /users/me says otherwise (a new sign-in may be another user's).
+  if (!user) adminLink.hidden = true;
+  // Every page of a section marks its link (the Admin link for all three admin pages).
+  const section = name.split('/')[0];
   for (const link of document.querySelectorAll('[data-nav]')) {
-    if (link.dataset.nav === name) link.setAttribute('aria-current', 'page');
+    if (link.dataset.nav === section) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
-  const views = { 'sign-in': signInView, register: registerView, sessions: sessionsView, history: historyView, password: passwordView };
+  const views = {
+    'sign-in': signInView,
+    register: registerView,
+    sessions: sessionsView,
+    history: historyView,
+    password: passwordView,
+    ...admin,
+  };
   await views[name]();
 }
 
@@ -364,6 +382,8 @@ function registerView() {
 async function loadUser() {
   if (user) return;
   user = await client.api('/users/me');
+  // The Admin section is offered to system administrators only (the API refuses others).
+  adminLink.hidden = user.role !== 'system_admin';
   const email = document.getElementById('account-email');
   // Where a phone must wrap the address, it wraps before the "@" first.
   const at = user.email.lastIndexOf('@');
@@ -570,8 +590,20 @@ function sessionRow(session, now, signOutOne) {
   );
 }
 
-/** The confirm dialog: resolves true when the user confirms. */
-function confirmDialog() {
+const confirmTitle = document.getElementById('confirm-title');
+const confirmText = document.getElementById('confirm-text');
+const confirmOk = document.getElementById('confirm-ok');
+/** What the dialog says unless told otherwise: the question of the Active sessions page. */
+const CONFIRM_DEFAULT = { title: confirmTitle.textContent, text: confirmText.textContent, ok: confirmOk.textContent };
+
+/**
+ * The confirm dialog, saying `title`, `text` and `ok` (its confirming button): resolves true
+ * when the user confirms. Cancel has the focus first, so that Enter never destroys by accident.
+ */
+function confirmDialog({ title, text, ok } = CONFIRM_DEFAULT) {
+  confirmTitle.textContent = title;
+  confirmText.textContent = text;
+  confirmOk.textContent = ok;
   return new Promise((resolve) => {
     dialog.returnValue = '';
     dialog.addEventListener('close', () => resolve(dialog.returnValue === 'confirm'), { once: true });
@@ -695,9 +727,36 @@ function passwordView() {
     h('section', { class: 'page page-narrow', 'aria-labelledby': 'page-title' }, pageHead('Change password'), form),
   );
   form.elements['current-password'].focus();
+  // The top bar's address and Admin link, when this page is the first one opened.
+  guarded(loadUser).catch(() => {});
   // Nothing to reload here, but a device signed out elsewhere still notices.
   startChecks(form, () => guarded(() => client.api('/sessions/current', { background: true })));
 }
+
+// ---------------------------------------------------------------------------------------
+// Admin (admin.js), drawn with this file's helpers
+
+const admin = adminViews({
+  main,
+  client,
+  toast,
+  confirm: confirmDialog,
+  guarded,
+  /** The signed-in user (GET /users/me), null when this device was signed out meanwhile. */
+  currentUser: () => guarded(async () => {
+    await loadUser();
+    return user;
+  }),
+  pageHead,
+  errorState,
+  facts,
+  when,
+  focusOn,
+  focusLost,
+  keepingFocus,
+  startChecks,
+  onLeave: (stop) => leaving.push(stop),
+});
 
 // ---------------------------------------------------------------------------------------
 // Start

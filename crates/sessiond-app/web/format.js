@@ -101,6 +101,43 @@ export function signedOutBecause(reason) {
     : 'You were signed out. Please sign in again.';
 }
 
+/** Roles in the words of the Admin section, in the API's order (least to most power). */
+export const ROLE_LABELS = {
+  guest: 'Guest',
+  hotel_employee: 'Hotel employee',
+  vendor_admin: 'Vendor admin',
+  system_admin: 'System administrator',
+};
+
+export function roleLabel(role) {
+  return ROLE_LABELS[role] ?? role ?? 'Unknown role';
+}
+
+/** Admin history: who ended a session (`ended_by`, `ended_by_admin` of the admin API). */
+export function endedBy(session) {
+  switch (session.ended_by) {
+    case 'admin': {
+      const email = session.ended_by_admin?.email;
+      return email ? `Ended by administrator ${email}` : 'Ended by an administrator whose account is gone';
+    }
+    case 'user':
+      return 'Ended by the user';
+    case 'system':
+      return 'Ended automatically';
+    default:
+      return null;
+  }
+}
+
+/** The last-admin rule, in words, for the account it protects. */
+export function lastAdminMessage(email) {
+  return (
+    `${email} is the last active system administrator, so the account cannot be disabled or ` +
+    'given another role: sessiond always keeps one administrator able to sign in. Make another ' +
+    'account a system administrator first.'
+  );
+}
+
 /** A message for a failed call, from its problem details. */
 export function problemMessage(problem) {
   switch (problem?.code) {
@@ -122,6 +159,12 @@ export function problemMessage(problem) {
       return humanValidation(problem.detail);
     case 'network':
       return 'Cannot reach sessiond. Check your connection and try again.';
+    case 'last_admin':
+      return 'The last active system administrator cannot be disabled or given another role. Make another account a system administrator first.';
+    case 'forbidden':
+      return 'Only a system administrator may do this.';
+    case 'not_found':
+      return 'It no longer exists.';
     case 'service_unavailable':
       return 'sessiond is temporarily unavailable. Try again shortly.';
     default:

@@ -3,7 +3,7 @@
 //! grow with the sessions of others.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::header::HeaderValue;
@@ -12,7 +12,7 @@ use sessiond_domain::service::CLEANUP_BATCH_SIZE as CLEANUP_BATCH;
 use sessiond_postgres::{CleanupBatch, PgSessionCleanup};
 use tokio::runtime::Handle;
 
-use crate::env::{rows, scalar};
+use crate::env::{plan, scalar};
 use crate::fixture::Fixture;
 use crate::load::{self, GetWithAuth, Outcome, Plan, Stop};
 use crate::report::{Report, Row};
@@ -37,15 +37,6 @@ async fn listing(
     .await
 }
 
-async fn explain(sql: &tokio_postgres::Client, statement: &str) -> anyhow::Result<String> {
-    let lines = rows(sql, &format!("EXPLAIN {statement}")).await?;
-    Ok(lines
-        .into_iter()
-        .map(|mut row| row.swap_remove(0))
-        .collect::<Vec<_>>()
-        .join("\n"))
-}
-
 /// The listing user signs in five times; their listing is timed among the bulk sessions,
 /// then among `expired` more sessions of other users (expired an hour ago, not yet ended),
 /// then after the expire pass; the expire pass over them and a purge after retention are
@@ -58,22 +49,7 @@ pub async fn cleanup_and_listing(
 ) -> anyhow::Result<()> {
     let addr = fixture.addr;
     // The listing user: 5 sessions signed in through the API.
-    let tokens = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&tokens);
-    let signed = load::run_on(
-        clients,
-        addr,
-        Plan {
-            connections: 1,
-            warm_up: Duration::ZERO,
-            stop: Stop::Requests(5),
-        },
-        move |_| scenarios::SignIn::single(addr, "bench-list@example.com", Arc::clone(&sink)),
-    )
-    .await?;
-    anyhow::ensure!(signed.errors == 0, "the listing user could not sign in");
-    let access = tokens.lock().unwrap()[0].clone();
-    let access = HeaderValue::from_str(&format!("Bearer {access}"))?;
+    let access = scenarios::signed_in(clients, addr, "bench-list@example.com", 5).await?;
     let small = listing(clients, addr, &access).await?;
     let small_rows: u64 = scalar(&fixture.sql, "SELECT count(*) FROM user_sessions").await?;
 
@@ -107,10 +83,10 @@ pub async fn cleanup_and_listing(
         "SELECT id FROM users WHERE email = 'bench-list@example.com'",
     )
     .await?;
-    let list_plan = explain(
+    let list_plan = plan(
         sql,
         &format!(
-            "SELECT * FROM user_sessions WHERE user_id = '{list_user}' AND is_active \
+            "EXPLAIN SELECT * FROM user_sessions WHERE user_id = '{list_user}' AND is_active \
              AND expires_at > now() ORDER BY last_activity DESC, created_at DESC, id"
         ),
     )

@@ -194,3 +194,13 @@ pub async fn scalar<T: std::str::FromStr>(client: &Client, sql: &str) -> anyhow:
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| anyhow::anyhow!("no value from: {sql}"))
 }
+
+/// The plan `explain` (an `EXPLAIN …` statement) prints, one line per row.
+pub async fn plan(client: &Client, explain: &str) -> anyhow::Result<String> {
+    Ok(rows(client, explain)
+        .await?
+        .into_iter()
+        .map(|mut row| row.swap_remove(0))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}

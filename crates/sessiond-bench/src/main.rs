@@ -18,7 +18,9 @@
 //! `BENCH_ONLY=cluster` (only validation on a Redis Cluster against one node, `cluster.rs`),
 //! `BENCH_ONLY=propagation` (only the revocation propagation, `propagation.rs`, which
 //! writes its own section), `BENCH_ONLY=token-verify` (only the access tokens' verify and
-//! sign cost per algorithm, `token_verify.rs`: no stores, its own section), `BENCH_OUT` (the
+//! sign cost per algorithm, `token_verify.rs`: no stores, its own section),
+//! `BENCH_ONLY=admin` (only the administrators' search and statistics, `admin.rs`, which
+//! writes its own section), `BENCH_OUT` (the
 //! Markdown file; `-` to write none), `BENCH_DATABASE_URL` (the PostgreSQL server, default
 //! the local `postgres` superuser).
 //!
@@ -39,7 +41,9 @@
 //! 7. `sign_in_and_refresh.rs`: sign-ins and refresh rotations;
 //! 8. `cleanup_and_listing.rs`: cleanup of 1 000 000 expired sessions, listing around it;
 //! 9. `propagation.rs`: how fast a revocation reaches every instance (three `sessiond`
-//!    processes, near cache on).
+//!    processes, near cache on);
+//! 10. `admin.rs`: the administrators' user search and statistics among 100 000 users and
+//!     1 000 000 sessions.
 
 #![expect(
     clippy::unwrap_used,
@@ -48,6 +52,7 @@
 )]
 
 mod activity;
+mod admin;
 mod cleanup_and_listing;
 mod cluster;
 mod env;
@@ -171,6 +176,9 @@ async fn bench(
     if only == "propagation" {
         return propagation::run(&clients, redis, database, &fixture.sql, load_tokens, knobs).await;
     }
+    if only == "admin" {
+        return admin::run(&clients, &fixture).await;
+    }
     if only == "cluster" {
         return cluster::against_one_node(&clients, redis, database, &fixture, knobs).await;
     }
@@ -246,6 +254,8 @@ async fn bench(
     .await?;
     cluster::against_one_node(&clients, redis, database, &fixture, knobs).await?;
     propagation::run(&clients, redis, database, &fixture.sql, load_tokens, knobs).await?;
+    // Last: it adds 100 000 users and 1 000 000 sessions that the others should not see.
+    admin::run(&clients, &fixture).await?;
 
     report.note(format!(
         "Whole run: {:.0} s.",

@@ -17,6 +17,8 @@ const CLUSTER_BEGIN: &str = "<!-- bench:cluster:begin (written by `make bench` a
 const CLUSTER_END: &str = "<!-- bench:cluster:end -->";
 const TOKENS_BEGIN: &str = "<!-- bench:tokens:begin (written by `make bench` and `BENCH_ONLY=token-verify`; edit outside these markers) -->";
 const TOKENS_END: &str = "<!-- bench:tokens:end -->";
+const ADMIN_BEGIN: &str = "<!-- bench:admin:begin (written by `make bench` and `BENCH_ONLY=admin`; edit outside these markers) -->";
+const ADMIN_END: &str = "<!-- bench:admin:end -->";
 
 /// One line of the table.
 #[derive(Debug, Clone)]
@@ -110,6 +112,18 @@ impl Report {
     /// The access-token verification section.
     pub fn tokens(setup: String) -> Self {
         Self::section("### Latest token run", TOKENS_BEGIN, TOKENS_END, setup)
+    }
+
+    pub fn admin(setup: String) -> Self {
+        Self {
+            rows: Vec::new(),
+            notes: Vec::new(),
+            plans: Vec::new(),
+            heading: "### Latest administration run",
+            begin: ADMIN_BEGIN,
+            end: ADMIN_END,
+            setup,
+        }
     }
 
     pub fn row(&mut self, row: Row) {

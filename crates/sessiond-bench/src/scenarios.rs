@@ -3,14 +3,45 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
 use serde_json::{Value, json};
 
-use crate::load::{Scenario, post_json};
+use hyper::header::HeaderValue;
+use tokio::runtime::Handle;
+
+use crate::load::{self, Plan, Scenario, Stop, post_json};
 use crate::{IPHONE, PASSWORD};
+
+/// Signs `email` in `times` times through the API, one after the other, and returns the
+/// first session's `Authorization` header value.
+pub async fn signed_in(
+    clients: &Handle,
+    addr: SocketAddr,
+    email: &str,
+    times: u64,
+) -> anyhow::Result<HeaderValue> {
+    let tokens = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&tokens);
+    let email = email.to_owned();
+    let signed = load::run_on(
+        clients,
+        addr,
+        Plan {
+            connections: 1,
+            warm_up: Duration::ZERO,
+            stop: Stop::Requests(times),
+        },
+        move |_| SignIn::single(addr, &email, Arc::clone(&sink)),
+    )
+    .await?;
+    anyhow::ensure!(signed.errors == 0, "could not sign in");
+    let access = tokens.lock().unwrap()[0].clone();
+    Ok(HeaderValue::from_str(&format!("Bearer {access}"))?)
+}
 
 /// Signs users `<prefix><n>@example.com` in, worker `w` of `workers` taking n = w, w +
 /// workers, … (below `users`); keeps each answer's refresh token (or, for a single

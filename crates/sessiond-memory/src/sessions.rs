@@ -1,16 +1,17 @@
 use std::cmp::Reverse;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use sessiond_domain::StoreError;
 use sessiond_domain::model::{
-    EndedBy, InvalidationReason, LimitAction, RefreshTokenHash, Session, SessionActivity,
-    SessionId, SessionStatus, UserId, eviction_victims,
+    EndedBy, HourlyCounts, InvalidationReason, LimitAction, RefreshTokenHash, Session,
+    SessionActivity, SessionId, SessionStatus, StoredStatistics, UserId, eviction_victims,
+    hour_start,
 };
 use sessiond_domain::ports::{
     CleanupOutcome, CreateSessionError, SessionCleanup, SessionLimit, SessionRepository,
-    SignInCheck,
+    SessionStatistics, SignInCheck,
 };
 use time::OffsetDateTime;
 
@@ -34,6 +35,15 @@ struct Entry {
 pub struct MemorySessionRepository {
     users: Arc<MemoryUserRepository>,
     sessions: Mutex<HashMap<SessionId, Entry>>,
+    /// Failed sign-ins per hour start (the one statistic the sessions cannot tell), and
+    /// the hour before which statistics are forgotten.
+    statistics: Mutex<Tally>,
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    failed_sign_ins: BTreeMap<OffsetDateTime, u64>,
+    forgotten_before: Option<OffsetDateTime>,
 }
 
 impl MemorySessionRepository {
@@ -42,6 +52,7 @@ impl MemorySessionRepository {
         Self {
             users,
             sessions: Mutex::default(),
+            statistics: Mutex::default(),
         }
     }
 }
@@ -274,4 +285,70 @@ impl SessionCleanup for MemorySessionRepository {
         outcome.purged = (before - sessions.len()) as u64;
         Ok(Some(outcome))
     }
+}
+
+#[async_trait]
+impl SessionStatistics for MemorySessionRepository {
+    async fn record_failed_sign_in(&self, at: OffsetDateTime) -> Result<(), StoreError> {
+        *lock(&self.statistics)
+            .failed_sign_ins
+            .entry(hour_start(at))
+            .or_default() += 1;
+        Ok(())
+    }
+
+    /// Counted from the sessions themselves: a scan, fine for the sizes this adapter is
+    /// for. Sign-ins are the sessions created in an hour, ends those ended in it; both are
+    /// kept for the whole retention period, longer than the hours asked for.
+    async fn read(&self, since: OffsetDateTime) -> Result<StoredStatistics, StoreError> {
+        let tally = lock(&self.statistics);
+        let since = tally
+            .forgotten_before
+            .map_or(since, |forgotten| forgotten.max(since));
+        let mut statistics = StoredStatistics::default();
+        let mut hours: BTreeMap<OffsetDateTime, HourlyCounts> = BTreeMap::new();
+        for entry in lock(&self.sessions).values() {
+            let session = &entry.session;
+            match session.status {
+                SessionStatus::Active => statistics.open_by_role.add(session.role, 1),
+                SessionStatus::Ended { at, reason } => {
+                    if let Some(counts) = hour_of(&mut hours, at, since) {
+                        counts.ended.add(reason, 1);
+                    }
+                }
+            }
+            if let Some(counts) = hour_of(&mut hours, session.created_at, since) {
+                counts.sign_ins += 1;
+            }
+        }
+        for (&start, &failed) in tally.failed_sign_ins.range(since..) {
+            if let Some(counts) = hour_of(&mut hours, start, since) {
+                counts.failed_sign_ins += failed;
+            }
+        }
+        statistics.hours = hours.into_values().collect();
+        Ok(statistics)
+    }
+
+    /// The sessions stay (cleanup purges them): their hours are hidden from then on.
+    async fn forget_before(&self, before: OffsetDateTime) -> Result<(), StoreError> {
+        let mut tally = lock(&self.statistics);
+        tally.failed_sign_ins.retain(|&start, _| start >= before);
+        tally.forgotten_before = Some(tally.forgotten_before.map_or(before, |f| f.max(before)));
+        Ok(())
+    }
+}
+
+/// The counts of the hour `at` falls in, if that hour starts at or after `since`.
+fn hour_of(
+    hours: &mut BTreeMap<OffsetDateTime, HourlyCounts>,
+    at: OffsetDateTime,
+    since: OffsetDateTime,
+) -> Option<&mut HourlyCounts> {
+    let start = hour_start(at);
+    (start >= since).then(|| {
+        hours
+            .entry(start)
+            .or_insert_with(|| HourlyCounts::empty(start))
+    })
 }

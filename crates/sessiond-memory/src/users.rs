@@ -3,9 +3,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use sessiond_domain::StoreError;
-use sessiond_domain::model::{Email, PasswordHash, Role, User, UserId};
+use sessiond_domain::model::{Email, PasswordHash, Role, User, UserFilter, UserId, UserPosition};
 use sessiond_domain::ports::{
-    CreateUserError, UpdateUserError, UserAdministration, UserChange, UserRepository,
+    CreateUserError, UpdateUserError, UserAdministration, UserChange, UserDirectory, UserRepository,
 };
 use time::OffsetDateTime;
 
@@ -89,5 +89,26 @@ impl UserAdministration for MemoryUserRepository {
         }
         users.insert(id, updated.clone());
         Ok(updated)
+    }
+}
+
+#[async_trait]
+impl UserDirectory for MemoryUserRepository {
+    /// A scan of every user: fine for the sizes this adapter is for.
+    async fn search(
+        &self,
+        filter: &UserFilter,
+        after: Option<UserPosition>,
+        limit: u32,
+    ) -> Result<Vec<User>, StoreError> {
+        let mut found: Vec<User> = lock(&self.users)
+            .values()
+            .filter(|user| filter.matches(user))
+            .filter(|user| after.is_none_or(|position| position.precedes(user)))
+            .cloned()
+            .collect();
+        found.sort_by_key(UserPosition::sort_key);
+        found.truncate(limit as usize);
+        Ok(found)
     }
 }

@@ -1,9 +1,10 @@
 //! PostgreSQL adapters for the storage ports of `sessiond-domain`: the source of truth
 //! (SPEC §3).
 //!
-//! [`PgUserRepository`] (`UserRepository`, `UserAdministration`), [`PgSessionRepository`]
-//! (`SessionRepository`), [`PgSessionCleanup`] (`SessionCleanup`), [`PgAttemptCounter`]
-//! (`AttemptCounter`) and [`PgRevocationLog`] (`RevocationLog`) implement the domain's ports
+//! [`PgUserRepository`] (`UserRepository`, `UserAdministration`, `UserDirectory`),
+//! [`PgSessionRepository`] (`SessionRepository`), [`PgSessionCleanup`] (`SessionCleanup`),
+//! [`PgAttemptCounter`] (`AttemptCounter`), [`PgSessionStatistics`] (`SessionStatistics`)
+//! and [`PgRevocationLog`] (`RevocationLog`) implement the domain's ports
 //! with diesel on diesel-async (tokio-postgres underneath: no libpq), all over one [`PgPool`]
 //! (deadpool, with an acquire timeout and a per-connection `statement_timeout`); the
 //! revocation log also holds one connection of its own, outside the pool, to `LISTEN`.
@@ -18,12 +19,14 @@
 
 mod attempts;
 pub mod cleanup;
+pub mod directory;
 mod error;
 mod pool;
 mod revocations;
 mod rows;
 mod schema;
 mod sessions;
+pub mod statistics;
 mod users;
 
 #[cfg(any(test, feature = "testing"))]
@@ -37,6 +40,7 @@ pub use error::PgError;
 pub use pool::{MIGRATIONS, PgPool, PgSettings, run_migrations};
 pub use revocations::{LISTENER_APPLICATION_NAME, PgRevocationLog, REVOCATIONS_CHANNEL};
 pub use sessions::PgSessionRepository;
+pub use statistics::PgSessionStatistics;
 pub use users::PgUserRepository;
 
 /// A boxed error kept as a source.

@@ -30,6 +30,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    session_stats_hourly (hour, event, slot) {
+        hour -> Timestamptz,
+        #[max_length = 120]
+        event -> Varchar,
+        slot -> Int4,
+        events -> Int8,
+    }
+}
+
+diesel::table! {
+    session_stats_open (role, slot) {
+        role -> Text,
+        slot -> Int4,
+        sessions -> Int8,
+    }
+}
+
+diesel::table! {
     sign_in_failures (key, window_start) {
         key -> Text,
         window_start -> Timestamptz,
@@ -86,6 +104,8 @@ diesel::joinable!(user_sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     session_retired_refresh_tokens,
     session_revocations,
+    session_stats_hourly,
+    session_stats_open,
     sign_in_failures,
     user_sessions,
     users,

@@ -290,6 +290,8 @@ async fn migrated_from_scratch() -> String {
             "2026-12-18-000009_ended_from_other_device".to_owned(),
             "2026-12-20-000010_revocation_notify_payload".to_owned(),
             "2026-12-21-000011_session_hotel_id".to_owned(),
+            "2026-12-22-000012_user_search_indexes".to_owned(),
+            "2026-12-22-000013_session_statistics".to_owned(),
         ]
     );
     assert!(

@@ -37,6 +37,10 @@ impl PgUserRepository {
         Self { pool }
     }
 
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// The accounts whose addresses read the same once normalised (issue 15: they were
     /// stored before the normal form and the migration does not merge them), as groups of
     /// ids, oldest account first; empty when there are none.

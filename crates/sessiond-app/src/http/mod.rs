@@ -32,6 +32,9 @@ pub fn configure(config: &mut web::ServiceConfig, json_limit: usize) {
                 ApiError::validation(format!("invalid path: {err}")).into()
             }),
         )
+        .app_data(web::QueryConfig::default().error_handler(|err, _| {
+            ApiError::validation(format!("invalid query string: {err}")).into()
+        }))
         .service(routes::health::scope())
         .service(routes::keys::resource())
         .service(

@@ -19,9 +19,10 @@ use utoipa::{Modify, OpenApi};
 use super::problem::Problem;
 use super::routes::{account, admin, auth, forward_auth, health, keys, sessions};
 use super::views::{
-    CurrentView, EndedSessionView, EndedView, JwkSetView, JwkView, Liveness, PrincipalView,
-    Readiness, ReadinessChecks, ReasonSchema, RedisClusterCheck, RoleSchema, SessionView,
-    StoreStatus, TokenView, UserView,
+    AdminEndedSessionView, AdministratorView, CurrentView, EndedSessionView, EndedView, HourView,
+    JwkSetView, JwkView, Liveness, PrincipalView, Readiness, ReadinessChecks, ReasonSchema,
+    RedisClusterCheck, RoleCountsView, RoleSchema, SessionView, StatisticsView, StoreStatus,
+    TokenView, UserDetailView, UserPageView, UserView,
 };
 
 /// The name of the Bearer security scheme in the document.
@@ -60,8 +61,11 @@ pub const BEARER: &str = "bearer";
         sessions::end_one,
         account::profile,
         account::change_password,
+        admin::search_users,
         admin::create_user,
+        admin::user_detail,
         admin::update_user,
+        admin::statistics,
         admin::user_sessions,
         admin::end_user_sessions,
         admin::end_session,
@@ -76,6 +80,13 @@ pub const BEARER: &str = "bearer";
         SessionView,
         EndedSessionView,
         UserView,
+        UserPageView,
+        UserDetailView,
+        AdminEndedSessionView,
+        AdministratorView,
+        StatisticsView,
+        RoleCountsView,
+        HourView,
         TokenView,
         CurrentView,
         PrincipalView,

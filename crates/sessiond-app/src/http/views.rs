@@ -3,9 +3,14 @@
 
 use std::net::IpAddr;
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
-use sessiond_domain::model::{DeviceToken, Role, Session, SessionId, SessionSummary, User};
-use sessiond_domain::service::{Principal, SignedIn};
+use sessiond_domain::model::{
+    DeviceToken, EndedBy, HourlyCounts, Role, Session, SessionId, SessionSummary, SystemStatistics,
+    User, UserPage,
+};
+use sessiond_domain::service::{Principal, SignedIn, UserDetail};
 use sessiond_domain::trust::ValidationMode;
 use sessiond_jwt::PublicJwk;
 use time::OffsetDateTime;
@@ -134,6 +139,168 @@ impl From<&User> for UserView {
             hotel_id: user.hotel_id,
             is_active: user.is_active,
             created_at: user.created_at,
+        }
+    }
+}
+
+/// `GET /admin/users`: a page of the search.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPageView {
+    /// Newest first.
+    pub items: Vec<UserView>,
+    /// Pass as `page_token`, with the same filters, for the next page; `null` on the last.
+    pub next_page_token: Option<String>,
+}
+
+impl From<&UserPage> for UserPageView {
+    fn from(page: &UserPage) -> Self {
+        Self {
+            items: page.users.iter().map(UserView::from).collect(),
+            next_page_token: page.next.map(|next| next.to_token()),
+        }
+    }
+}
+
+/// An administrator named in a session's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdministratorView {
+    pub id: Uuid,
+    /// `null` when the administrator's account no longer exists.
+    pub email: Option<String>,
+}
+
+/// An ended session as an administrator sees it: who ended it, too.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminEndedSessionView {
+    #[serde(flatten)]
+    pub session: EndedSessionView,
+    /// `user` (the session's own user, from this or another device), `admin`, `system`
+    /// (expiry, the max-sessions rule, a reused refresh token); `null` when the end did not
+    /// record it (before sessiond kept it, or made by hand in SQL).
+    #[schema(value_type = Option<String>, pattern = "^(user|admin|system)$")]
+    pub ended_by: Option<&'static str>,
+    /// The administrator, when `ended_by` is `admin`.
+    pub ended_by_admin: Option<AdministratorView>,
+}
+
+/// `GET /admin/users/{user_id}`: an account in one answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserDetailView<'a> {
+    pub user: UserView,
+    /// Most recently active first.
+    pub live_sessions: Vec<SessionView<'a>>,
+    /// Ended sessions of the retention period, newest first, at most 50.
+    pub history: Vec<AdminEndedSessionView>,
+}
+
+impl<'a> UserDetailView<'a> {
+    /// `current` is the caller's session.
+    pub fn new(detail: &'a UserDetail, current: SessionId) -> Self {
+        let history = detail
+            .history
+            .iter()
+            .filter_map(|session| {
+                let view = EndedSessionView::new(session)?;
+                let (ended_by, ended_by_admin) = match session.ended_by {
+                    None => (None, None),
+                    Some(EndedBy::Owner) => (Some("user"), None),
+                    Some(EndedBy::System) => (Some("system"), None),
+                    Some(EndedBy::Administrator(admin)) => (
+                        Some("admin"),
+                        Some(AdministratorView {
+                            id: admin.as_uuid(),
+                            email: detail
+                                .administrators
+                                .get(&admin)
+                                .map(|email| email.as_str().to_owned()),
+                        }),
+                    ),
+                };
+                Some(AdminEndedSessionView {
+                    session: view,
+                    ended_by,
+                    ended_by_admin,
+                })
+            })
+            .collect();
+        Self {
+            user: UserView::from(&detail.user),
+            live_sessions: detail
+                .live_sessions
+                .iter()
+                .map(|session| SessionView::new(session, current))
+                .collect(),
+            history,
+        }
+    }
+}
+
+/// Live sessions per role.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleCountsView {
+    pub guest: u64,
+    pub hotel_employee: u64,
+    pub vendor_admin: u64,
+    pub system_admin: u64,
+}
+
+/// One UTC hour of `GET /admin/stats`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HourView {
+    /// The start of the hour.
+    #[serde(with = "time::serde::rfc3339")]
+    pub hour: OffsetDateTime,
+    /// Sessions opened.
+    pub sign_ins: u64,
+    /// Sign-ins refused for a wrong e-mail or password (not those refused for being
+    /// throttled, nor a disabled account's).
+    pub failed_sign_ins: u64,
+    /// Sessions ended in the hour, by invalidation reason: every reason, zeros included.
+    /// An expired session counts in the hour it expired.
+    #[schema(value_type = BTreeMap<String, u64>)]
+    pub ended: BTreeMap<&'static str, u64>,
+}
+
+impl From<&HourlyCounts> for HourView {
+    fn from(counts: &HourlyCounts) -> Self {
+        Self {
+            hour: counts.hour,
+            sign_ins: counts.sign_ins,
+            failed_sign_ins: counts.failed_sign_ins,
+            ended: counts
+                .ended
+                .iter()
+                .map(|(reason, count)| (reason.as_str(), count))
+                .collect(),
+        }
+    }
+}
+
+/// `GET /admin/stats`: the whole system at a glance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatisticsView {
+    #[serde(with = "time::serde::rfc3339")]
+    pub generated_at: OffsetDateTime,
+    /// Sessions not ended, by role. A session past its `expires_at` counts until the
+    /// cleanup pass ends it as `expired` (within one cleanup interval).
+    pub live_sessions_by_role: RoleCountsView,
+    /// The last 24 UTC hours, oldest first, every hour present; the last is the current
+    /// hour, so far.
+    pub hours: Vec<HourView>,
+}
+
+impl From<&SystemStatistics> for StatisticsView {
+    fn from(statistics: &SystemStatistics) -> Self {
+        let live = &statistics.live_by_role;
+        Self {
+            generated_at: statistics.generated_at,
+            live_sessions_by_role: RoleCountsView {
+                guest: live.get(Role::Guest),
+                hotel_employee: live.get(Role::HotelEmployee),
+                vendor_admin: live.get(Role::VendorAdmin),
+                system_admin: live.get(Role::SystemAdmin),
+            },
+            hours: statistics.hours.iter().map(HourView::from).collect(),
         }
     }
 }

@@ -50,26 +50,12 @@ impl Email {
             message,
         };
         let raw = raw.trim();
-        // Checked before normalising, which would make a bounded amount of work of any
-        // length (NFKC expands a character into at most 18).
-        if raw.is_empty() || raw.len() > Self::MAX_LEN * 4 {
+        if raw.is_empty() {
             return Err(invalid("must be between 1 and 254 characters"));
         }
-        if raw.chars().any(is_invisible) {
-            return Err(invalid(
-                "must not contain invisible characters (zero-width spaces or joiners, soft \
-                 hyphens, direction controls)",
-            ));
-        }
-        let email = normal_form(raw);
-        if email.is_empty() || email.len() > Self::MAX_LEN {
+        let email = Self::normalised(raw)?;
+        if email.is_empty() {
             return Err(invalid("must be between 1 and 254 characters"));
-        }
-        if email
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || is_invisible(c))
-        {
-            return Err(invalid("must not contain spaces or control characters"));
         }
         let Some((local, domain)) = email.split_once('@') else {
             return Err(invalid("must contain @"));
@@ -81,6 +67,41 @@ impl Email {
             return Err(invalid("is not an e-mail address"));
         }
         Ok(Self(email))
+    }
+
+    /// `text` (trimmed) in the normal form of addresses, refused when no address could
+    /// hold it: over 254 characters, invisible characters, spaces or control characters.
+    /// What [`Self::parse`] checks of any address, and a search prefix of one.
+    ///
+    /// # Errors
+    /// [`InvalidInput`] of the field `email`.
+    pub(crate) fn normalised(text: &str) -> Result<String, InvalidInput> {
+        let invalid = |message| InvalidInput {
+            field: "email",
+            message,
+        };
+        // Checked before normalising, which would make a bounded amount of work of any
+        // length (NFKC expands a character into at most 18).
+        if text.len() > Self::MAX_LEN * 4 {
+            return Err(invalid("must be between 1 and 254 characters"));
+        }
+        if text.chars().any(is_invisible) {
+            return Err(invalid(
+                "must not contain invisible characters (zero-width spaces or joiners, soft \
+                 hyphens, direction controls)",
+            ));
+        }
+        let normal = normal_form(text);
+        if normal.len() > Self::MAX_LEN {
+            return Err(invalid("must be between 1 and 254 characters"));
+        }
+        if normal
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || is_invisible(c))
+        {
+            return Err(invalid("must not contain spaces or control characters"));
+        }
+        Ok(normal)
     }
 
     /// An address read back from storage, kept as stored. Storage holds what

@@ -8,6 +8,7 @@ mod cache;
 mod cleanup;
 mod clock;
 mod device;
+mod directory;
 mod events;
 mod heartbeats;
 mod near_cache;
@@ -15,6 +16,7 @@ mod password;
 mod random;
 mod revocations;
 mod sessions;
+mod statistics;
 mod throttle;
 mod tokens;
 mod users;
@@ -24,6 +26,7 @@ pub use cache::SessionCache;
 pub use cleanup::{CleanupOutcome, SessionCleanup};
 pub use clock::Clock;
 pub use device::DeviceClassifier;
+pub use directory::UserDirectory;
 pub use events::SessionEvents;
 pub use heartbeats::{Heartbeat, Heartbeats, PublishedHeartbeat};
 pub use near_cache::NearCache;
@@ -31,6 +34,7 @@ pub use password::{HashError, PasswordHasher};
 pub use random::RandomSource;
 pub use revocations::{LogPosition, RevocationBatch, RevocationLog};
 pub use sessions::{CreateSessionError, SessionLimit, SessionRepository, SignInCheck};
+pub use statistics::SessionStatistics;
 pub use throttle::AttemptCounter;
 pub use tokens::{TokenCodec, TokenError};
 pub use users::{CreateUserError, UserRepository};
@@ -38,8 +42,9 @@ pub use users::{CreateUserError, UserRepository};
 #[cfg(any(test, feature = "mock"))]
 pub use {
     administration::MockUserAdministration, cache::MockSessionCache, cleanup::MockSessionCleanup,
-    clock::MockClock, device::MockDeviceClassifier, events::MockSessionEvents,
-    heartbeats::MockHeartbeats, near_cache::MockNearCache, password::MockPasswordHasher,
-    random::MockRandomSource, revocations::MockRevocationLog, sessions::MockSessionRepository,
+    clock::MockClock, device::MockDeviceClassifier, directory::MockUserDirectory,
+    events::MockSessionEvents, heartbeats::MockHeartbeats, near_cache::MockNearCache,
+    password::MockPasswordHasher, random::MockRandomSource, revocations::MockRevocationLog,
+    sessions::MockSessionRepository, statistics::MockSessionStatistics,
     throttle::MockAttemptCounter, tokens::MockTokenCodec, users::MockUserRepository,
 };

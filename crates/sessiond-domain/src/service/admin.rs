@@ -1,12 +1,31 @@
 //! What system administrators do to other users and their sessions (SPEC §4 `/admin`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{AccountService, NewAccount, Ports, Principal};
 use crate::error::DomainError;
-use crate::model::EndedBy;
-use crate::model::{InvalidationReason, Role, Session, SessionId, User, UserId};
-use crate::ports::{UpdateUserError, UserAdministration, UserChange};
+use crate::model::{
+    Email, EndedBy, InvalidationReason, Role, Session, SessionId, SessionPolicy, SystemStatistics,
+    User, UserId, UserPage, UserPosition, UserQuery,
+};
+use crate::ports::{UpdateUserError, UserAdministration, UserChange, UserDirectory};
+
+/// How many ended sessions the account view shows, newest first.
+pub const HISTORY_SHOWN: usize = 50;
+
+/// One account as an administrator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserDetail {
+    pub user: User,
+    /// Live now, most recently active first.
+    pub live_sessions: Vec<Session>,
+    /// Ended within the retention period, newest first, at most [`HISTORY_SHOWN`].
+    pub history: Vec<Session>,
+    /// The addresses of the administrators who ended a session of `history`; an
+    /// administrator whose account is gone is absent.
+    pub administrators: HashMap<UserId, Email>,
+}
 
 /// Administration, for `system_admin`s only. Every method first checks the caller against
 /// the live session AND the stored user, never against a token claim alone, so a demoted or
@@ -14,8 +33,10 @@ use crate::ports::{UpdateUserError, UserAdministration, UserChange};
 #[derive(Clone)]
 pub struct AdminService {
     ports: Ports,
+    policy: Arc<SessionPolicy>,
     accounts: AccountService,
     administration: Arc<dyn UserAdministration>,
+    directory: Arc<dyn UserDirectory>,
 }
 
 impl std::fmt::Debug for AdminService {
@@ -25,11 +46,18 @@ impl std::fmt::Debug for AdminService {
 }
 
 impl AdminService {
-    pub fn new(ports: Ports, administration: Arc<dyn UserAdministration>) -> Self {
+    pub fn new(
+        ports: Ports,
+        policy: Arc<SessionPolicy>,
+        administration: Arc<dyn UserAdministration>,
+        directory: Arc<dyn UserDirectory>,
+    ) -> Self {
         Self {
             accounts: AccountService::new(ports.clone()),
             ports,
+            policy,
             administration,
+            directory,
         }
     }
 
@@ -108,6 +136,85 @@ impl AdminService {
             self.ports.events.ended(user.id, &ended, reason, by);
         }
         Ok(user)
+    }
+
+    /// A page of the users `query` asks for, newest first, and where the next page starts.
+    ///
+    /// # Errors
+    /// `Forbidden`.
+    pub async fn search_users(
+        &self,
+        principal: &Principal,
+        query: &UserQuery,
+    ) -> Result<UserPage, DomainError> {
+        self.authorize(principal).await?;
+        let size = query.page_size.get();
+        // One more than the page: whether there is a next page without a second query.
+        let mut users = self
+            .directory
+            .search(&query.filter, query.after, size + 1)
+            .await?;
+        let more = users.len() > size as usize;
+        users.truncate(size as usize);
+        let next = more.then(|| users.last().map(UserPosition::of)).flatten();
+        Ok(UserPage { users, next })
+    }
+
+    /// A user's account, live sessions and recent history, with the administrators who
+    /// ended sessions of it.
+    ///
+    /// # Errors
+    /// `Forbidden`, `NotFound` for an unknown user.
+    pub async fn user_detail(
+        &self,
+        principal: &Principal,
+        id: UserId,
+    ) -> Result<UserDetail, DomainError> {
+        self.authorize(principal).await?;
+        let user = self
+            .ports
+            .users
+            .find(id)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        let now = self.ports.clock.now();
+        let live_sessions = self.ports.sessions.list_live(id, now).await?;
+        let since = now - self.policy.history_retention;
+        let mut history = self.ports.sessions.list_ended(id, since).await?;
+        history.truncate(HISTORY_SHOWN);
+        let mut administrators = HashMap::new();
+        for session in &history {
+            let Some(EndedBy::Administrator(admin)) = session.ended_by else {
+                continue;
+            };
+            if administrators.contains_key(&admin) {
+                continue;
+            }
+            if let Some(account) = self.ports.users.find(admin).await? {
+                administrators.insert(admin, account.email);
+            }
+        }
+        Ok(UserDetail {
+            user,
+            live_sessions,
+            history,
+            administrators,
+        })
+    }
+
+    /// The whole system's figures: sessions live by role and the last 24 hours.
+    ///
+    /// # Errors
+    /// `Forbidden`.
+    pub async fn statistics(&self, principal: &Principal) -> Result<SystemStatistics, DomainError> {
+        self.authorize(principal).await?;
+        let now = self.ports.clock.now();
+        let stored = self
+            .ports
+            .statistics
+            .read(SystemStatistics::window_start(now))
+            .await?;
+        Ok(SystemStatistics::at(now, stored))
     }
 
     /// Any user's live sessions, most recently active first.

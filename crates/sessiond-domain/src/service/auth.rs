@@ -156,6 +156,8 @@ impl AuthService {
         };
         let Some(user) = user.filter(|_| matches) else {
             self.record_failure(&throttle, now).await;
+            // Best effort too: a statistics store that fails must not turn a 401 into a 503.
+            let _ = self.ports.statistics.record_failed_sign_in(now).await;
             return Err(DomainError::InvalidCredentials);
         };
         if !user.is_active {

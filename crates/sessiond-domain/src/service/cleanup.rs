@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use super::Ports;
 use crate::error::DomainError;
-use crate::model::SessionPolicy;
 use crate::model::{EndedBy, InvalidationReason, SessionId, UserId};
+use crate::model::{SessionPolicy, SystemStatistics, hour_start};
 use crate::ports::{SessionCache, SessionCleanup};
 use time::OffsetDateTime;
 
@@ -56,7 +56,8 @@ impl CleanupService {
     }
 
     /// One pass: sessions past `expires_at` end with reason `expired`; sessions that ended
-    /// more than the retention period ago are deleted.
+    /// more than the retention period ago are deleted; hourly statistics older than
+    /// [`SystemStatistics::KEPT`] are forgotten.
     ///
     /// # Errors
     /// Storage errors.
@@ -78,6 +79,9 @@ impl CleanupService {
                 ..CleanupReport::default()
             },
             Some(outcome) => {
+                // Under the pass's turn, so that one instance an hour does it.
+                let forget_before = hour_start(now) - SystemStatistics::KEPT;
+                self.ports.statistics.forget_before(forget_before).await?;
                 self.announce_expired(&outcome.expired);
                 self.prune_cache(&outcome.expired, now).await;
                 CleanupReport {

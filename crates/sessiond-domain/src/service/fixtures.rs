@@ -14,7 +14,8 @@ use crate::model::{
 };
 use crate::ports::{
     MockAttemptCounter, MockClock, MockDeviceClassifier, MockPasswordHasher, MockRandomSource,
-    MockSessionEvents, MockSessionRepository, MockTokenCodec, MockUserRepository,
+    MockSessionEvents, MockSessionRepository, MockSessionStatistics, MockTokenCodec,
+    MockUserRepository,
 };
 
 pub const NOW: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
@@ -29,6 +30,8 @@ pub struct Mocks {
     pub attempts: MockAttemptCounter,
     /// Accepts every event; a test that checks events replaces it.
     pub events: MockSessionEvents,
+    /// Accepts every count; a test that checks counts replaces it.
+    pub statistics: MockSessionStatistics,
     pub now: OffsetDateTime,
 }
 
@@ -43,6 +46,7 @@ impl Mocks {
             devices: MockDeviceClassifier::new(),
             attempts: MockAttemptCounter::new(),
             events: quiet_events(),
+            statistics: quiet_statistics(),
             now: NOW,
         }
     }
@@ -78,6 +82,7 @@ impl Mocks {
             random: Arc::new(random),
             attempts: Arc::new(self.attempts),
             events: Arc::new(self.events),
+            statistics: Arc::new(self.statistics),
         }
     }
 }
@@ -147,4 +152,14 @@ pub fn quiet_events() -> MockSessionEvents {
     events.expect_opened().return_const(());
     events.expect_ended().return_const(());
     events
+}
+
+/// Statistics that count anything and hold nothing.
+pub fn quiet_statistics() -> MockSessionStatistics {
+    let mut statistics = MockSessionStatistics::new();
+    statistics
+        .expect_record_failed_sign_in()
+        .returning(|_| Ok(()));
+    statistics.expect_forget_before().returning(|_| Ok(()));
+    statistics
 }

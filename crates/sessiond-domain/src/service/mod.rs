@@ -15,7 +15,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use account::{AccountService, NewAccount};
-pub use admin::AdminService;
+pub use admin::{AdminService, HISTORY_SHOWN, UserDetail};
 pub use auth::{AuthService, SignIn, SignedIn};
 pub use cleanup::{CLEANUP_BATCH_SIZE, CleanupReport, CleanupService};
 pub use sessions::SessionService;
@@ -23,7 +23,7 @@ pub use sessions::SessionService;
 use crate::model::{Role, SessionSummary, UserId};
 use crate::ports::{
     AttemptCounter, Clock, DeviceClassifier, PasswordHasher, RandomSource, SessionEvents,
-    SessionRepository, TokenCodec, UserRepository,
+    SessionRepository, SessionStatistics, TokenCodec, UserRepository,
 };
 
 /// The adapters a deployment plugs in, shared by every service.
@@ -39,6 +39,8 @@ pub struct Ports {
     pub attempts: Arc<dyn AttemptCounter>,
     /// Told of every session opened and ended.
     pub events: Arc<dyn SessionEvents>,
+    /// The counts behind the administrators' statistics.
+    pub statistics: Arc<dyn SessionStatistics>,
 }
 
 impl fmt::Debug for Ports {

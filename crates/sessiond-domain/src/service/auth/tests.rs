@@ -141,8 +141,8 @@ async fn an_email_that_cannot_exist_is_a_wrong_credential_not_a_lookup() {
     assert!(matches!(error, DomainError::InvalidCredentials));
 }
 
-#[tokio::test]
-async fn a_disabled_account_cannot_sign_in_even_with_the_right_password() {
+/// Mocks in which alice exists, disabled, and every password is right.
+fn disabled_alice() -> Mocks {
     let mut mocks = Mocks::unthrottled();
     mocks.users.expect_find_by_email().returning(|_| {
         let mut user = fixtures::user(Role::Guest);
@@ -150,6 +150,12 @@ async fn a_disabled_account_cannot_sign_in_even_with_the_right_password() {
         Ok(Some(user))
     });
     mocks.hasher.expect_verify().returning(|_, _| Ok(true));
+    mocks
+}
+
+#[tokio::test]
+async fn a_disabled_account_cannot_sign_in_even_with_the_right_password() {
+    let mut mocks = disabled_alice();
     mocks.sessions.expect_create_within_limit().times(0);
     let error = service(mocks).sign_in(attempt("right")).await.unwrap_err();
     assert!(matches!(error, DomainError::AccountDisabled));
@@ -545,6 +551,32 @@ async fn failed_sign_ins_are_counted_per_account_and_address() {
     wrong.context.ip_address = Some("192.0.2.7".parse().unwrap());
     let error = service(mocks).sign_in(wrong).await.unwrap_err();
     assert!(matches!(error, DomainError::InvalidCredentials));
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_one_failed_sign_in_in_the_statistics_and_a_store_failure_changes_nothing()
+ {
+    let mut mocks = alice_exists(Role::Guest);
+    mocks.statistics = crate::ports::MockSessionStatistics::new();
+    mocks
+        .statistics
+        .expect_record_failed_sign_in()
+        .with(eq(NOW))
+        .times(1)
+        .returning(|_| {
+            Err(crate::StoreError::Unavailable(
+                std::io::Error::other("down").into(),
+            ))
+        });
+    let error = service(mocks).sign_in(attempt("wrong")).await.unwrap_err();
+    assert!(matches!(error, DomainError::InvalidCredentials));
+
+    // A refused sign-in that was not a wrong credential is not counted.
+    let mut mocks = disabled_alice();
+    mocks.statistics = crate::ports::MockSessionStatistics::new();
+    mocks.statistics.expect_record_failed_sign_in().times(0);
+    let error = service(mocks).sign_in(attempt("right")).await.unwrap_err();
+    assert!(matches!(error, DomainError::AccountDisabled));
 }
 
 #[tokio::test]

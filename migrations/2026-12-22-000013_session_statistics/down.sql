@@ -1,0 +1,10 @@
+DROP TRIGGER user_sessions_stats_truncate ON user_sessions;
+DROP TRIGGER user_sessions_stats_delete ON user_sessions;
+DROP TRIGGER user_sessions_stats_update ON user_sessions;
+DROP TRIGGER user_sessions_stats_insert ON user_sessions;
+DROP FUNCTION session_stats_on_truncate();
+DROP FUNCTION session_stats_on_delete();
+DROP FUNCTION session_stats_on_update();
+DROP FUNCTION session_stats_on_insert();
+DROP TABLE session_stats_hourly;
+DROP TABLE session_stats_open;
