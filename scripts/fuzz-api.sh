@@ -86,6 +86,8 @@ export SESSIOND_SESSIONS__MAX_FAILED_SIGN_INS_PER_IP=1000000
 # Likewise the registrations per address (20 per window), which the fuzzer soon exceeds.
 export SESSIOND_SESSIONS__MAX_REGISTRATIONS_PER_IP=1000000
 export SESSIOND_FUZZ_BASE_URL=$BASE_URL
+# The hooks create each token's administrator with `sessiond user create`.
+export SESSIOND_FUZZ_BINARY=$BINARY
 
 log "starting sessiond on $BASE_URL (database $DATABASE, Redis prefix $KEY_PREFIX)"
 "$BINARY" serve >"$WORK/sessiond.log" 2>&1 &

@@ -2,13 +2,15 @@
 the authenticated and the /admin routes are exercised beyond 401.
 
 Schemathesis learns values from responses (the caller's e-mail from GET /users/me, its id
-from /sessions/current) and replays them: it throttles the caller's account with wrong
-passwords (429, as it should), demotes it, ends its sessions. So each token belongs to a
-fresh system_admin, created by the bootstrap admin (whose e-mail the fuzzer never sees);
-a 401 makes schemathesis fetch a new one.
+from /sessions/current, every account from GET /admin/users) and replays them: it throttles
+the accounts it finds with wrong passwords (429, as it should), demotes and disables them,
+ends their sessions. So each token belongs to a fresh system_admin, created from the command
+line (`sessiond user create`, on the fuzzed server's database): no account the fuzzer can
+reach is needed to make the next one. A 401 makes schemathesis fetch a new one.
 """
 
 import os
+import subprocess
 import uuid
 
 import requests
@@ -30,16 +32,16 @@ def login(email, password):
 @schemathesis.auth(refresh_interval=120, retry_on=[401])
 class SessiondAdmin:
     def get(self, case, ctx):
-        bootstrap = login(os.environ["SESSIOND_ADMIN_EMAIL"], os.environ["SESSIOND_ADMIN_PASSWORD"])
         email = f"fuzz-{uuid.uuid4().hex}@example.com"
         password = f"pw-{uuid.uuid4().hex}"
-        created = requests.post(
-            f"{BASE}/api/v1/admin/users",
-            json={"email": email, "password": password, "role": "system_admin"},
-            headers={"Authorization": f"Bearer {bootstrap}"},
-            timeout=10,
+        subprocess.run(
+            [os.environ["SESSIOND_FUZZ_BINARY"], "user", "create", "--email", email,
+             "--role", "system_admin"],
+            env={**os.environ, "SESSIOND_PASSWORD": password},
+            check=True,
+            capture_output=True,
+            timeout=60,
         )
-        created.raise_for_status()
         return login(email, password)
 
     def set(self, case, data, ctx):

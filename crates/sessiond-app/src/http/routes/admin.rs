@@ -168,6 +168,7 @@ fn percent_encoded(text: &str) -> String {
             page, a `Link: <…>; rel=\"next\"` header names it too.", body = UserPageView,
             headers(("Link" = String, description = "`<next page URL>; rel=\"next\"`, when there is one"))),
         (status = 400, description = "A filter, `page_size` or `page_token` is not valid"),
+        (status = 414, description = "`uri_too_long`: the query string takes the URL over `http.max_url_bytes`"),
         (status = 401, description = "No, a bad or an expired access token, or the session ended (`reason` says why)"),
         (status = 403, description = "`forbidden`: the caller is not a `system_admin`"),
         (status = 503, description = "A store is unavailable; retry shortly"),
