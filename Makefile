@@ -38,7 +38,7 @@ test: fmt-check lint quickstart fuzz-api ## Everything: format, lint, the README
 quickstart: ## Run the README's quick start as written against a fresh sessiond (needs curl, jq)
 	CARGO="$(CARGO)" scripts/quickstart.sh
 
-fuzz-api: ## schemathesis against /api/openapi.json of a live sessiond on PostgreSQL + Redis (~3 min; venv in target/)
+fuzz-api: ## schemathesis against /api/openapi.json of a live sessiond on PostgreSQL + Redis (~3.5 min; venv in target/)
 	CARGO="$(CARGO)" scripts/fuzz-api.sh
 
 cluster-demo: ## Redis Cluster + 3 sessiond instances + haproxy on this machine; prints the URL, Ctrl-C stops it (needs haproxy, redis-server)
