@@ -79,10 +79,8 @@ export SESSIOND_HTTP__TRUSTED_PROXIES='["127.0.0.1/32"]'
 }
 
 servers=""
-apis=()
 for i in $(seq 1 "$instances"); do
     api=$(free_port)
-    apis+=("$api")
     metrics=$(free_port)
     BIND_ADDR=127.0.0.1:$api METRICS_ADDR=127.0.0.1:$metrics \
         "$SESSIOND_BIN" serve >"$dir/sessiond-$i.log" 2>&1 &
@@ -91,6 +89,7 @@ for i in $(seq 1 "$instances"); do
     echo "cluster-demo: sessiond-$i on 127.0.0.1:$api (metrics 127.0.0.1:$metrics, log $dir/sessiond-$i.log)"
 done
 
+stats_port=$(free_port)
 cat >"$dir/haproxy.cfg" <<EOF
 global
     maxconn 4096
@@ -111,17 +110,21 @@ backend instances
     # Which instance answered, for the curious and for the tests.
     http-response set-header X-Served-By %s
 $servers
+# haproxy's own view of the instances, read below: the demo is up once every one is UP.
+frontend stats
+    bind 127.0.0.1:$stats_port
+    stats enable
+    stats uri /stats
 EOF
 haproxy -f "$dir/haproxy.cfg" -db >"$dir/haproxy.log" 2>&1 &
 pids+=($!)
 
 for _ in $(seq 1 300); do
     if curl -fsS -o /dev/null "http://127.0.0.1:$port/health/ready" 2>/dev/null; then
-        # haproxy answers; wait until every instance is ready too.
-        up=0
-        for api in "${apis[@]}"; do
-            curl -fsS -o /dev/null "http://127.0.0.1:$api/health/ready" 2>/dev/null && up=$((up + 1))
-        done
+        # haproxy answers; wait until its health checks have every instance UP (an
+        # instance that answers ready may still wait for its next check: `rise 1`, 1 s).
+        up=$(curl -fsS "http://127.0.0.1:$stats_port/stats;csv" 2>/dev/null |
+            awk -F, '$1 == "instances" && $2 ~ /^sessiond-/ && $18 == "UP"' | wc -l)
         if ((up == instances)); then
             echo "cluster-demo: http://127.0.0.1:$port/ (haproxy, round robin over $instances instances; Ctrl-C stops everything)"
             wait
