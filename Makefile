@@ -44,5 +44,5 @@ fuzz-api: ## schemathesis against /api/openapi.json of a live sessiond on Postgr
 cluster-demo: ## Redis Cluster + 3 sessiond instances + haproxy on this machine; prints the URL, Ctrl-C stops it (needs haproxy, redis-server)
 	scripts/cluster-demo.sh
 
-bench: ## Measure validate/refresh/sign-in, storage, cleanup, admin search and statistics against the targets; writes docs/BENCHMARKS.md (needs PostgreSQL and redis-server; ~9 min)
+bench: ## Measure validate/refresh/sign-in, storage, cleanup, admin search and statistics against the targets; writes docs/BENCHMARKS.md (needs PostgreSQL and redis-server; ~15 min)
 	$(CARGO) run --release -p sessiond-bench
