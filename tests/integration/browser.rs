@@ -658,44 +658,17 @@ async fn screenshots_at_phone_and_desktop_widths_in_light_and_dark() {
             .await;
         assert_eq!(ended.status, StatusCode::OK);
 
-        let pictures = async |page: &str| {
-            for dark in [false, true] {
-                browser.set_color_scheme(dark).await;
-                let scheme = if dark { "dark" } else { "light" };
-                for width in [390, 1280] {
-                    let path = browser
-                        .screenshot(&format!("{page}-{width}-{scheme}"), width)
-                        .await;
-                    assert!(path.exists());
-                    // A page longer than the window: its end too.
-                    let longer = browser
-                        .eval(
-                            "const more = document.documentElement.scrollHeight > innerHeight;\
-                             if (more) scrollTo(0, document.documentElement.scrollHeight);\
-                             return more;",
-                        )
-                        .await;
-                    if longer == true {
-                        browser
-                            .screenshot(&format!("{page}-{width}-{scheme}-end"), width)
-                            .await;
-                        browser.eval("scrollTo(0, 0); return true;").await;
-                    }
-                }
-            }
-        };
-
         browser.click("#refresh-sessions").await;
         browser.wait_for_count(ROWS, 3).await;
-        pictures("sessions").await;
+        browser.screenshots("sessions").await;
 
         browser.click("[data-nav='history']").await;
         browser.wait_for_count("#history-list > li", 1).await;
-        pictures("history").await;
+        browser.screenshots("history").await;
 
         browser.click("[data-nav='password']").await;
         browser.wait_for_focus("current-password").await;
-        pictures("password").await;
+        browser.screenshots("password").await;
 
         // Alone: no "Sign out all other devices".
         for device in [&android, &phone] {
@@ -710,12 +683,12 @@ async fn screenshots_at_phone_and_desktop_widths_in_light_and_dark() {
         browser.click("[data-nav='sessions']").await;
         browser.wait_for_count(ROWS, 1).await;
         assert_eq!(browser.count(SIGN_OUT_OTHERS).await, 0);
-        pictures("alone").await;
+        browser.screenshots("alone").await;
 
         // Signed out from another device: the sign-in page says why.
         end_from_another_device(&app, &email, ANDROID, &session).await;
         browser.wait_for_count("#signed-out-notice", 1).await;
-        pictures("signed-out").await;
+        browser.screenshots("signed-out").await;
     })
     .await;
 }

@@ -380,6 +380,34 @@ impl Browser {
         std::fs::write(&path, png).expect("the screenshot is written");
         path
     }
+
+    /// Screenshots of the page as it is, at 390 and 1280 px in light and dark, named
+    /// `<page>-<width>-<scheme>`; a page longer than the window also gets its end
+    /// (`…-end`), and is scrolled back to the top.
+    pub async fn screenshots(&self, page: &str) {
+        for dark in [false, true] {
+            self.set_color_scheme(dark).await;
+            let scheme = if dark { "dark" } else { "light" };
+            for width in [390, 1280] {
+                let path = self
+                    .screenshot(&format!("{page}-{width}-{scheme}"), width)
+                    .await;
+                assert!(path.exists());
+                let longer = self
+                    .eval(
+                        "const more = document.documentElement.scrollHeight > innerHeight;\
+                         if (more) scrollTo(0, document.documentElement.scrollHeight);\
+                         return more;",
+                    )
+                    .await;
+                if longer == true {
+                    self.screenshot(&format!("{page}-{width}-{scheme}-end"), width)
+                        .await;
+                    self.eval("scrollTo(0, 0); return true;").await;
+                }
+            }
+        }
+    }
 }
 
 /// The console errors since the last call (chromedriver's log endpoint), except the network

@@ -522,30 +522,6 @@ async fn admin_screenshots_at_phone_and_desktop_widths_in_light_and_dark() {
 
     Browser::run(1280, |browser| async move {
         browser.sign_in(&app.base_url, &admin_email, PASSWORD).await;
-        let pictures = async |page: &str| {
-            for dark in [false, true] {
-                browser.set_color_scheme(dark).await;
-                let scheme = if dark { "dark" } else { "light" };
-                for width in [390, 1280] {
-                    browser
-                        .screenshot(&format!("admin-{page}-{width}-{scheme}"), width)
-                        .await;
-                    let longer = browser
-                        .eval(
-                            "const more = document.documentElement.scrollHeight > innerHeight;\
-                             if (more) scrollTo(0, document.documentElement.scrollHeight);\
-                             return more;",
-                        )
-                        .await;
-                    if longer == true {
-                        browser
-                            .screenshot(&format!("admin-{page}-{width}-{scheme}-end"), width)
-                            .await;
-                        browser.eval("scrollTo(0, 0); return true;").await;
-                    }
-                }
-            }
-        };
 
         open_admin(&browser).await;
         browser
@@ -557,14 +533,14 @@ async fn admin_screenshots_at_phone_and_desktop_widths_in_light_and_dark() {
                 ),
             )
             .await;
-        pictures("users").await;
+        browser.screenshots("admin-users").await;
 
         browser
             .open(&format!("{}/#/admin/users/{user_id}", app.base_url))
             .await;
         browser.wait_for_count(LIVE_ROWS, 2).await;
         browser.wait_for_count(HISTORY_ROWS, 2).await;
-        pictures("user").await;
+        browser.screenshots("admin-user").await;
 
         browser.click(&format!("{LIVE_ROWS} .session-end")).await;
         browser
@@ -573,7 +549,7 @@ async fn admin_screenshots_at_phone_and_desktop_widths_in_light_and_dark() {
                 "return document.getElementById('confirm-dialog').open;",
             )
             .await;
-        pictures("confirm").await;
+        browser.screenshots("admin-confirm").await;
         browser.click("#confirm-cancel").await;
 
         browser.click("[data-subnav='overview']").await;
@@ -582,7 +558,7 @@ async fn admin_screenshots_at_phone_and_desktop_widths_in_light_and_dark() {
         browser
             .eval("document.getElementById('ended-table').open = true; return true;")
             .await;
-        pictures("overview").await;
+        browser.screenshots("admin-overview").await;
     })
     .await;
 }
