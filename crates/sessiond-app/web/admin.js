@@ -12,7 +12,6 @@ import {
   dateTime,
   deviceDetail,
   deviceTitle,
-  endedBy,
   endedReason,
   lastAdminMessage,
   problemMessage,
@@ -395,7 +394,7 @@ export function adminViews(ui) {
       if (ended.length === 0) {
         mount(past, h('div', { class: 'state', id: 'user-history-empty' }, h('p', {}, 'No ended sessions in the retention period.')));
       } else {
-        const rows = h('ul', { class: 'session-list', id: 'user-history-list' }, ended.map((s) => endedRow(s, now)));
+        const rows = h('ul', { class: 'session-list', id: 'user-history-list' }, ended.map((s) => ui.historyRow(s, now)));
         const shown = past.querySelector(':scope > #user-history-list');
         if (shown) reconcile(shown, rows);
         else mount(past, rows);
@@ -606,33 +605,6 @@ export function adminViews(ui) {
               },
               'End session',
             ),
-      ),
-    );
-  }
-
-  function endedRow(session, now) {
-    const kind = session.device_kind in KIND_LABELS ? session.device_kind : 'other';
-    const recently = ago(session.ended_at, now);
-    const by = endedBy(session);
-    return h(
-      'li',
-      { class: 'session session-ended', 'data-session-id': session.id, 'data-key': session.id },
-      h('div', { class: 'session-icon' }, icon(kind, KIND_LABELS[kind])),
-      h(
-        'div',
-        { class: 'session-main' },
-        h('p', { class: 'session-title' }, h('span', { class: 'session-name' }, deviceTitle(session))),
-        h('p', { class: 'session-reason' }, endedReason(session.reason)),
-        by ? h('p', { class: 'session-by', 'data-ended-by': session.ended_by }, by) : null,
-        ui.facts('session-facts', recently ? `Ended ${recently}` : null, [
-          recently ? null : 'Ended ',
-          ui.when(session.ended_at, dateTime(session.ended_at)),
-        ]),
-        ui.facts(
-          'session-since',
-          ['Signed in ', ui.when(session.created_at, dateTime(session.created_at))],
-          session.ip_address ? `IP ${session.ip_address}` : null,
-        ),
       ),
     );
   }

@@ -10,6 +10,7 @@ import {
   dateTime,
   deviceDetail,
   deviceTitle,
+  endedBy,
   endedReason,
   problemMessage,
   signedOutBecause,
@@ -657,9 +658,11 @@ async function historyView() {
   startChecks(list, () => load({ background: true }));
 }
 
+/** An ended session: why, when, and who ended it where the answer says (the Admin section's). */
 function historyRow(s, now) {
   const kind = s.device_kind in KIND_LABELS ? s.device_kind : 'other';
   const recently = ago(s.ended_at, now);
+  const by = endedBy(s);
   return h(
     'li',
     { class: 'session session-ended', 'data-session-id': s.id, 'data-key': s.id },
@@ -669,6 +672,7 @@ function historyRow(s, now) {
       { class: 'session-main' },
       h('p', { class: 'session-title' }, h('span', { class: 'session-name' }, deviceTitle(s))),
       h('p', { class: 'session-reason' }, endedReason(s.reason)),
+      by ? h('p', { class: 'session-by', 'data-ended-by': s.ended_by }, by) : null,
       facts('session-facts', recently ? `Ended ${recently}` : null, [recently ? null : 'Ended ', when(s.ended_at, dateTime(s.ended_at))]),
       facts('session-since', ['Signed in ', when(s.created_at, dateTime(s.created_at))], s.ip_address ? `IP ${s.ip_address}` : null),
     ),
@@ -751,6 +755,7 @@ const admin = adminViews({
   errorState,
   facts,
   when,
+  historyRow,
   focusOn,
   focusLost,
   keepingFocus,
