@@ -117,11 +117,12 @@ fn listen_on(server_block: &str, port: u16) -> String {
         .join("\n")
 }
 
-/// A whole configuration around `server`: one worker, everything under `dir`.
+/// A whole configuration around `server`: one process (no master: killing it leaves no
+/// orphaned worker serving the port), everything under `dir`.
 fn main_config(dir: &Path, server: &str) -> String {
     let dir = dir.display();
     format!(
-        "worker_processes 1;\n\
+        "master_process off;\n\
          pid {dir}/nginx.pid;\n\
          error_log {dir}/error.log warn;\n\
          events {{ worker_connections 256; }}\n\
