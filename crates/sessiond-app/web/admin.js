@@ -4,7 +4,7 @@
 
 import { isAborted } from './api.js';
 import { barList, columnChart, responsive } from './chart.js';
-import { h, icon, mount, reconcile } from './dom.js';
+import { h, icon, mount, reconcile, showList } from './dom.js';
 import {
   KIND_LABELS,
   ROLE_LABELS,
@@ -386,18 +386,12 @@ export function adminViews(ui) {
       if (sessions.length === 0) {
         mount(live, h('div', { class: 'state', id: 'live-empty' }, h('p', {}, 'No live sessions.')));
       } else {
-        const rows = h('ul', { class: 'session-list', id: 'live-list' }, sessions.map((s) => liveRow(s, now, endOne)));
-        const shown = live.querySelector(':scope > #live-list');
-        if (shown) reconcile(shown, rows);
-        else mount(live, rows);
+        showList(live, h('ul', { class: 'session-list', id: 'live-list' }, sessions.map((s) => liveRow(s, now, endOne))));
       }
       if (ended.length === 0) {
         mount(past, h('div', { class: 'state', id: 'user-history-empty' }, h('p', {}, 'No ended sessions in the retention period.')));
       } else {
-        const rows = h('ul', { class: 'session-list', id: 'user-history-list' }, ended.map((s) => ui.historyRow(s, now)));
-        const shown = past.querySelector(':scope > #user-history-list');
-        if (shown) reconcile(shown, rows);
-        else mount(past, rows);
+        showList(past, h('ul', { class: 'session-list', id: 'user-history-list' }, ended.map((s) => ui.historyRow(s, now))));
       }
     };
 

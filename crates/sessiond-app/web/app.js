@@ -3,7 +3,7 @@
 import { adminViews } from './admin.js';
 import * as client from './api.js';
 import { ApiProblem, SignedOut } from './api.js';
-import { h, icon, mount, reconcile } from './dom.js';
+import { h, icon, mount, showList } from './dom.js';
 import {
   KIND_LABELS,
   ago,
@@ -463,10 +463,7 @@ async function sessionsView() {
     if (sessions.length === 0) {
       mount(list, h('div', { class: 'state', id: 'empty-state' }, h('p', {}, 'No active sessions.')));
     } else {
-      const rows = h('ul', { class: 'session-list', id: 'session-list' }, sessions.map((s) => sessionRow(s, now, signOutOne)));
-      const shown = list.querySelector(':scope > #session-list');
-      if (shown) reconcile(shown, rows);
-      else mount(list, rows);
+      showList(list, h('ul', { class: 'session-list', id: 'session-list' }, sessions.map((s) => sessionRow(s, now, signOutOne))));
     }
     // Only worth offering when there is another device to sign out.
     others.hidden = !sessions.some((s) => !s.is_current);
@@ -641,10 +638,7 @@ async function historyView() {
             mount(list, h('div', { class: 'state', id: 'empty-state' }, h('p', {}, 'No ended sessions yet.')));
             return;
           }
-          const rows = h('ul', { class: 'session-list', id: 'history-list' }, ended.map((s) => historyRow(s, Date.now())));
-          const shown = list.querySelector(':scope > #history-list');
-          if (shown) reconcile(shown, rows);
-          else mount(list, rows);
+          showList(list, h('ul', { class: 'session-list', id: 'history-list' }, ended.map((s) => historyRow(s, Date.now()))));
         });
       });
     } catch (failure) {

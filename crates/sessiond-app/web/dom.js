@@ -76,6 +76,17 @@ export function mount(node, ...children) {
 }
 
 /**
+ * Shows the list `rows` (an element with an id) in `node`: reconciled into the list of that id
+ * already shown there, so that focus and scroll stay where they were, or mounted in place of
+ * whatever `node` shows (an empty state, a spinner).
+ */
+export function showList(node, rows) {
+  const shown = node.querySelector(`:scope > #${rows.id}`);
+  if (shown) reconcile(shown, rows);
+  else mount(node, rows);
+}
+
+/**
  * Makes `node`'s children those of `next` (a detached element), keeping every child whose
  * `data-key` and content did not change: the nodes a user is on (the focus, a screen
  * reader's place) stay put when a periodic reload brings nothing new for them. Children
