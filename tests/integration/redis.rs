@@ -646,6 +646,53 @@ async fn a_value_of_the_previous_layout_is_not_served_and_is_replaced(target: Ta
     target.clean(&prefix).await;
 }
 
+/// A rolling deploy from the release before the hotel id (layout 3): its values are a miss
+/// here, but their generation is still compared, so a copy of ours that a slow refill holds
+/// back never rolls back a newer copy the other release wrote; an older one is replaced.
+async fn a_value_of_layout_3_keeps_a_newer_generation_and_loses_an_older_one(target: Target) {
+    let (cache, prefix) = target.cache().await;
+    let mut conn = target.admin().await;
+    let now = now();
+    let user = new_user();
+    let session = SessionSummary {
+        version: 3,
+        ..summary(user, Role::Guest, now)
+    };
+    let key = session_key(&prefix, &session);
+    // Layout 3's head: the layout byte, the generation, the ids; the rest does not matter.
+    let layout_3 = |generation: u64| {
+        let mut value = vec![3u8];
+        value.extend_from_slice(&generation.to_be_bytes());
+        value.extend_from_slice(session.id.as_uuid().as_bytes());
+        value.extend_from_slice(user.as_uuid().as_bytes());
+        value.resize(69, 0);
+        value
+    };
+    for (cached, replaced) in [(4, false), (2, true)] {
+        let _: () = redis::cmd("SET")
+            .arg(&key)
+            .arg(layout_3(cached))
+            .arg("EX")
+            .arg(60)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        cache.put(&session, now).await.unwrap();
+        let read = cache.get(user, session.id).await;
+        if replaced {
+            assert_eq!(
+                read.unwrap().as_ref(),
+                Some(&session),
+                "generation {cached}"
+            );
+        } else {
+            assert!(read.is_err(), "generation {cached}: the newer copy stays");
+            assert_eq!(raw(&mut conn, &key).await, Some(layout_3(cached)));
+        }
+    }
+    target.clean(&prefix).await;
+}
+
 async fn prune_drops_index_members_whose_key_is_gone(target: Target) {
     let (cache, prefix) = target.cache().await;
     let mut conn = target.admin().await;
@@ -1040,6 +1087,7 @@ on_both_targets!(
     an_older_generation_never_replaces_a_newer_one,
     a_put_after_a_tombstone_is_ignored_until_it_expires,
     a_value_of_the_previous_layout_is_not_served_and_is_replaced,
+    a_value_of_layout_3_keeps_a_newer_generation_and_loses_an_older_one,
     prune_drops_index_members_whose_key_is_gone,
 );
 
